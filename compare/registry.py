@@ -138,3 +138,44 @@ def evaluate(claim: Claim, *, size: str = "fast", seed: int = 0) -> dict[str, An
         "seed": seed,
         "rows": [dict(r) for r in out.rows],
     }
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the report.
+
+    name: short id (``"fig1"``, ``"fig3"``). title / caption: shown in the report.
+    paper_ref: the paper's figure number. claims: ids of the claims this figure backs.
+    make: ``make(*, size, seed, jobs=1, scheduler=None) -> matplotlib.figure.Figure``; it runs
+        (or loads) the experiment and calls one plotting function of ``compare.plots``.
+    """
+
+    name: str
+    title: str
+    caption: str
+    paper_ref: str
+    claims: tuple[str, ...]
+    make: Callable[..., Any]
+    reconstructed: bool = True
+
+
+_FIGURES: dict[str, FigureSpec] = {}
+
+
+def register_figure(
+    name: str, *, title: str, caption: str, paper_ref: str, claims: tuple[str, ...] = (),
+    reconstructed: bool = True,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``make(*, size, seed, jobs=1, scheduler=None) -> Figure`` as ``name``."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _FIGURES and _FIGURES[name].make is not fn:
+            raise ValueError(f"register_figure: figure {name!r} is already registered.")
+        _FIGURES[name] = FigureSpec(name, title, caption, paper_ref, tuple(claims), fn, reconstructed)
+        return fn
+
+    return deco
+
+
+def figures() -> dict[str, FigureSpec]:
+    return _FIGURES
