@@ -1,0 +1,305 @@
+r"""Linear representation learning: closed forms (THEORY.md sections 2 and 3.1).
+
+Model :math:`y = F^*G^*x + \varepsilon`, network :math:`f(x) = FGx` with
+:math:`F\in\mathbb R^{d_Y\times k}`, :math:`G\in\mathbb R^{k\times d_X}`, batch loss
+:math:`\hat L = \frac1{2n}\sum_i\lVert y_i - FGx_i\rVert^2`.
+
+**Lemma 3.1** (KFAC steps are exponential moving averages of least-squares solutions; statement
+reconstructed [R], verified [V]):
+
+.. math::
+
+    F_+ = (1-\eta_F)F + \eta_F\,\hat\Sigma_{yz}\hat\Sigma_z^{-1},\qquad
+    G_+ = (1-\eta_G)G + \eta_G\big[(F^\top F)^{-1}F^\top\hat\Sigma_{yx} + \lambda_G G\big]
+          (\hat\Sigma_x + \lambda_G I)^{-1}.
+
+**Definition 3.2** (subspace distance): :math:`\mathrm{dist}(G, G^*) = \lVert P^\perp_{G^*}\bar G^\top\rVert`,
+:math:`\bar G = (GG^\top)^{-1/2}G`, i.e. :math:`\sin\theta_{\max}` of the principal angles.
+
+**R-LR-1** [R] (local rate of :math:`G_+ = G - \eta P^{-1}\nabla_G L\,Q^{-1}` with the least-squares
+head): :math:`\rho = \max_{i,j}|1 - \eta\,\ell_i m_j|`, :math:`\ell = \mathrm{eig}(P^{-1}F^\top F)`,
+:math:`m = \mathrm{eig}(\Sigma_{22\cdot1}(Q^{-1})_{22})`; KFAC (:math:`P = F^\top F, Q = \Sigma_x`) gives
+:math:`|1-\eta|`; AMGD's best rate is :math:`(\kappa_{\rm eff}-1)/(\kappa_{\rm eff}+1)` with
+:math:`\kappa_{\rm eff} = \kappa(F)^2\kappa(\Sigma_{22\cdot1})`.
+
+**R-LR-2** [R] (whitened KFAC recursion, any distance):
+:math:`\tan\tilde\theta \mapsto (1-\eta)\tan\tilde\theta / (1 + \eta\tan^2\tilde\theta)`.
+
+**R-LR-3** [R] (KFAC floor with fresh Gaussian batches):
+
+.. math::
+
+    \mathbb E\lVert Z\rVert_F^2 \approx \frac{\eta}{2-\eta}\,\sigma_\varepsilon^2\,
+    \lVert F^{*+}\rVert_F^2\,\frac{\mathrm{tr}(G^*_\perp\Sigma_x^{-1}G_\perp^{*\top})}{n - d_X - 1}.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+
+from theory import _validate as V
+
+LEFT = ("identity", "FtF")
+RIGHT = ("identity", "Sigma_x", "diag")
+
+
+# --------------------------------------------------------------------------- Lemma 3.1
+def least_squares_head(Sigma_z: np.ndarray, Sigma_yz: np.ndarray) -> np.ndarray:
+    r"""Least-squares head :math:`\hat F_{LS} = \hat\Sigma_{yz}\hat\Sigma_z^{-1}` (Lemma 3.1).
+
+    Sigma_z: (k, k) SPD second moment of the hidden features :math:`z = \sigma(Gx)`.
+    Sigma_yz: (d_y, k) cross moment :math:`\hat{\mathbb E}[y z^\top]`.
+    """
+    f = "least_squares_head"
+    Sigma_z = V.spd(f, "Sigma_z", Sigma_z)
+    Sigma_yz = V.matrix(f, "Sigma_yz", Sigma_yz, shape=(None, Sigma_z.shape[0]))
+    return sla.solve(Sigma_z, Sigma_yz.T, assume_a="pos").T
+
+
+def ema_head(F: np.ndarray, Sigma_z: np.ndarray, Sigma_yz: np.ndarray, *, eta_F: float) -> np.ndarray:
+    r"""KFAC head step as an EMA: :math:`(1-\eta_F)F + \eta_F\hat F_{LS}` (Lemma 3.1, [R] statement).
+
+    F: (d_y, k) current head. Sigma_z, Sigma_yz: moments of the features of the *new* G.
+    eta_F: head step size in (0, 1].
+    """
+    f = "ema_head"
+    eta_F = V.scalar(f, "eta_F", eta_F, low=0.0, high=1.0, low_open=True)
+    F_ls = least_squares_head(Sigma_z, Sigma_yz)
+    F = V.matrix(f, "F", F, shape=F_ls.shape)
+    return (1.0 - eta_F) * F + eta_F * F_ls
+
+
+def ema_representation(
+    G: np.ndarray, F: np.ndarray, Sigma_x: np.ndarray, Sigma_yx: np.ndarray, *, eta_G: float, lam_G: float = 0.0
+) -> np.ndarray:
+    r"""KFAC representation step in EMA form (Lemma 3.1, [R] statement, linear features):
+
+    .. math::
+
+        G_+ = (1-\eta_G)G + \eta_G\big[(F^\top F)^{-1}F^\top\hat\Sigma_{yx} + \lambda_G G\big]
+              (\hat\Sigma_x + \lambda_G I)^{-1}.
+
+    G: (k, d_x) representation. F: (d_y, k) head of full column rank.
+    Sigma_x: (d_x, d_x) SPD input second moment (positive semi-definite allowed when lam_G > 0).
+    Sigma_yx: (d_y, d_x) cross moment. eta_G in (0, 1]. lam_G >= 0: ridge damping.
+    """
+    f = "ema_representation"
+    eta_G = V.scalar(f, "eta_G", eta_G, low=0.0, high=1.0, low_open=True)
+    lam_G = V.scalar(f, "lam_G", lam_G, low=0.0)
+    G = V.full_row_rank(f, "G", V.matrix(f, "G", G))
+    k, d = G.shape
+    F = _full_column_rank(f, "F", F, k)
+    Sigma_x = V.matrix(f, "Sigma_x", Sigma_x, shape=(d, d))
+    A = Sigma_x + lam_G * np.eye(d)
+    A = V.spd(f, "Sigma_x + lam_G I", A)
+    Sigma_yx = V.matrix(f, "Sigma_yx", Sigma_yx, shape=(F.shape[0], d))
+    FtF = F.T @ F
+    B = sla.solve(FtF, F.T @ Sigma_yx, assume_a="pos") + lam_G * G
+    G_ls = sla.solve(A, B.T, assume_a="pos").T
+    return (1.0 - eta_G) * G + eta_G * G_ls
+
+
+def _full_column_rank(func: str, name: str, F, k: int) -> np.ndarray:
+    F = V.matrix(func, name, F, shape=(None, k))
+    s = np.linalg.svd(F, compute_uv=False)
+    if F.shape[0] < k or s[-1] <= 1e-13 * s[0]:
+        raise V.fail(func, name, f"a (d_y, {k}) matrix of full column rank {k}",
+                     f"an array of shape {F.shape} with singular values down to {s[-1]:.2e}")
+    return F
+
+
+# --------------------------------------------------------------------------- Definition 3.2
+def _orthonormal_rows(func: str, name: str, G_star: np.ndarray, d: int) -> np.ndarray:
+    G_star = V.matrix(func, name, G_star, shape=(None, d))
+    V.full_row_rank(func, name, G_star)
+    # accept any basis of the subspace; re-orthonormalise (exact when rows are already orthonormal)
+    U, _, Vt = np.linalg.svd(G_star, full_matrices=False)
+    return U @ Vt if np.abs(G_star @ G_star.T - np.eye(G_star.shape[0])).max() > 1e-12 else G_star
+
+
+def _complement(G_star: np.ndarray) -> np.ndarray:
+    """(d - k, d) orthonormal rows spanning the orthogonal complement of the rows of G_star."""
+    k = G_star.shape[0]
+    Q, _ = np.linalg.qr(G_star.T, mode="complete")
+    return Q[:, k:].T
+
+
+def subspace_distance(G: np.ndarray, G_star: np.ndarray, *, norm: str = "op") -> float:
+    r"""Definition 3.2: :math:`\lVert P^\perp_{G^*}\bar G^\top\rVert` with :math:`\bar G = (GG^\top)^{-1/2}G`.
+
+    G: (k, d) matrix of rank k. G_star: (k', d) with orthonormal rows (any full-rank basis is
+    orthonormalised). norm: ``"op"`` gives :math:`\sin\theta_{\max}`, ``"fro"`` gives
+    :math:`\sqrt{\sum_i\sin^2\theta_i}`.
+
+    :math:`\bar G^\top = VU^\top` from the SVD :math:`G = USV^\top`, so the distance is the norm of
+    :math:`V - G^{*\top}(G^*V)`: a direct projection, accurate to ~1e-16 absolute even for tiny
+    distances (unlike :math:`\sqrt{1-\cos^2\theta}`). Invariant under :math:`G\mapsto SG`.
+    """
+    f = "subspace_distance"
+    V.choice(f, "norm", norm, ("op", "fro"))
+    G = V.full_row_rank(f, "G", V.matrix(f, "G", G))
+    Gs = _orthonormal_rows(f, "G_star", G_star, G.shape[1])
+    _, _, Vt = np.linalg.svd(G, full_matrices=False)
+    Vg = Vt.T
+    R = Vg - Gs.T @ (Gs @ Vg)
+    s = np.linalg.svd(R, compute_uv=False)
+    return float(s[0] if norm == "op" else np.sqrt(np.sum(s**2)))
+
+
+def tangent_matrix(G: np.ndarray, G_star: np.ndarray) -> np.ndarray:
+    r"""Gauge-invariant tangent :math:`Z = A^{-1}B` of :math:`G = AG^* + BG^*_\perp` (Def. 3.2).
+
+    Its singular values are :math:`\tan\theta_i`. G: (k, d) with ``G @ G_star.T`` invertible.
+    """
+    f = "tangent_matrix"
+    G = V.full_row_rank(f, "G", V.matrix(f, "G", G))
+    Gs = _orthonormal_rows(f, "G_star", G_star, G.shape[1])
+    if Gs.shape[0] != G.shape[0]:
+        raise V.fail(f, "G_star", f"with k = {G.shape[0]} rows", f"{Gs.shape[0]} rows")
+    A = G @ Gs.T
+    B = G @ _complement(Gs).T
+    return np.linalg.solve(A, B)
+
+
+# --------------------------------------------------------------------------- R-LR-1
+def _schur_blocks(Sigma_x: np.ndarray, Gs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Complement basis and the Schur complement Sigma_22.1 = ((Sigma_x^{-1})_22)^{-1}."""
+    Gp = _complement(Gs)
+    S11 = Gs @ Sigma_x @ Gs.T
+    S12 = Gs @ Sigma_x @ Gp.T
+    S22 = Gp @ Sigma_x @ Gp.T
+    S221 = S22 - S12.T @ sla.solve(S11, S12, assume_a="pos")
+    return Gp, 0.5 * (S221 + S221.T)
+
+
+def _spd_product_eigs(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Eigenvalues of A @ B for SPD A, B (real, positive): eig of L^T A L with B = L L^T."""
+    L = np.linalg.cholesky(B)
+    return np.linalg.eigvalsh(L.T @ A @ L)
+
+
+def local_rate_factors(
+    F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, left: str, right: str
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""R-LR-1's factors :math:`\ell = \mathrm{eig}(P^{-1}F^\top F)` and
+    :math:`m = \mathrm{eig}(\Sigma_{22\cdot1}(Q^{-1})_{22})` (both ascending).
+
+    left: ``"identity"`` (:math:`P = I`) or ``"FtF"`` (:math:`P = F^\top F`).
+    right: ``"identity"`` (:math:`Q = I`), ``"Sigma_x"`` or ``"diag"`` (:math:`Q = \mathrm{diag}\Sigma_x`).
+    """
+    f = "local_rate"
+    V.choice(f, "left", left, LEFT)
+    V.choice(f, "right", right, RIGHT)
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x)
+    d = Sigma_x.shape[0]
+    Gs = _orthonormal_rows(f, "G_star", G_star, d)
+    k = Gs.shape[0]
+    F = _full_column_rank(f, "F", F, k)
+    FtF = F.T @ F
+    ell = np.ones(k) if left == "FtF" else np.linalg.eigvalsh(FtF)
+    Gp, S221 = _schur_blocks(Sigma_x, Gs)
+    if right == "Sigma_x":
+        m = np.ones(d - k)  # (Sigma^{-1})_22 = Sigma_22.1^{-1} exactly
+    else:
+        qinv = np.ones(d) if right == "identity" else 1.0 / np.diag(Sigma_x)
+        Qinv22 = (Gp * qinv) @ Gp.T
+        m = _spd_product_eigs(S221, 0.5 * (Qinv22 + Qinv22.T))
+    return ell, m
+
+
+def local_rate(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, eta: float, left: str, right: str) -> float:
+    r"""R-LR-1 [R]: local contraction :math:`\rho = \max_{i,j}|1 - \eta\,\ell_i m_j|` of the subspace
+    distance under :math:`G_+ = G - \eta P^{-1}\nabla_G L\,Q^{-1}` with the least-squares head.
+
+    F: (d_y, k) head (the least-squares head near the solution, about F*). Sigma_x: (d, d) SPD.
+    G_star: (k, d) row-orthonormal. eta > 0: step size. left/right: see :func:`local_rate_factors`.
+    """
+    eta = V.scalar("local_rate", "eta", eta, low=0.0, low_open=True)
+    ell, m = local_rate_factors(F, Sigma_x, G_star, left=left, right=right)
+    prod = np.outer(ell, m)
+    return float(np.max(np.abs(1.0 - eta * prod)))
+
+
+def kfac_rate(eta: float) -> float:
+    r"""R-LR-1: KFAC's local rate :math:`|1-\eta|`, free of condition numbers."""
+    eta = V.scalar("kfac_rate", "eta", eta, low=0.0, high=2.0, low_open=True, high_open=True)
+    return abs(1.0 - eta)
+
+
+def amgd_effective_condition(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray) -> float:
+    r""":math:`\kappa_{\rm eff} = \kappa(F)^2\,\kappa(\Sigma_{22\cdot1})` (R-LR-1)."""
+    ell, m = local_rate_factors(F, Sigma_x, G_star, left="identity", right="identity")
+    return float(ell[-1] * m[-1] / (ell[0] * m[0]))
+
+
+def amgd_optimal_eta(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray) -> float:
+    r"""AMGD's best step :math:`2/(\ell_{\max}m_{\max} + \ell_{\min}m_{\min})` (R-LR-1)."""
+    ell, m = local_rate_factors(F, Sigma_x, G_star, left="identity", right="identity")
+    return float(2.0 / (ell[-1] * m[-1] + ell[0] * m[0]))
+
+
+def amgd_stability_limit(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray) -> float:
+    r"""Largest stable AMGD step :math:`2/(\sigma_{\max}(F)^2\mu_{\max}(\Sigma_{22\cdot1}))` (R-LR-1)."""
+    ell, m = local_rate_factors(F, Sigma_x, G_star, left="identity", right="identity")
+    return float(2.0 / (ell[-1] * m[-1]))
+
+
+def amgd_optimal_rate(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray) -> float:
+    r"""R-LR-1 [R]: AMGD's best local rate :math:`(\kappa_{\rm eff}-1)/(\kappa_{\rm eff}+1)`; for every
+    :math:`\eta` the rate is at least this (the lower bound behind SGD's suboptimality).
+
+    F: (d_y, k) head. Sigma_x: (d, d) SPD. G_star: (k, d) row-orthonormal.
+    """
+    ke = amgd_effective_condition(F, Sigma_x, G_star)
+    return float((ke - 1.0) / (ke + 1.0))
+
+
+# --------------------------------------------------------------------------- R-LR-2
+def kfac_whitened_step(tangents: np.ndarray, *, eta: float) -> np.ndarray:
+    r"""R-LR-2 [R]: one population KFAC step on the whitened principal-angle tangents,
+
+    .. math:: \tan\tilde\theta \mapsto \frac{(1-\eta)\tan\tilde\theta}{1 + \eta\tan^2\tilde\theta},
+
+    exact at any distance, independent of :math:`\Sigma_x` and :math:`F^*`.
+    tangents: array (any shape) of :math:`\tan\tilde\theta_i \ge 0`. eta in (0, 1].
+    """
+    f = "kfac_whitened_step"
+    eta = V.scalar(f, "eta", eta, low=0.0, high=1.0, low_open=True)
+    t = V.array(f, "tangents", tangents)
+    if np.any(t < 0):
+        raise V.fail(f, "tangents", "non-negative (tangents of principal angles)", f"minimum {t.min():.3g}")
+    return (1.0 - eta) * t / (1.0 + eta * t**2)
+
+
+# --------------------------------------------------------------------------- R-LR-3
+def kfac_noise_floor(
+    F_star: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, eta: float, noise_std: float, n: int
+) -> float:
+    r"""R-LR-3 [R]: stationary :math:`\mathbb E\lVert Z\rVert_F^2 = \mathbb E\sum_i\tan^2\theta_i` of KFAC
+    with fresh Gaussian batches of size ``n`` and :math:`\eta_F = \eta_G = \eta`:
+
+    .. math::
+
+        \frac{\eta}{2-\eta}\,\sigma_\varepsilon^2\,\lVert F^{*+}\rVert_F^2\,
+        \frac{\mathrm{tr}(G^*_\perp\Sigma_x^{-1}G_\perp^{*\top})}{n - d_X - 1}.
+
+    F_star: (d_y, k) full column rank. Sigma_x: (d, d) SPD. G_star: (k, d) row-orthonormal.
+    eta in (0, 1]. noise_std >= 0. n > d + 1.
+    """
+    f = "kfac_noise_floor"
+    eta = V.scalar(f, "eta", eta, low=0.0, high=1.0, low_open=True)
+    noise_std = V.scalar(f, "noise_std", noise_std, low=0.0)
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x)
+    d = Sigma_x.shape[0]
+    if int(n) != n or n <= d + 1:
+        raise V.fail(f, "n", f"an integer > d_x + 1 = {d + 1}", repr(n))
+    Gs = _orthonormal_rows(f, "G_star", G_star, d)
+    F_star = _full_column_rank(f, "F_star", F_star, Gs.shape[0])
+    s = np.linalg.svd(F_star, compute_uv=False)
+    pinv_fro2 = float(np.sum(1.0 / s**2))
+    Gp = _complement(Gs)
+    L = np.linalg.cholesky(Sigma_x)
+    W = sla.solve_triangular(L, Gp.T, lower=True)  # tr(Gp Sigma^{-1} Gp^T) = ||L^{-1} Gp^T||_F^2
+    tr = float(np.sum(W**2))
+    return eta / (2.0 - eta) * noise_std**2 * pinv_fro2 * tr / (n - d - 1)
