@@ -41,10 +41,10 @@ class DivergenceError(FloatingPointError):
 
 
 def principal_angles(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sines and cosines (descending sines) of the principal angles between the row spaces of A and B.
+    r"""Sines and cosines (descending sines) of the principal angles between the row spaces of A and B.
 
-    Orthonormal bases by QR; cosines are the singular values of :math:`Q_A^\\top Q_B`, sines those of
-    :math:`(I - Q_BQ_B^\\top)Q_A` (accurate for tiny angles).
+    Orthonormal bases by QR; cosines are the singular values of :math:`Q_A^\top Q_B`, sines those of
+    :math:`(I - Q_BQ_B^\top)Q_A` (accurate for tiny angles).
     """
     Qa, _ = np.linalg.qr(A.T)
     Qb, _ = np.linalg.qr(B.T)
@@ -54,7 +54,7 @@ def principal_angles(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def principal_tangents(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Tangents of the principal angles between the row spaces of A and B (descending).
+    r"""Tangents of the principal angles between the row spaces of A and B (descending).
 
     Each cosine is taken from the sine where the sine is small (:math:`\sqrt{(1-s)(1+s)}`, no
     cancellation) and from the SVD of :math:`Q_A^\top Q_B` where it is large.
