@@ -1,5 +1,8 @@
 """Argument checks at the public boundary of :mod:`simulate`.
 
+A deliberate copy of ``theory/_validate.py`` (minus what simulate does not use): ``theory`` and
+``simulate`` never import each other, so each carries its own checks with the same message format.
+
 One message format for bad arguments (after scikit-learn's parameter validation)::
 
     <function>: argument '<name>' must be <what was expected>; got <what was given>.
@@ -63,16 +66,6 @@ def spd(func: str, name: str, x, *, d: int | None = None, rtol: float = 1e-10) -
         lam = np.linalg.eigvalsh(a)[0]
         raise fail(func, name, "positive-definite", f"smallest eigenvalue {lam:.3e}") from None
     return a
-
-
-def full_row_rank(func: str, name: str, G: np.ndarray, *, rtol: float = 1e-13) -> np.ndarray:
-    """A (k, d) matrix with k <= d and rank k."""
-    if G.shape[0] > G.shape[1] or G.shape[0] < 1:
-        raise fail(func, name, "a (k, d) matrix with 1 <= k <= d", _desc(G))
-    s = np.linalg.svd(G, compute_uv=False)
-    if s[-1] <= rtol * s[0]:
-        raise fail(func, name, f"of full row rank {G.shape[0]}", f"singular values down to {s[-1]:.2e}")
-    return G
 
 
 def scalar(func: str, name: str, x, *, low: float | None = None, high: float | None = None,
