@@ -1,8 +1,17 @@
 """Command line: ``python -m compare {list,check,report}``.
 
-- ``list``: one line per claim (id, paper reference, kind, statement).
+- ``list [--figures]``: one line per claim (id, paper reference, kind, statement), then the figures.
 - ``check [IDS...] [--size fast|paper] [--seed S] [--jobs J] [--scheduler ADDR] [--json PATH]``:
   runs claims, prints a table, exits 0 iff every selected claim holds.
+- ``report [IDS...] [--size fast|paper] [--seed S] [--out DIR] [--jobs J] [--scheduler ADDR]
+  [--figures NAMES]``: writes ``DIR/index.html`` (default ``report/``), every figure as PNG and
+  SVG, and ``results.json``; exits 1 iff some verdict is "fails" (or a figure could not be made).
+
+Common options: ``--quiet`` (no progress), ``--cache-dir DIR`` / ``--no-cache`` (finished claims and
+figures are stored there atomically and reused by a rerun with the same settings and code
+version; ``report`` caches under ``.cache/compare`` by default, ``check`` only when given
+``--cache-dir``), ``--claims-module MOD`` (import more claim/figure modules or ``.py`` files).
+Exit status 2: bad input or environment (unknown ids, unwritable output, unreachable scheduler).
 """
 
 from __future__ import annotations
@@ -12,9 +21,16 @@ import json
 import os
 import sys
 import tempfile
+import time
 from typing import Sequence
 
 from compare.registry import SIZES
+
+DEFAULT_CACHE = os.path.join(".cache", "compare")
+
+
+class UsageError(Exception):
+    """Bad input or environment: message printed, exit status 2."""
 
 
 def _fmt(x) -> str:
@@ -25,7 +41,8 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def print_table(records: Sequence[dict], file=sys.stdout) -> None:
+def print_table(records: Sequence[dict], file=None) -> None:
+    file = sys.stdout if file is None else file
     cols = ("id", "paper_ref", "kind", "prediction", "measured", "stderr", "tolerance", "alpha", "verdict", "seconds")
     rows = [[_fmt(r.get(c)) for c in cols] for r in records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)] if rows else [len(c) for c in cols]
@@ -36,12 +53,17 @@ def print_table(records: Sequence[dict], file=sys.stdout) -> None:
 
 def write_json_atomic(path: str, obj) -> None:
     """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
+    from compare.report import jsonable
+
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
     try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600
         with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
+            json.dump(jsonable(obj), fh, indent=2)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -49,60 +71,254 @@ def write_json_atomic(path: str, obj) -> None:
         raise
 
 
+# --------------------------------------------------------------------------- selection
+def _modules(args) -> tuple[str, ...]:
+    mods = tuple(os.path.abspath(m) if m.endswith(".py") else m for m in (args.claims_module or ()))
+    from compare import runner
+
+    try:
+        runner.load_modules(mods)
+    except ValueError as e:
+        raise UsageError(str(e).replace("load_modules: argument 'extra'", "--claims-module")) from None
+    return mods
+
+
 def _select(ids: Sequence[str]) -> list[str]:
-    from compare.claims import CLAIMS
+    from compare.runner import claims
 
-    unknown = [i for i in ids if i not in CLAIMS]
+    valid = claims()
+    unknown = [i for i in ids if i not in valid]
     if unknown:
-        raise SystemExit(
-            f"compare: unknown claim id(s) {', '.join(unknown)}; valid ids: {', '.join(CLAIMS)}"
-        )
-    return list(ids) or list(CLAIMS)
+        raise UsageError(f"unknown claim id(s) {', '.join(unknown)}; valid ids: {', '.join(valid)}")
+    return list(dict.fromkeys(ids)) or list(valid)
 
 
+def _select_figures(spec: str | None, ids: Sequence[str]) -> list[str]:
+    from compare.runner import claims, figure_specs
+
+    valid = figure_specs()
+    if spec is None:
+        if not ids:
+            return list(valid)
+        chosen = set(ids)
+        cl = claims()
+        return [n for n, f in valid.items()
+                if chosen & set(f.claims) or any(cl[i].figure == n for i in chosen)]
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if names in (["none"], []):
+        return []
+    if names == ["all"]:
+        return list(valid)
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise UsageError(f"unknown figure(s) {', '.join(unknown)}; valid figures: "
+                         f"{', '.join(valid) or '(none registered)'}, or 'all' / 'none'")
+    return list(dict.fromkeys(names))
+
+
+def _jobs(j: int) -> int:
+    if j == 0:
+        raise UsageError("--jobs must be a nonzero integer (1 = serial, -1 = every core); got 0")
+    return j
+
+
+def _cache(args, *, default: str | None):
+    from compare.cache import Cache
+
+    if args.no_cache:
+        return None
+    root = args.cache_dir or default
+    if root is None:
+        return None
+    try:
+        os.makedirs(root, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise UsageError(f"--cache-dir {root!r} is not a writable directory ({e.strerror or e}); "
+                         f"give another one or --no-cache") from None
+    c = Cache(root)
+    c.check_version()
+    return c
+
+
+def _connect(addr: str | None):
+    if addr is None:
+        return None
+    from simulate.trials import SchedulerUnavailable, connect
+
+    try:
+        return connect(addr)
+    except (SchedulerUnavailable, ValueError) as e:
+        raise UsageError(f"--scheduler: {e}") from None
+
+
+def _progress(args) -> bool:
+    from compare.cache import progress_enabled
+
+    return not args.quiet and progress_enabled()
+
+
+def _say(msg: str, args) -> None:
+    if args.quiet:
+        return
+    from tqdm import tqdm
+
+    tqdm.write(msg, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- commands
 def cmd_list(args) -> int:
-    from compare.claims import CLAIMS
+    from compare.runner import claims, figure_specs
 
-    for c in CLAIMS.values():
+    _modules(args)
+    for c in claims().values():
         tag = " [R]" if c.reconstructed else ""
         print(f"{c.id:6s} {c.paper_ref + ' / ' + c.theory_ref:34s} {c.kind:12s} {c.statement}{tag}")
+    for f in (figure_specs().values() if args.figures else ()):
+        tag = " [R]" if f.reconstructed else ""
+        backs = ", ".join(f.claims) or "-"
+        print(f"{f.name:6s} {f.paper_ref:34s} {'figure':12s} {f.title} (backs {backs}){tag}")
     return 0
 
 
 def cmd_check(args) -> int:
-    from compare.claims import check
+    from compare.runner import Task, run
 
+    modules = _modules(args)
     ids = _select(args.ids)
-    records = []
-    for cid in ids:
-        rec = check(cid, size=args.size, seed=args.seed)
-        records.append(rec)
-        if not args.quiet:
-            print(f"{cid}: {rec['verdict']} ({rec['seconds']:.1f} s)", file=sys.stderr)
+    jobs = _jobs(args.jobs)
+    if args.json:
+        d = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(d) or not os.access(d, os.W_OK):
+            raise UsageError(f"--json {args.json!r}: directory {d!r} does not exist or is not writable")
+    cache = _cache(args, default=None)
+    client = _connect(args.scheduler)
+
+    def done(task, rec, from_cache):
+        _say(f"{task.name}: {rec['verdict']} ({rec['seconds']:.1f} s{', cached' if from_cache else ''})", args)
+
+    try:
+        res = run([Task("claim", i, args.size, args.seed) for i in ids], jobs=jobs, scheduler=client, cache=cache,
+                  modules=modules, progress=_progress(args), desc="check", on_result=done)
+    finally:
+        if client is not None:
+            client.close()
+    records = [res.results[Task("claim", i, args.size, args.seed)] for i in ids]
     print_table(records)
+    for r in records:
+        if r.get("error"):
+            print(f"{r['id']}: error: {r['error']}", file=sys.stderr)
     if args.json:
         write_json_atomic(args.json, records)
     return 0 if all(r["passed"] for r in records) else 1
 
 
+def cmd_report(args) -> int:
+    from compare import report as rp
+    from compare.cache import code_version
+    from compare.runner import Task, claims, figure_specs, run
+
+    t0 = time.perf_counter()
+    modules = _modules(args)
+    ids = _select(args.ids)
+    fig_names = _select_figures(args.figures, args.ids)
+    jobs = _jobs(args.jobs)
+    try:
+        out = rp.check_writable(args.out)
+    except ValueError as e:
+        raise UsageError(str(e).replace("report: argument 'out'", "--out")) from None
+    cache = _cache(args, default=DEFAULT_CACHE)
+    client = _connect(args.scheduler)
+    specs = figure_specs()
+    # figures first: they are the longest pieces, so parallel workers finish together
+    tasks = [Task("figure", n, args.size, args.seed) for n in fig_names] + \
+            [Task("claim", i, args.size, args.seed) for i in ids]
+
+    def done(task, res, from_cache):
+        what = res.get("verdict", "error" if res.get("error") else "made")
+        _say(f"{task.name}: {what} ({res['seconds']:.1f} s{', cached' if from_cache else ''})", args)
+
+    try:
+        res = run(tasks, jobs=jobs, scheduler=client, cache=cache, modules=modules, progress=_progress(args),
+                  desc="report", on_result=done)
+    finally:
+        if client is not None:
+            client.close()
+    records = [res.results[t] for t in tasks if t.kind == "claim"]
+    cl = claims()
+    figs = []
+    for t in tasks:
+        if t.kind != "figure":
+            continue
+        s, r = specs[t.name], res.results[t]
+        backs = [i for i in s.claims] + [i for i in ids if cl[i].figure == s.name and i not in s.claims]
+        figs.append({"name": s.name, "title": s.title, "caption": s.caption, "paper_ref": s.paper_ref,
+                     "claims": backs, "reconstructed": s.reconstructed, "png": r.get("png"), "svg": r.get("svg"),
+                     "seconds": r.get("seconds"), "error": r.get("error")})
+    prov = rp.provenance(size=args.size, seed=args.seed, wall_s=time.perf_counter() - t0, jobs=jobs,
+                         scheduler=args.scheduler, code_version=cache.version if cache else code_version(),
+                         cached=len(res.from_cache), computed=len(tasks) - len(res.from_cache))
+    try:
+        index = rp.write_report(records, figs, out_dir=out, prov=prov,
+                                from_cache={t.name for t in res.from_cache})
+    except OSError as e:
+        raise UsageError(f"could not write the report to {str(out)!r} ({e}); finished work is kept in the cache, "
+                         f"a rerun reuses it") from None
+    for r in records:
+        if r.get("error"):
+            print(f"{r['id']}: error: {r['error']}", file=sys.stderr)
+    for f in figs:
+        if f["error"]:
+            print(f"{f['name']}: figure error: {f['error']}", file=sys.stderr)
+    print(f"report: {rp.summary_line(records, figs)}; wrote {index} in {prov['wall_s']:.1f} s")
+    failed = any(r["verdict"] == "fails" for r in records) or any(f["error"] for f in figs)
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m compare", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--claims-module", action="append", default=[], metavar="MOD",
+                        help="also import this module (or .py file) of claims/figures; repeatable")
+    run_opts = argparse.ArgumentParser(add_help=False)
+    run_opts.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
+    run_opts.add_argument("--size", choices=SIZES, default="fast")
+    run_opts.add_argument("--seed", type=int, default=0)
+    run_opts.add_argument("--jobs", type=int, default=1, metavar="J",
+                          help="parallel worker processes (1: serial, -1: every core)")
+    run_opts.add_argument("--scheduler", default=None, metavar="ADDR",
+                          help="run on this dask.distributed scheduler (e.g. tcp://host:8786)")
+    run_opts.add_argument("--quiet", action="store_true", help="no progress output")
+    run_opts.add_argument("--cache-dir", default=None, metavar="DIR", help="store/reuse finished work here")
+    run_opts.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="one line per claim")
-    c = sub.add_parser("check", help="run claims and print a table; exit 0 iff all hold")
-    c.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
-    c.add_argument("--size", choices=SIZES, default="fast")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--jobs", type=int, default=1)
-    c.add_argument("--scheduler", default=None, metavar="ADDR")
+    ls = sub.add_parser("list", parents=[common], help="one line per claim (and figure, with --figures)")
+    ls.add_argument("--figures", action="store_true", help="also list the registered figures")
+    c = sub.add_parser("check", parents=[common, run_opts],
+                       help="run claims and print a table; exit 0 iff all hold")
     c.add_argument("--json", default=None, metavar="PATH")
-    c.add_argument("--quiet", action="store_true")
+    r = sub.add_parser("report", parents=[common, run_opts],
+                       help="write DIR/index.html, figures (PNG, SVG) and results.json")
+    r.add_argument("--out", default="report", metavar="DIR")
+    r.add_argument("--figures", default=None, metavar="NAMES",
+                   help="comma-separated figure names, 'all' or 'none' (default: all, or those backing IDS)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"list": cmd_list, "check": cmd_check}[args.command](args)
+    try:
+        return {"list": cmd_list, "check": cmd_check, "report": cmd_report}[args.command](args)
+    except UsageError as e:
+        print(f"python -m compare {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("python -m compare: interrupted; finished work is in the cache, a rerun resumes", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,4 @@
+"""Keep the test-only claim module out of collection (``--doctest-modules`` would import it and
+register its fake claims in the test process)."""
+
+collect_ignore = ["fake_claims.py"]

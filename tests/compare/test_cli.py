@@ -1,0 +1,273 @@
+"""python -m compare: list / check / report, cache and resume, parallel and dask identity, bad input.
+
+In-process tests use the cheap real claims C1-C3 (and only them: the claim set keeps growing).
+Tests of the test-only claims Z1-Z5 (tests/compare/fake_claims.py) run the command in a
+subprocess, so those claims never enter this process's registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from compare.__main__ import main
+from compare.cache import ENV_DIR, ENV_VERSION
+from compare.report import strip_timing
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE = str(ROOT / "tests" / "compare" / "fake_claims.py")
+CHEAP = ["C1", "C2", "C3"]  # exact claims, ~0.1 s each at size fast
+
+
+@pytest.fixture(autouse=True)
+def _pinned(monkeypatch):
+    # other engineers edit sources while tests run: pin the code version the cache checks
+    monkeypatch.setenv(ENV_VERSION, "cli-test")
+    monkeypatch.delenv(ENV_DIR, raising=False)
+
+
+def _report(tmp_path, *extra, name="out"):
+    return main(["report", *extra, "--figures", "none", "--quiet", "--out", str(tmp_path / name),
+                 "--cache-dir", str(tmp_path / "cache")])
+
+
+def _results(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def _same_numbers(a: list[dict], b: list[dict]) -> bool:
+    return json.dumps(strip_timing(a), sort_keys=True) == json.dumps(strip_timing(b), sort_keys=True)
+
+
+# --------------------------------------------------------------------------- list / check
+def test_list_prints_one_line_per_claim(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ids = [ln.split()[0] for ln in lines]
+    assert ids[:7] == [f"C{i}" for i in range(1, 8)]
+    assert len(ids) == len(set(ids))
+
+
+def test_check_table_json_and_exit_code(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["check", *CHEAP, "--quiet", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["id", "paper_ref", "kind"]
+    recs = json.loads(path.read_text())
+    assert [r["id"] for r in recs] == CHEAP and all(r["passed"] for r in recs)
+    assert {"id", "paper_ref", "kind", "prediction", "measured", "stderr", "tolerance", "alpha", "passed",
+            "seconds"} <= set(recs[0])
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["check", "C1", "NOPE"], "unknown claim id(s) NOPE; valid ids: C1, C2"),
+    (["report", "NOPE"], "unknown claim id(s) NOPE; valid ids: C1, C2"),
+    (["report", "C1", "--figures", "nofig"], "unknown figure(s) nofig; valid figures:"),
+    (["check", "C1", "--jobs", "0"], "--jobs must be a nonzero integer"),
+    (["check", "--claims-module", "no_such_module_xyz"], "--claims-module"),
+])
+def test_bad_input_lists_valid_choices(argv, needle, capsys, tmp_path):
+    assert main([*argv, "--quiet"] + (["--out", str(tmp_path / "o")] if argv[0] == "report" else [])) == 2
+    err = capsys.readouterr().err
+    assert needle in err, err
+
+
+def test_unknown_size_lists_valid_sizes(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["report", "--size", "huge"])
+    assert e.value.code == 2
+    assert "'fast', 'paper'" in capsys.readouterr().err
+
+
+def test_unwritable_out_fails_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["report", "C1", "--quiet", "--out", str(tmp_path / "file" / "sub"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err
+    assert "--out must be a writable directory" in err and "file/sub" in err, err
+    assert not (tmp_path / "cache" / "claims").exists()
+
+
+@pytest.mark.slow  # a subprocess or worker start-up of several seconds
+def test_unreachable_scheduler_fails_within_10_seconds(tmp_path, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    assert main(["check", "C1", "--quiet", "--scheduler", f"tcp://127.0.0.1:{port}"]) == 2
+    took = time.monotonic() - t0
+    err = capsys.readouterr().err
+    assert took < 10, f"took {took:.1f} s"
+    assert f"could not reach the dask scheduler at 'tcp://127.0.0.1:{port}'" in err, err
+
+
+# --------------------------------------------------------------------------- report and cache
+def test_report_writes_page_json_and_reuses_cache(tmp_path, capsys):
+    assert _report(tmp_path, *CHEAP) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("report: 3 claim(s): 3 holds, 0 fails, 0 not reproduced; wrote "), line
+    out = tmp_path / "out"
+    first = _results(out)
+    assert (out / "index.html").is_file() and [r["id"] for r in first["claims"]] == CHEAP
+    assert first["provenance"]["tasks_computed"] == 3
+    assert _report(tmp_path, *CHEAP) == 0
+    second = _results(out)
+    assert second["provenance"]["tasks_from_cache"] == 3 and second["provenance"]["tasks_computed"] == 0
+    assert second["claims"] == first["claims"]  # seconds too: the cached record is reused whole
+    assert "&#8635;" in (out / "index.html").read_text()  # marked as reused
+
+
+def test_cache_of_another_code_version_is_recomputed_with_a_notice(tmp_path, monkeypatch, capsys):
+    assert _report(tmp_path, "C1", "C3") == 0
+    first = _results(tmp_path / "out")
+    capsys.readouterr()
+    monkeypatch.setenv(ENV_VERSION, "cli-test-2")
+    assert _report(tmp_path, "C1", "C3") == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "written by code version cli-test" in err[0] and "recomputed" in err[0], err
+    second = _results(tmp_path / "out")
+    assert second["provenance"]["tasks_computed"] == 2
+    assert _same_numbers(first["claims"], second["claims"])
+
+
+def test_malformed_cache_file_is_recomputed(tmp_path, capsys):
+    assert _report(tmp_path, "C1", "C3") == 0
+    first = _results(tmp_path / "out")
+    files = sorted((tmp_path / "cache" / "claims").glob("*.pkl"))
+    assert len(files) == 2
+    files[0].write_bytes(files[0].read_bytes()[:40])  # truncated
+    files[1].write_text("not a cache file")
+    capsys.readouterr()
+    assert _report(tmp_path, "C1", "C3") == 0
+    err = capsys.readouterr().err
+    assert err.count("is malformed") == 2, err
+    second = _results(tmp_path / "out")
+    assert second["provenance"]["tasks_computed"] == 2
+    assert _same_numbers(first["claims"], second["claims"])
+
+
+def test_no_cache_writes_nothing(tmp_path):
+    assert main(["report", "C1", "--figures", "none", "--quiet", "--no-cache", "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert not (tmp_path / "cache").exists()
+
+
+# --------------------------------------------------------------------------- parallel and dask
+@pytest.mark.slow  # a subprocess or worker start-up of several seconds
+def test_check_jobs_2_gives_identical_records(tmp_path):
+    serial, par = tmp_path / "s.json", tmp_path / "p.json"
+    assert main(["check", *CHEAP, "--quiet", "--json", str(serial)]) == 0
+    assert main(["check", *CHEAP, "--quiet", "--jobs", "2", "--json", str(par)]) == 0
+    assert _same_numbers(json.loads(serial.read_text()), json.loads(par.read_text()))
+
+
+def test_dask_local_cluster_gives_identical_records(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="optional extra concurrence[distributed]")
+    from threadpoolctl import threadpool_limits
+
+    serial, dask = tmp_path / "s.json", tmp_path / "d.json"
+    assert main(["check", *CHEAP, "--quiet", "--json", str(serial)]) == 0
+    with threadpool_limits(limits=None):  # in-process workers pin BLAS threads; restore afterwards
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address=None, protocol="tcp") as lc:
+            assert len(lc.workers) == 2
+            assert main(["check", *CHEAP, "--quiet", "--scheduler", lc.scheduler_address, "--json", str(dask)]) == 0
+            assert main(["report", *CHEAP, "--figures", "none", "--quiet", "--scheduler", lc.scheduler_address,
+                         "--out", str(tmp_path / "out"), "--no-cache"]) == 0
+    assert _same_numbers(json.loads(serial.read_text()), json.loads(dask.read_text()))
+    assert _same_numbers(json.loads(serial.read_text()), _results(tmp_path / "out")["claims"])
+    assert _results(tmp_path / "out")["provenance"]["scheduler"] == lc.scheduler_address
+
+
+# --------------------------------------------------------------------------- subprocess: kill and resume
+def _cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "compare", *args, "--claims-module", FAKE, "--quiet"]
+
+
+def _env(tmp_path: Path, log: str, **extra: str) -> dict:
+    env = {**os.environ, "MPLBACKEND": "Agg", ENV_VERSION: "cli-test", "FAKE_CLAIMS_LOG": str(tmp_path / log)}
+    env.pop(ENV_DIR, None)
+    env.pop("FAKE_CLAIMS_BLOCK", None)
+    env.update(extra)
+    return env
+
+
+def _log(tmp_path: Path, name: str) -> list[str]:
+    p = tmp_path / name
+    return p.read_text().splitlines() if p.exists() else []
+
+
+def test_sigkill_mid_sweep_then_resume_recomputes_only_the_unfinished(tmp_path):
+    ids = ["Z1", "Z2", "Z3"]
+    args = lambda tag: ("report", *ids, "--figures", "zfig", "--out", str(tmp_path / f"out-{tag}"),  # noqa: E731
+                        "--cache-dir", str(tmp_path / f"cache-{tag}"))
+    # reference: one uninterrupted run
+    ref = subprocess.run(_cmd(*args("ref")), cwd=ROOT, env=_env(tmp_path, "ref.log"), capture_output=True,
+                         text=True, timeout=120)
+    assert ref.returncode == 0, ref.stderr  # Z3 is "not reproduced": not a failure
+    # killed run: Z2's sweep (6 trials, blocks of 2) waits inside trial 4, after blocks 0 and 1 were stored
+    proc = subprocess.Popen(_cmd(*args("run")), cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env=_env(tmp_path, "killed.log", FAKE_CLAIMS_BLOCK=str(tmp_path / "never")))
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting" not in _log(tmp_path, "killed.log"):
+            assert proc.poll() is None, f"exited early: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "the run never reached trial 4"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert _log(tmp_path, "killed.log") == ["start zfig", "start Z1", "start Z2", "trial 0", "trial 1",
+                                           "trial 2", "trial 3", "trial 4", "waiting"]
+    assert not (tmp_path / "out-run" / "results.json").exists()
+    # rerun: zfig and Z1 come from the cache; Z2 recomputes only its unfinished block (trials 4, 5)
+    res = subprocess.run(_cmd(*args("run")), cwd=ROOT, env=_env(tmp_path, "resumed.log"), capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert _log(tmp_path, "resumed.log") == ["start Z2", "trial 4", "trial 5", "start Z3"]
+    a, b = _results(tmp_path / "out-ref"), _results(tmp_path / "out-run")
+    # byte-identical numbers: every record key but the timing, and the figure files
+    assert json.dumps(strip_timing(a["claims"]), indent=2) == json.dumps(strip_timing(b["claims"]), indent=2)
+    assert [f["png_sha256"] for f in a["figures"]] == [f["png_sha256"] for f in b["figures"]]
+    assert [f["svg_sha256"] for f in a["figures"]] == [f["svg_sha256"] for f in b["figures"]]
+    assert b["provenance"]["tasks_from_cache"] == 2  # zfig, Z1
+
+
+@pytest.mark.slow  # a subprocess or worker start-up of several seconds
+def test_report_exit_codes_errors_and_figures(tmp_path):
+    out = tmp_path / "out"
+    base = ("--out", str(out), "--cache-dir", str(tmp_path / "cache"))
+    # not reproduced only: exit 0; a failing claim: exit 1; a raising claim: exit 1, reported, not cached
+    r = subprocess.run(_cmd("report", "Z3", "Z4", "Z5", *base), cwd=ROOT, env=_env(tmp_path, "a.log"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "3 claim(s): 0 holds, 2 fails, 1 not reproduced" in r.stdout
+    assert "Z5: error: RuntimeError: deliberate failure in Z5" in r.stderr
+    res = _results(out)
+    assert [c["verdict"] for c in res["claims"]] == ["not reproduced", "fails", "fails"]
+    assert res["figures"] == []  # none of Z3-Z5 backs a figure
+    r = subprocess.run(_cmd("report", "Z3", "Z5", *base), cwd=ROOT, env=_env(tmp_path, "b.log"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and _log(tmp_path, "b.log") == ["start Z5"]  # Z3 cached, Z5's error was not
+    r = subprocess.run(_cmd("report", "Z3", *base), cwd=ROOT, env=_env(tmp_path, "c.log"), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "0 holds, 0 fails, 1 not reproduced" in r.stdout
+    # figures backing the selected claims come along: Z2 names zfig
+    r = subprocess.run(_cmd("report", "Z2", *base), cwd=ROOT, env=_env(tmp_path, "d.log"), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    res = _results(out)
+    assert [f["name"] for f in res["figures"]] == ["zfig"] and res["figures"][0]["claims"] == ["Z1", "Z2"]
+    assert (out / "figures" / "zfig.png").is_file() and (out / "figures" / "zfig.svg").is_file()
+    html = (out / "index.html").read_text()
+    assert 'id="fig-zfig"' in html and "data:image/png;base64," in html
