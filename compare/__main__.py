@@ -9,8 +9,8 @@
 
 Common options: ``--quiet`` (no progress), ``--cache-dir DIR`` / ``--no-cache`` (finished claims and
 figures are stored there atomically and reused by a rerun with the same settings and code
-version; ``report`` caches under ``.cache/compare`` by default, ``check`` only when given
-``--cache-dir``), ``--claims-module MOD`` (import more claim/figure modules or ``.py`` files).
+version; ``report`` caches under ``$CONCURRENCE_CACHE_DIR`` or ``.cache/compare`` by default,
+``check`` only under ``--cache-dir`` or ``$CONCURRENCE_CACHE_DIR``), ``--claims-module MOD`` (import more claim/figure modules or ``.py`` files).
 Exit status 2: bad input or environment (unknown ids, unwritable output, unreachable scheduler).
 """
 
@@ -24,6 +24,7 @@ import tempfile
 import time
 from typing import Sequence
 
+from compare.cache import ENV_DIR
 from compare.registry import SIZES
 
 DEFAULT_CACHE = os.path.join(".cache", "compare")
@@ -193,7 +194,7 @@ def cmd_check(args) -> int:
         d = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(d) or not os.access(d, os.W_OK):
             raise UsageError(f"--json {args.json!r}: directory {d!r} does not exist or is not writable")
-    cache = _cache(args, default=None)
+    cache = _cache(args, default=os.environ.get(ENV_DIR) or None)
     client = _connect(args.scheduler)
 
     def done(task, rec, from_cache):
@@ -229,7 +230,7 @@ def cmd_report(args) -> int:
         out = rp.check_writable(args.out)
     except ValueError as e:
         raise UsageError(str(e).replace("report: argument 'out'", "--out")) from None
-    cache = _cache(args, default=DEFAULT_CACHE)
+    cache = _cache(args, default=os.environ.get(ENV_DIR) or DEFAULT_CACHE)
     client = _connect(args.scheduler)
     specs = figure_specs()
     # figures first: they are the longest pieces, so parallel workers finish together

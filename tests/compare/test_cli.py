@@ -52,7 +52,7 @@ def test_list_prints_one_line_per_claim(capsys):
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     ids = [ln.split()[0] for ln in lines]
-    assert ids[:7] == [f"C{i}" for i in range(1, 8)]
+    assert ids[:2] == ["C1", "C2"] and {f"C{i}" for i in range(1, 8)} <= set(ids)
     assert len(ids) == len(set(ids))
 
 
