@@ -112,13 +112,55 @@ def connect(scheduler: Any, *, timeout: float = CONNECT_TIMEOUT_S) -> Any:
             "pip install 'concurrence[distributed]'"
         ) from None
     try:
+        # a plain socket first: a Client that fails to connect lingers and stalls interpreter exit
+        _preflight(scheduler, timeout)
         return Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
     except Exception as e:  # OSError (timeout / refused), ValueError (bad address), ...
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise SchedulerUnavailable(
-            f"could not reach the dask scheduler at {scheduler!r} within {timeout:g} s ({msg}); "
-            f"start one with `dask scheduler` and `dask worker ADDR --nthreads 1`, or leave out the scheduler"
+            f"could not reach the dask scheduler at {scheduler!r} ({msg}); start one with "
+            f"`dask scheduler` and `dask worker ADDR --nthreads 1`, or leave out the scheduler"
         ) from None
+
+
+def _preflight(address: str, timeout: float) -> None:
+    """Fail fast, without a ``Client``, unless ``address`` answers as a dask scheduler.
+
+    A ``Client`` whose connection fails is left half-built and stalls interpreter exit for
+    another 10 s; so the address is parsed, connected to and asked for its identity first.
+    """
+    import asyncio
+
+    from distributed.comm import connect as comm_connect
+    from distributed.comm import get_address_host_port, parse_address
+
+    scheme, _ = parse_address(address)
+    if scheme in ("tcp", "tls"):
+        get_address_host_port(address)  # ValueError on a missing port
+    try:
+        asyncio.get_running_loop()
+        return  # inside an event loop (a notebook): leave the checks to Client
+    except RuntimeError:
+        pass
+
+    async def identity() -> dict:
+        comm = await comm_connect(address, timeout=timeout)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
+            return await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(identity())
+    except asyncio.TimeoutError:
+        raise OSError(f"no answer within {timeout:g} s") from None
+    except OSError:
+        raise
+    except Exception:  # something answered, but not in dask's protocol
+        reply = None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise OSError("the address does not answer as a dask scheduler")
 
 
 def imap_unordered(

@@ -109,6 +109,17 @@ def test_unreachable_scheduler_fails_within_10_seconds(tmp_path, capsys):
     assert f"could not reach the dask scheduler at 'tcp://127.0.0.1:{port}'" in err, err
 
 
+@pytest.mark.slow  # a subprocess start-up
+def test_malformed_scheduler_address_exits_quickly(tmp_path):
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "compare", "check", "C1", "--quiet", "--scheduler", "not an address"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    assert r.returncode == 2 and "could not reach the dask scheduler at 'not an address'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert took < 10, f"the process took {took:.1f} s to exit"
+
+
 # --------------------------------------------------------------------------- report and cache
 def test_report_writes_page_json_and_reuses_cache(tmp_path, capsys):
     assert _report(tmp_path, *CHEAP) == 0
