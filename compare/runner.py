@@ -196,10 +196,13 @@ class _Worker:
     modules: tuple[str, ...]
     cache_dir: str | None
     progress: bool
+    version: str | None = None  # the run's code version: one version for every piece of one run
 
     def __call__(self, task: Task) -> dict[str, Any]:
         load_modules(self.modules)
         env = {_cache.ENV_DIR: self.cache_dir}
+        if self.version:
+            env[_cache.ENV_VERSION] = self.version
         if not self.progress:
             env[_cache.ENV_PROGRESS] = "0"
         with _env(**env):
@@ -263,8 +266,9 @@ def run(
             if t in out.from_cache and on_result is not None:
                 on_result(t, out.results[t], True)
         serial = scheduler is None and (jobs == 1 or len(todo) <= 1)
-        worker = _Worker(tuple(modules), str(cache.root.resolve()) if cache is not None and cache.enabled else None,
-                         progress and serial)
+        use = cache is not None and cache.enabled
+        worker = _Worker(tuple(modules), str(cache.root.resolve()) if use else None, progress and serial,
+                         cache.version if use else None)
         for i, value in imap_unordered(worker, todo, jobs=jobs, scheduler=scheduler, blas_threads=1):
             t = todo[i]
             if cache is not None and "error" not in value:
