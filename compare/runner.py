@@ -272,7 +272,11 @@ def run(
         for i, value in imap_unordered(worker, todo, jobs=jobs, scheduler=scheduler, blas_threads=1):
             t = todo[i]
             if cache is not None and "error" not in value:
-                cache.store(t.key(), value, namespace=t.namespace)
+                try:
+                    cache.store(t.key(), value, namespace=t.namespace)
+                except OSError as e:  # disk full, permissions changed: keep going, say so once
+                    _cache._notice("store", str(cache.root), f"could not write to the cache {cache.root} ({e}); "
+                                                             f"continuing without storing results")
             out.results[t] = value
             bar.set_postfix_str(t.name, refresh=False)
             bar.update(1)
