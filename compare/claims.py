@@ -16,6 +16,9 @@ from compare.registry import Claim, Outcome, evaluate, registry, register  # noq
 
 _MODULES = (
     "compare.claims_linrep",
+    "compare.claims_single_index",
+    "compare.figures_single_index",
+    "compare.claims_experiments",
 )
 for _m in _MODULES:
     importlib.import_module(_m)

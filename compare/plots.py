@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ()  # e.g. "compare.plots_linrep", "compare.plots_single_index"
+_MODULES = ("compare.plots_single_index", "compare.plots_linrep")  # e.g. "compare.plots_linrep", "compare.plots_single_index"
 
 __all__: list[str] = []
 for _m in _MODULES:

@@ -1,0 +1,602 @@
+"""The literal one-step experiment of the single-index model (THEORY.md 4.0-4.1, Figure 3).
+
+Data :math:`x\\sim\\mathsf N(0,\\Sigma)`, :math:`y=\\sigma^*(\\langle\\beta^*,x\\rangle)+\\varepsilon`; network
+:math:`f(x)=F\\sigma(Gx)` with :math:`G_0` rows iid :math:`\\mathsf N(0,I_d/d)` and :math:`F_0` entries iid
+:math:`\\mathsf N(0,1/N^2)` (THEORY.md 4.0 [R, Ba et al. scaling]). One full-batch step on :math:`G`,
+
+.. math::
+
+    G_1 = G_0-\\eta\\,\\nabla_G\\hat L(F_0,G_0)\\,\\mathcal P,\\qquad
+    \\mathcal P = I\\ \\text{(SGD)}\\quad\\text{or}\\quad(\\hat\\Sigma_x+\\lambda_GI)^{-1}\\ \\text{(KFAC)},
+
+    -\\nabla_G\\hat L = \\tfrac1n\\sum_i\\big[(F_0^\\top r_i)\\odot\\sigma'(G_0x_i)\\big]x_i^\\top
+    = \\eta\\mu_1F_0^\\top v^\\top + \\text{bulk},\\qquad v_{SGD}=\\tfrac1nX^\\top y,\\ v_{KFAC}=(\\hat\\Sigma_x+\\lambda_GI)^{-1}\\tfrac1nX^\\top y.
+
+Reported per trial: the spike vectors' alignments :math:`\\cos(v,\\beta^*)`, their components
+:math:`\\langle v,\\beta^*\\rangle` and :math:`\\lVert v\\rVert^2`, the same for the population preconditioner
+:math:`(\\Sigma+\\lambda_GI)^{-1}`, and the network's own spike: the top right singular vector :math:`u` of
+:math:`-\\nabla_G\\hat L\\,\\mathcal P` (by block Lanczos, never a full SVD), its alignment
+:math:`\\cos(u,\\beta^*)` (sign fixed by :math:`\\langle u,v\\rangle\\ge0`) and its size
+:math:`s_1/\\lVert F_0\\rVert` (theory: :math:`\\mu_1\\lVert v\\rVert`; :math:`\\eta` cancels).
+
+How it is computed (fast and literal at once):
+
+- Everything happens in :math:`\\Sigma`'s eigenbasis: :math:`X=Z\\,\\mathrm{diag}(t)^{1/2}` and
+  :math:`\\tilde\\beta=O^\\top\\beta^*` (the Gaussian law, the initialisation and every alignment are
+  invariant under the rotation :math:`O`), so no :math:`d\\times d` square root and no GEMM to draw :math:`X`.
+- One eigendecomposition of :math:`\\hat\\Sigma_x=W\\,\\mathrm{diag}(\\omega)W^\\top` per trial serves every
+  :math:`\\lambda_G` (for :math:`n<d` that of the :math:`n\\times n` Gram matrix: :math:`X^\\top y` and the
+  gradient live in the row space of :math:`X`). With :math:`a=W^\\top X^\\top y/n`,
+  :math:`\\langle v_\\lambda,\\beta\\rangle=\\sum_j a_j(W^\\top\\tilde\\beta)_j/(\\omega_j+\\lambda)` and
+  :math:`\\lVert v_\\lambda\\rVert^2=\\sum_j a_j^2/(\\omega_j+\\lambda)^2`.
+- The network spikes of all :math:`\\lambda_G` (and SGD) come from one batched Lanczos run on
+  :math:`D_\\lambda K^\\top KD_\\lambda`, :math:`K=-\\nabla_G\\hat L\\,W`, :math:`D_\\lambda=(\\mathrm{diag}\\,\\omega+\\lambda)^{-1}`,
+  started at the spike vector (full reorthogonalisation; stops when every Ritz residual is below
+  ``lanczos_tol`` times the Ritz value).
+- Trials use independent streams ``SeedSequence(seed).spawn(trials)``; serial and parallel runs
+  give identical numbers.
+
+The reconstructed parts [R] (initialisation scales, same-batch preconditioner, normalised
+step for the test error) are those of THEORY.md 4.0; the paper's exact protocol is unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import Callable
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+from scipy import linalg as _la
+from scipy import special as _sp
+
+from simulate import _validate as V
+from simulate.trials import parallel_map, spawn_seeds
+
+__all__ = [
+    "TEACHERS",
+    "STUDENTS",
+    "OneStepResult",
+    "StepMSEResult",
+    "one_step",
+    "one_step_test_error",
+    "top_singular_pairs",
+]
+
+
+def _relu(z):
+    return np.maximum(z, 0.0)
+
+
+#: teacher name -> function (same names as theory.single_index.TEACHERS; implemented independently).
+TEACHERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": np.tanh,
+    "erf": _sp.erf,
+    "relu": _relu,
+    "linear": lambda z: np.array(z, dtype=float),
+    "sigmoid": _sp.expit,
+    "softplus": lambda z: np.logaddexp(0.0, z),
+    "abs": np.abs,
+    "cubic": lambda z: np.asarray(z, dtype=float) ** 3,
+    "he2": lambda z: np.asarray(z, dtype=float) ** 2 - 1.0,
+}
+
+
+def _tanh_pair(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.tanh(h, out=h)           # in place: h is a scratch buffer
+    d = np.multiply(a, a)
+    np.subtract(1.0, d, out=d)
+    return a, d
+
+
+def _relu_pair(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.maximum(h, 0.0), (h > 0).astype(float)
+
+
+def _erf_pair(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _sp.erf(h), (2.0 / math.sqrt(math.pi)) * np.exp(-h * h)
+
+
+def _linear_pair(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return h, np.ones_like(h)
+
+
+#: student name -> function returning (sigma(h), sigma'(h)); may overwrite its argument.
+STUDENTS: dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]] = {
+    "tanh": _tanh_pair,
+    "relu": _relu_pair,
+    "erf": _erf_pair,
+    "linear": _linear_pair,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OneStepResult:
+    """Per-trial measurements of the one-step experiment (rows = trials).
+
+    lam_G: (L,) the ridge grid. sgd, kfac: alignments :math:`\\cos(v,\\beta^*)`, shapes (T,), (T, L).
+    sgd_inner, kfac_inner: :math:`\\langle v,\\beta^*\\rangle`; sgd_sqnorm, kfac_sqnorm: :math:`\\lVert v\\rVert^2`.
+    population, population_inner, population_sqnorm: (T, L), preconditioner :math:`(\\Sigma+\\lambda_GI)^{-1}`.
+    sgd_network, kfac_network: alignment of the network's top right singular vector (``None`` if
+        ``network=False``). sgd_spike_size, kfac_spike_size: :math:`s_1/\\lVert F_0\\rVert` of the
+        (unit-step) update. F0_norm: (T,) :math:`\\lVert F_0\\rVert`. lanczos_steps: (T,) steps used.
+    n, N, d, noise_std, teacher, student, seed: the settings.
+    """
+
+    lam_G: np.ndarray
+    sgd: np.ndarray
+    kfac: np.ndarray
+    sgd_inner: np.ndarray
+    sgd_sqnorm: np.ndarray
+    kfac_inner: np.ndarray
+    kfac_sqnorm: np.ndarray
+    population: np.ndarray | None
+    population_inner: np.ndarray | None
+    population_sqnorm: np.ndarray | None
+    sgd_network: np.ndarray | None
+    kfac_network: np.ndarray | None
+    sgd_spike_size: np.ndarray | None
+    kfac_spike_size: np.ndarray | None
+    F0_norm: np.ndarray
+    lanczos_steps: np.ndarray | None
+    n: int
+    N: int
+    d: int
+    noise_std: float
+    teacher: str
+    student: str
+    seed: int | np.random.SeedSequence
+
+    @property
+    def trials(self) -> int:
+        return int(self.sgd.shape[0])
+
+
+@dataclass(frozen=True)
+class StepMSEResult:
+    """Test MSE after one normalised first-layer step and a ridge head (THEORY.md 4.0, C13).
+
+    none, sgd: (T,) test MSE with :math:`G_0` and with the SGD step; kfac: (T, L) with the KFAC step
+    for each ``lam_G``. Labels are noisy, so the floor is ``noise_std**2``.
+    lam_G, lam_F, spike_norm, n, n_head, n_test, N, d: the settings.
+    """
+
+    none: np.ndarray
+    sgd: np.ndarray
+    kfac: np.ndarray
+    lam_G: np.ndarray
+    lam_F: float
+    spike_norm: float
+    n: int
+    n_head: int
+    n_test: int
+    N: int
+    d: int
+
+
+# --------------------------------------------------------------------------------------------
+# argument handling
+# --------------------------------------------------------------------------------------------
+
+def _int(func: str, name: str, x, low: int = 1) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < low:
+        raise V.fail(func, name, f"an integer >= {low}", repr(x))
+    return int(x)
+
+
+def _problem(func: str, Sigma, beta_star) -> tuple[np.ndarray, np.ndarray]:
+    """(eigenvalues t, beta* in Sigma's eigenbasis)."""
+    S = np.asarray(Sigma, dtype=float) if not isinstance(Sigma, np.ndarray) else Sigma
+    if S.ndim == 1:
+        t = V.array(func, "Sigma", S, ndim=1)
+        if t.size < 1 or np.any(t <= 0):
+            raise V.fail(func, "Sigma", "a (d, d) symmetric positive-definite matrix or a 1-D array of positive eigenvalues",
+                         "non-positive eigenvalues" if t.size else "an empty array")
+        beta = V.array(func, "beta_star", beta_star, ndim=1)
+        if beta.shape != t.shape:
+            raise V.fail(func, "beta_star", f"a 1-D array of length d = {t.size}", f"length {beta.size}")
+        bt = beta.copy()
+    else:
+        S = V.spd(func, "Sigma", S)
+        beta = V.array(func, "beta_star", beta_star, ndim=1)
+        if beta.shape != (S.shape[0],):
+            raise V.fail(func, "beta_star", f"a 1-D array of length d = {S.shape[0]}", f"length {beta.size}")
+        t, O = np.linalg.eigh(S)
+        if t[0] <= 0:
+            raise V.fail(func, "Sigma", "positive-definite", f"smallest eigenvalue {t[0]:.3e}")
+        bt = O.T @ beta
+    if not np.any(beta != 0):
+        raise V.fail(func, "beta_star", "nonzero", "the zero vector")
+    return t, bt
+
+
+def _teacher(func: str, teacher) -> tuple[Callable, str]:
+    if isinstance(teacher, str):
+        if teacher not in TEACHERS:
+            raise V.fail(func, "teacher", f"one of {tuple(TEACHERS)} or a callable", repr(teacher))
+        return TEACHERS[teacher], teacher
+    if callable(teacher):
+        return teacher, getattr(teacher, "__name__", repr(teacher))
+    raise V.fail(func, "teacher", f"one of {tuple(TEACHERS)} or a callable", type(teacher).__name__)
+
+
+def _student(func: str, student) -> tuple[Callable, str]:
+    if isinstance(student, str):
+        if student not in STUDENTS:
+            raise V.fail(func, "student", f"one of {tuple(STUDENTS)} or a (sigma, sigma_prime) pair", repr(student))
+        return STUDENTS[student], student
+    if isinstance(student, tuple) and len(student) == 2 and all(callable(f) for f in student):
+        f, df = student
+        return (lambda h: (np.asarray(f(h), dtype=float), np.asarray(df(h), dtype=float))), getattr(f, "__name__", "custom")
+    raise V.fail(func, "student", f"one of {tuple(STUDENTS)} or a (sigma, sigma_prime) pair", repr(student))
+
+
+@lru_cache(maxsize=1)
+def _gh200() -> tuple[np.ndarray, np.ndarray]:
+    x, w = hermegauss(200)
+    return x, w / math.sqrt(2.0 * math.pi)
+
+
+def _check_signal(func: str, fn: Callable, s: float) -> None:
+    """Raise if the teacher's first Hermite coefficient vanishes (information exponent > 1)."""
+    x, w = _gh200()
+    f = np.asarray(fn(s * x), dtype=float)
+    if f.shape != x.shape or not np.all(np.isfinite(f)):
+        raise V.fail(func, "teacher", "a callable mapping an array of floats to finite floats", "other output")
+    rms = math.sqrt(max(float(w @ (f * f)), 0.0))
+    c_s = abs(float(w @ (x * f)))  # = |c| s
+    if not c_s > 1e-8 * rms:
+        raise V.fail(func, "teacher", "a teacher with nonzero first Hermite coefficient c = E[z sigma*(z)]/s^2 "
+                     "(information exponent 1)",
+                     f"c = {c_s / s:.3g}: information exponent above 1, the one-step spike carries no signal "
+                     "about beta_star")
+
+
+def _lams(func: str, lam_G) -> np.ndarray:
+    lam = V.array(func, "lam_G", lam_G, ndim=(0, 1))
+    lam = np.atleast_1d(lam).astype(float)
+    if np.any(lam < 0):
+        raise V.fail(func, "lam_G", ">= 0", f"minimum {lam.min():.3e}")
+    return lam
+
+
+def _seed(func: str, seed):
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise V.fail(func, "seed", "a non-negative integer or a numpy.random.SeedSequence", repr(seed))
+    return int(seed)
+
+
+# --------------------------------------------------------------------------------------------
+# block Lanczos for the top singular pair of many operators at once
+# --------------------------------------------------------------------------------------------
+
+def top_singular_pairs(apply: Callable[[np.ndarray], np.ndarray], start: np.ndarray, *,
+                       tol: float = 1e-10, max_steps: int = 60) -> tuple[np.ndarray, np.ndarray, int]:
+    """Top eigenpair of ``m`` symmetric PSD operators :math:`A_l=M_l^\\top M_l` by batched Lanczos.
+
+    apply: maps an (r, m) block ``Q`` to the block with columns :math:`A_lQ_{:,l}`.
+    start: (r, m) starting vectors (nonzero columns; the spike vectors are excellent starts).
+    tol: stop when every Ritz residual :math:`\\beta_j|y_j|` is at most ``tol`` times its Ritz value.
+    max_steps: Lanczos steps at most (full reorthogonalisation, twice, each step).
+    Returns ``(theta, U, steps)``: top eigenvalues :math:`\\theta_l=s_1(M_l)^2` (m,), unit Ritz vectors
+    (r, m) (sign: :math:`\\langle U_{:,l},\\text{start}_{:,l}\\rangle\\ge0`), and the steps used.
+    """
+    start = np.asarray(start, dtype=float)
+    r, m = start.shape
+    max_steps = max(1, min(int(max_steps), r))
+    Q = np.zeros((max_steps + 1, r, m))
+    alpha = np.zeros((max_steps, m))
+    beta = np.zeros((max_steps, m))
+    nrm = np.linalg.norm(start, axis=0)
+    if np.any(nrm == 0):
+        raise ValueError("top_singular_pairs: argument 'start' must have nonzero columns; got a zero column.")
+    Q[0] = start / nrm
+    theta = np.zeros(m)
+    Y = None
+    steps = 0
+    for j in range(max_steps):
+        w = apply(Q[j])
+        alpha[j] = np.einsum("rm,rm->m", Q[j], w)
+        for _ in range(2):  # full reorthogonalisation, twice is enough
+            coef = np.einsum("krm,rm->km", Q[: j + 1], w)
+            w -= np.einsum("krm,km->rm", Q[: j + 1], coef)
+        beta[j] = np.linalg.norm(w, axis=0)
+        steps = j + 1
+        T = np.zeros((m, steps, steps))
+        idx = np.arange(steps)
+        T[:, idx, idx] = alpha[:steps].T
+        if steps > 1:
+            T[:, idx[1:], idx[:-1]] = beta[: steps - 1].T
+            T[:, idx[:-1], idx[1:]] = beta[: steps - 1].T
+        ev, vec = np.linalg.eigh(T)
+        theta = ev[:, -1]
+        Y = vec[:, :, -1]                       # (m, steps)
+        resid = beta[j] * np.abs(Y[:, -1])
+        scale = np.abs(theta)
+        done = resid <= tol * np.where(scale > 0, scale, 1.0)
+        if np.all(done) or steps == max_steps:
+            break
+        safe = np.where(beta[j] > 0, beta[j], 1.0)
+        Q[j + 1] = np.where(beta[j] > 0, w / safe, 0.0)
+    U = np.einsum("krm,mk->rm", Q[:steps], Y)
+    U /= np.linalg.norm(U, axis=0)
+    sign = np.sign(np.einsum("rm,rm->m", U, start))
+    U *= np.where(sign == 0, 1.0, sign)
+    return theta, U, steps
+
+
+# --------------------------------------------------------------------------------------------
+# one trial
+# --------------------------------------------------------------------------------------------
+
+def _run(work: Callable, seeds: list, *, jobs: int, scheduler, blas_threads: int | None) -> list:
+    """Trials in order; serial runs honour ``blas_threads`` too (parallel workers get 1 by default)."""
+    if blas_threads is not None:
+        blas_threads = _int("one_step", "blas_threads", blas_threads)
+    if scheduler is None and (jobs == 1 or len(seeds) <= 1) and blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=blas_threads):
+            return [work(s) for s in seeds]
+    kw = {} if blas_threads is None else {"blas_threads": blas_threads}
+    return parallel_map(work, seeds, jobs=jobs, scheduler=scheduler, **kw)
+
+
+def _draw(t: np.ndarray, bt: np.ndarray, n: int, N: int, teacher: Callable, noise_std: float,
+          rng: np.random.Generator):
+    """X (n, d) in Sigma's eigenbasis, labels y, and the initialisation (G0, F0)."""
+    d = t.size
+    X = rng.standard_normal((n, d))
+    X *= np.sqrt(t)
+    z = X @ bt
+    y = np.asarray(teacher(z), dtype=float)
+    if noise_std > 0:
+        y = y + noise_std * rng.standard_normal(n)
+    G0 = rng.standard_normal((N, d))
+    G0 *= 1.0 / math.sqrt(d)
+    F0 = rng.standard_normal(N) / N
+    return X, y, G0, F0
+
+
+def _neg_gradient(X: np.ndarray, y: np.ndarray, G0: np.ndarray, F0: np.ndarray, student: Callable) -> np.ndarray:
+    """:math:`-\\nabla_G\\hat L(F_0,G_0)` for :math:`\\hat L=\\frac1{2n}\\sum_i(y_i-F_0\\sigma(G_0x_i))^2`, shape (N, d)."""
+    n = X.shape[0]
+    H = X @ G0.T                                   # (n, N) pre-activations
+    act, dact = student(H)
+    r = y - act @ F0                               # residuals of the network at init
+    if not dact.flags.writeable or dact is act:
+        dact = np.array(dact, copy=True)
+    dact *= r[:, None]
+    dact *= F0[None, :] / n
+    return dact.T @ X                              # (1/n) sum_i [(F0' r_i) . sigma'(G0 x_i)] x_i'
+
+
+def _eigen_sample_cov(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(omega, W): nonzero spectrum and orthonormal eigenvectors (d, r) of X'X/n, r = min(n, d)."""
+    n, d = X.shape
+    if n >= d:
+        S = X.T @ X
+        S *= 1.0 / n
+        om, W = np.linalg.eigh(S)
+        return om, W
+    Gm = X @ X.T
+    Gm *= 1.0 / n
+    om, U = np.linalg.eigh(Gm)
+    W = X.T @ U
+    W /= np.sqrt(n * om)[None, :]
+    return om, W
+
+
+def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, population, method,
+           lanczos_tol, max_steps) -> dict:
+    rng = np.random.default_rng(seed_seq)
+    X, y, G0, F0 = _draw(t, bt, n, N, teacher, noise_std, rng)
+    d = t.size
+    beta_norm = math.sqrt(float(bt @ bt))
+    b = X.T @ y
+    b *= 1.0 / n                                  # SGD spike vector v = X'y/n
+    out: dict = {"F0_norm": float(np.linalg.norm(F0))}
+    out["sgd_inner"] = float(b @ bt)
+    out["sgd_sqnorm"] = float(b @ b)
+    L = lam.size
+    if population:
+        P = 1.0 / (t[None, :] + lam[:, None])       # (L, d): (Sigma + lam)^{-1} is diagonal here
+        vp = P * b[None, :]
+        out["population_inner"] = vp @ bt
+        out["population_sqnorm"] = np.einsum("ld,ld->l", vp, vp)
+    if method == "solve":
+        S = X.T @ X
+        S *= 1.0 / n
+        inner = np.empty(L)
+        sq = np.empty(L)
+        for j, lj in enumerate(lam):
+            C = S.copy()
+            C[np.diag_indices(d)] += lj
+            v = _la.cho_solve(_la.cho_factor(C, lower=True, check_finite=False), b, check_finite=False)
+            inner[j] = v @ bt
+            sq[j] = v @ v
+        out["kfac_inner"], out["kfac_sqnorm"] = inner, sq
+        return out
+    # one eigendecomposition of Sigma_hat serves every lam_G
+    om, W = _eigen_sample_cov(X)
+    a = W.T @ b
+    bw = W.T @ bt
+    Dm = 1.0 / (om[:, None] + lam[None, :])       # (r, L)
+    va = a[:, None] * Dm                            # spike vectors in the W basis
+    out["kfac_inner"] = bw @ va
+    out["kfac_sqnorm"] = np.einsum("rl,rl->l", va, va)
+    if network:
+        Delta = _neg_gradient(X, y, G0, F0, student)      # (N, d)
+        K = Delta @ W                                    # (N, r)
+        Dall = np.concatenate([np.ones((om.size, 1)), Dm], axis=1)   # column 0: SGD
+        start = np.concatenate([a[:, None], va], axis=1)
+
+        def apply(Qb: np.ndarray) -> np.ndarray:
+            return Dall * (K.T @ (K @ (Dall * Qb)))
+
+        theta, U, steps = top_singular_pairs(apply, start, tol=lanczos_tol, max_steps=max_steps)
+        cos_net = (bw @ U) / beta_norm
+        size = np.sqrt(np.maximum(theta, 0.0)) / out["F0_norm"]
+        out["sgd_network"], out["kfac_network"] = float(cos_net[0]), cos_net[1:]
+        out["sgd_spike_size"], out["kfac_spike_size"] = float(size[0]), size[1:]
+        out["lanczos_steps"] = steps
+    return out
+
+
+def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed, student="tanh",
+             network: bool = True, population: bool = True, method: str = "auto", jobs: int = 1,
+             scheduler: str | None = None, blas_threads: int | None = None, lanczos_tol: float = 1e-10,
+             max_steps: int = 60) -> OneStepResult:
+    """Run ``trials`` independent one-step experiments (THEORY.md 4.0-4.1).
+
+    Sigma: (d, d) symmetric positive-definite covariance, or (d,) eigenvalues (then ``beta_star``
+        is in that eigenbasis).
+    beta_star: (d,) nonzero teacher direction :math:`\\beta^*`.
+    n: batch size (>= 1). N: hidden width (>= 1).
+    lam_G: (L,) ridges :math:`\\lambda_G\\ge0` of the KFAC preconditioner (a float is one ridge).
+    teacher: a name in :data:`TEACHERS` or a callable :math:`\\sigma^*`; it must have :math:`c\\ne0`.
+    noise_std: label noise :math:`\\sigma_\\varepsilon\\ge0`.
+    trials: number of independent trials (>= 1). seed: master seed (int or SeedSequence).
+    student: a name in :data:`STUDENTS` or a ``(sigma, sigma_prime)`` pair of callables.
+    network: also compute the network's own spikes (Lanczos on the actual update).
+    population: also report the population-preconditioner spike :math:`(\\Sigma+\\lambda_GI)^{-1}X^\\top y/n`.
+    method: ``"eigh"`` (one eigendecomposition for all ``lam_G``), ``"solve"`` (a Cholesky solve
+        per ridge; only without ``network``, with ``n >= d`` and ``lam_G > 0``), or ``"auto"``
+        (``"solve"`` when allowed and ``len(lam_G) <= 2``).
+    jobs, scheduler: parallel trials (see :func:`simulate.trials.parallel_map`); same numbers.
+    blas_threads: BLAS threads per trial (``None``: the library default in a serial run, 1 per
+        parallel worker). On a shared, loaded machine 1 is much faster for d <= 500.
+    lanczos_tol, max_steps: Lanczos stopping rule (relative Ritz residual) and step limit.
+    """
+    func = "one_step"
+    t, bt = _problem(func, Sigma, beta_star)
+    d = t.size
+    n = _int(func, "n", n)
+    N = _int(func, "N", N)
+    lam = _lams(func, lam_G)
+    fn, tname = _teacher(func, teacher)
+    noise_std = V.scalar(func, "noise_std", noise_std, low=0.0)
+    trials = _int(func, "trials", trials)
+    seed = _seed(func, seed)
+    sfn, sname = _student(func, student)
+    V.choice(func, "method", method, ("auto", "eigh", "solve"))
+    lanczos_tol = V.scalar(func, "lanczos_tol", lanczos_tol, low=0.0, low_open=True)
+    _check_signal(func, fn, math.sqrt(float((t * bt) @ bt)))
+    solve_ok = (not network) and n >= d and bool(np.all(lam > 0))
+    if method == "solve" and not solve_ok:
+        raise V.fail(func, "method", "'eigh' or 'auto' unless network=False, n >= d and every lam_G > 0", repr(method))
+    if method == "auto":
+        method = "solve" if solve_ok and lam.size <= 2 else "eigh"
+    work = partial(_trial, t=t, bt=bt, n=n, N=N, lam=lam, teacher=fn, student=sfn, noise_std=noise_std,
+                   network=bool(network), population=bool(population), method=method,
+                   lanczos_tol=lanczos_tol, max_steps=int(max_steps))
+    rows = _run(work, spawn_seeds(seed, trials), jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
+    beta_norm = math.sqrt(float(bt @ bt))
+
+    def stack(key):
+        return np.array([r[key] for r in rows], dtype=float)
+
+    def cos(inner, sq):
+        return inner / (beta_norm * np.sqrt(sq))
+
+    si, ss, ki, ks = stack("sgd_inner"), stack("sgd_sqnorm"), stack("kfac_inner"), stack("kfac_sqnorm")
+    pi = stack("population_inner") if population else None
+    ps = stack("population_sqnorm") if population else None
+    net = bool(network)
+    return OneStepResult(
+        lam_G=lam, sgd=cos(si, ss), kfac=cos(ki, ks), sgd_inner=si, sgd_sqnorm=ss, kfac_inner=ki, kfac_sqnorm=ks,
+        population=cos(pi, ps) if population else None, population_inner=pi, population_sqnorm=ps,
+        sgd_network=stack("sgd_network") if net else None, kfac_network=stack("kfac_network") if net else None,
+        sgd_spike_size=stack("sgd_spike_size") if net else None,
+        kfac_spike_size=stack("kfac_spike_size") if net else None,
+        F0_norm=stack("F0_norm"), lanczos_steps=stack("lanczos_steps").astype(int) if net else None,
+        n=n, N=N, d=d, noise_std=noise_std, teacher=tname, student=sname,
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# test error after one step + ridge head (C13)
+# --------------------------------------------------------------------------------------------
+
+def _ridge_head_mse(G: np.ndarray, X2, y2, X3, y3, student, lam_F: float) -> float:
+    n2 = X2.shape[0]
+    Phi, _ = student(X2 @ G.T)
+    Phi = np.array(Phi, copy=True)
+    A = Phi.T @ Phi
+    A *= 1.0 / n2
+    A[np.diag_indices_from(A)] += lam_F
+    rhs = Phi.T @ y2 / n2
+    a = _la.cho_solve(_la.cho_factor(A, lower=True, check_finite=False), rhs, check_finite=False)
+    Phi3, _ = student(X3 @ G.T)
+    return float(np.mean((y3 - Phi3 @ a) ** 2))
+
+
+def _test_trial(seed_seq, *, t, bt, n, n_head, n_test, N, lam, lam_F, spike_norm, teacher, student,
+                noise_std) -> dict:
+    rng = np.random.default_rng(seed_seq)
+    X, y, G0, F0 = _draw(t, bt, n, N, teacher, noise_std, rng)
+    d = t.size
+
+    def fresh(m):
+        Xf = rng.standard_normal((m, d))
+        Xf *= np.sqrt(t)
+        yf = np.asarray(teacher(Xf @ bt), dtype=float)
+        if noise_std > 0:
+            yf = yf + noise_std * rng.standard_normal(m)
+        return Xf, yf
+
+    X2, y2 = fresh(n_head)
+    X3, y3 = fresh(n_test)
+    Delta = _neg_gradient(X, y, G0, F0, student)
+    om, W = _eigen_sample_cov(X)
+    K = Delta @ W
+    Dall = np.concatenate([np.ones((om.size, 1)), 1.0 / (om[:, None] + lam[None, :])], axis=1)
+    a = W.T @ (X.T @ y) / n
+    theta, _, _ = top_singular_pairs(lambda Qb: Dall * (K.T @ (K @ (Dall * Qb))), a[:, None] * Dall)
+    s1 = np.sqrt(theta)
+    out = {"none": _ridge_head_mse(G0, X2, y2, X3, y3, student, lam_F)}
+    steps = [(K * Dall[:, j][None, :]) @ W.T * (spike_norm / s1[j]) for j in range(Dall.shape[1])]
+    out["sgd"] = _ridge_head_mse(G0 + steps[0], X2, y2, X3, y3, student, lam_F)
+    out["kfac"] = np.array([_ridge_head_mse(G0 + st, X2, y2, X3, y3, student, lam_F) for st in steps[1:]])
+    return out
+
+
+def one_step_test_error(Sigma, beta_star, *, n, n_head, n_test, N, lam_G, lam_F, teacher, noise_std, trials,
+                        seed, student="tanh", spike_norm: float = 5.0, jobs: int = 1,
+                        scheduler: str | None = None, blas_threads: int | None = None) -> StepMSEResult:
+    """Test MSE of a ridge head on the features after one normalised step (THEORY.md 4.0, Figure 3 note).
+
+    The step :math:`\\Delta G=-\\nabla_G\\hat L\\,\\mathcal P` (from ``n`` samples) is rescaled so its top singular
+    value is ``spike_norm``; the head is ridge regression (``lam_F``) on ``n_head`` fresh samples and the
+    MSE is measured on ``n_test`` fresh samples. ``none`` keeps :math:`G_0`.
+    Other arguments as :func:`one_step`.
+    """
+    func = "one_step_test_error"
+    t, bt = _problem(func, Sigma, beta_star)
+    n, n_head, n_test, N = (_int(func, k, v) for k, v in (("n", n), ("n_head", n_head), ("n_test", n_test), ("N", N)))
+    lam = _lams(func, lam_G)
+    lam_F = V.scalar(func, "lam_F", lam_F, low=0.0, low_open=True)
+    spike_norm = V.scalar(func, "spike_norm", spike_norm, low=0.0, low_open=True)
+    fn, _ = _teacher(func, teacher)
+    noise_std = V.scalar(func, "noise_std", noise_std, low=0.0)
+    trials = _int(func, "trials", trials)
+    seed = _seed(func, seed)
+    sfn, _ = _student(func, student)
+    _check_signal(func, fn, math.sqrt(float((t * bt) @ bt)))
+    work = partial(_test_trial, t=t, bt=bt, n=n, n_head=n_head, n_test=n_test, N=N, lam=lam, lam_F=lam_F,
+                   spike_norm=spike_norm, teacher=fn, student=sfn, noise_std=noise_std)
+    rows = _run(work, spawn_seeds(seed, trials), jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
+    return StepMSEResult(
+        none=np.array([r["none"] for r in rows]), sgd=np.array([r["sgd"] for r in rows]),
+        kfac=np.array([r["kfac"] for r in rows]), lam_G=lam, lam_F=lam_F, spike_norm=spike_norm,
+        n=n, n_head=n_head, n_test=n_test, N=N, d=t.size,
+    )

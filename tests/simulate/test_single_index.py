@@ -1,0 +1,179 @@
+"""simulate.single_index: the literal one-step experiment, checked against a naive re-implementation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from simulate import data
+from simulate import single_index as ss
+from simulate.trials import spawn_seeds
+from tests.conftest import assert_close
+
+NOISE = 0.1
+
+
+def _problem(d, rng, eps=0.9):
+    t = data.two_level_spectrum(d, eps=eps)
+    beta = rng.standard_normal(d)
+    return t, beta / math.sqrt(float((t * beta) @ beta))
+
+
+def _naive_trial(t, bt, *, n, N, lam, seed, trial=0, trials=1):
+    """The same draws as one_step's trial ``trial``, then everything the slow, obvious way."""
+    rng = np.random.default_rng(spawn_seeds(seed, trials)[trial])
+    d = t.size
+    X = rng.standard_normal((n, d)) * np.sqrt(t)
+    y = np.tanh(X @ bt) + NOISE * rng.standard_normal(n)
+    G0 = rng.standard_normal((N, d)) / math.sqrt(d)
+    F0 = rng.standard_normal(N) / N
+    H = X @ G0.T
+    r = y - np.tanh(H) @ F0
+    # -grad_G L = (1/n) sum_i [(F0' r_i) * sigma'(G0 x_i)] x_i'
+    neg_grad = np.einsum("i,ij,j,ik->jk", r, 1 - np.tanh(H) ** 2, F0, X) / n
+    S = X.T @ X / n
+    b = X.T @ y / n
+    out = {"sgd": b @ bt / (np.linalg.norm(b) * np.linalg.norm(bt))}
+    U, s, Vt = np.linalg.svd(neg_grad)
+    u = Vt[0] * np.sign(Vt[0] @ b)
+    out["sgd_network"] = u @ bt / np.linalg.norm(bt)
+    out["sgd_spike_size"] = s[0] / np.linalg.norm(F0)
+    kf, net, size, inner, sq = [], [], [], [], []
+    for lj in lam:
+        Pinv = np.linalg.pinv(S) if lj == 0 else np.linalg.inv(S + lj * np.eye(d))
+        v = Pinv @ b
+        step = neg_grad @ Pinv
+        _, s, Vt = np.linalg.svd(step)
+        u = Vt[0] * np.sign(Vt[0] @ v)
+        kf.append(v @ bt / (np.linalg.norm(v) * np.linalg.norm(bt)))
+        net.append(u @ bt / np.linalg.norm(bt))
+        size.append(s[0] / np.linalg.norm(F0))
+        inner.append(v @ bt)
+        sq.append(v @ v)
+    out.update(kfac=kf, kfac_network=net, kfac_spike_size=size, kfac_inner=inner, kfac_sqnorm=sq)
+    vp = np.array([b / (t + lj) for lj in lam])
+    out["population"] = vp @ bt / (np.linalg.norm(vp, axis=1) * np.linalg.norm(bt))
+    return out
+
+
+@pytest.mark.parametrize("n, lam", [(60, [1e-3, 0.1, 10.0]), (20, [0.0, 0.05, 2.0])])  # psi = 2 and psi = 2/3
+def test_one_trial_matches_naive_implementation(rng, n, lam):
+    d, N = 30, 12
+    t, bt = _problem(d, rng)
+    res = ss.one_step(t, bt, n=n, N=N, lam_G=lam, teacher="tanh", noise_std=NOISE, trials=2, seed=7)
+    for trial in range(2):
+        ref = _naive_trial(t, bt, n=n, N=N, lam=lam, seed=7, trial=trial, trials=2)
+        for key in ("sgd", "sgd_network", "sgd_spike_size", "kfac", "kfac_network", "kfac_spike_size",
+                    "kfac_inner", "kfac_sqnorm", "population"):
+            got = getattr(res, key)[trial]
+            # float64 round-off through solves of condition <= 1e4 and a Lanczos residual of 1e-10
+            assert_close(got, ref[key], rtol=1e-7, atol=1e-9, what=f"{key} (n={n}, trial {trial})")
+
+
+def test_negative_gradient_against_finite_differences(rng):
+    n, d, N = 7, 5, 3
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    G = rng.standard_normal((N, d))
+    F = rng.standard_normal(N)
+
+    def loss(Gm):
+        return 0.5 * np.mean((y - np.tanh(X @ Gm.T) @ F) ** 2)
+
+    fd = np.zeros_like(G)
+    h = 1e-6
+    for i in range(N):
+        for j in range(d):
+            E = np.zeros_like(G)
+            E[i, j] = h
+            fd[i, j] = -(loss(G + E) - loss(G - E)) / (2 * h)
+    got = ss._neg_gradient(X, y, G, F, ss.STUDENTS["tanh"])
+    assert_close(got, fd, rtol=1e-6, atol=1e-9, what="-grad_G L vs central differences (h = 1e-6)")
+
+
+def test_batched_lanczos_matches_svd(rng):
+    r, N, m = 40, 25, 3
+    Ms = [rng.standard_normal((N, r)) for _ in range(m)]
+    Ms[0] += 8.0 * np.outer(rng.standard_normal(N), rng.standard_normal(r)) / r  # a clear spike
+    theta, U, steps = ss.top_singular_pairs(
+        lambda Q: np.stack([M.T @ (M @ Q[:, j]) for j, M in enumerate(Ms)], axis=1),
+        rng.standard_normal((r, m)), tol=1e-12, max_steps=40)
+    for j, M in enumerate(Ms):
+        _, s, Vt = np.linalg.svd(M)
+        assert abs(math.sqrt(theta[j]) - s[0]) <= 1e-9 * s[0], f"operator {j}: s1 {math.sqrt(theta[j])} vs {s[0]}"
+        assert abs(abs(U[:, j] @ Vt[0]) - 1) <= 1e-8, f"operator {j}: |<u, u_svd>| = {abs(U[:, j] @ Vt[0])}"
+    assert steps <= 40
+
+
+def test_paths_agree_and_reproducible(rng):
+    d = 25
+    t, bt = _problem(d, rng)
+    kw = dict(n=60, N=10, lam_G=[0.01, 1.0], teacher="relu", noise_std=NOISE, trials=3, seed=11, network=False)
+    a = ss.one_step(t, bt, method="eigh", **kw)
+    b = ss.one_step(t, bt, method="solve", **kw)
+    assert_close(a.kfac, b.kfac, rtol=1e-10, what="eigendecomposition vs Cholesky per ridge")
+    assert_close(a.kfac_sqnorm, b.kfac_sqnorm, rtol=1e-9, what="|v|^2, eigh vs solve")
+    c = ss.one_step(t, bt, method="eigh", **kw)
+    assert np.array_equal(a.kfac, c.kfac) and np.array_equal(a.sgd, c.sgd), "same seed, different numbers"
+    # the full (rotated) Sigma gives the numbers of its eigen-form (one_step rotates beta* itself)
+    O = data.haar_orthogonal(d, rng=rng)
+    Sigma = (O * t) @ O.T
+    Sigma = 0.5 * (Sigma + Sigma.T)
+    beta = O @ bt
+    full = ss.one_step(Sigma, beta, **kw)
+    tt, OO = np.linalg.eigh(Sigma)
+    eig = ss.one_step(tt, OO.T @ beta, **kw)
+    assert np.array_equal(full.kfac, eig.kfac) and np.array_equal(full.sgd, eig.sgd)
+    # serial and parallel give identical numbers
+    par = ss.one_step(t, bt, method="eigh", jobs=2, **kw)
+    assert np.array_equal(a.kfac, par.kfac) and np.array_equal(a.sgd_inner, par.sgd_inner)
+
+
+def test_result_shapes_and_test_error(rng):
+    d = 20
+    t, bt = _problem(d, rng)
+    res = ss.one_step(t, bt, n=40, N=10, lam_G=np.geomspace(1e-3, 10, 4), teacher="erf", noise_std=0.0,
+                      trials=3, seed=1, student="relu")
+    assert res.sgd.shape == (3,) and res.kfac.shape == (3, 4) and res.kfac_network.shape == (3, 4)
+    assert res.population.shape == (3, 4) and res.trials == 3 and res.d == d
+    assert np.all(np.abs(res.kfac) <= 1 + 1e-12) and np.all(res.kfac_spike_size > 0)
+    mse = ss.one_step_test_error(t, bt, n=40, n_head=60, n_test=50, N=10, lam_G=[0.1, 1.0], lam_F=1e-3,
+                                 teacher="tanh", noise_std=NOISE, trials=2, seed=3)
+    assert mse.none.shape == (2,) and mse.sgd.shape == (2,) and mse.kfac.shape == (2, 2)
+    again = ss.one_step_test_error(t, bt, n=40, n_head=60, n_test=50, N=10, lam_G=[0.1, 1.0], lam_F=1e-3,
+                                   teacher="tanh", noise_std=NOISE, trials=2, seed=3)
+    assert np.array_equal(mse.kfac, again.kfac) and np.all(mse.none > 0)
+
+
+_T = np.array([1.0, 2.0, 3.0])
+_B = np.array([1.0, 0.0, 1.0])
+_KW = dict(n=6, N=2, lam_G=[0.1], teacher="tanh", noise_std=0.1, trials=1, seed=0)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"Sigma": np.array([[1.0, 0.3], [0.0, 1.0]]), "beta_star": [1.0, 1.0]}, "'Sigma' must be symmetric"),
+        ({"Sigma": np.diag([1.0, -2.0]), "beta_star": [1.0, 1.0]}, "'Sigma' must be positive-definite"),
+        ({"Sigma": np.array([1.0, 0.0, 2.0])}, "'Sigma' must be a \\(d, d\\) symmetric positive-definite"),
+        ({"beta_star": [1.0, 2.0]}, "'beta_star' must be a 1-D array of length d = 3"),
+        ({"beta_star": np.zeros(3)}, "'beta_star' must be nonzero"),
+        ({"beta_star": [1.0, np.inf, 0.0]}, "'beta_star' must be finite"),
+        ({"n": 0}, "'n' must be an integer >= 1"),
+        ({"N": 0}, "'N' must be an integer >= 1"),
+        ({"lam_G": [0.1, -0.5]}, "'lam_G' must be >= 0"),
+        ({"lam_G": [np.nan]}, "'lam_G' must be finite"),
+        ({"teacher": "abs"}, "information exponent above 1"),
+        ({"teacher": "nope"}, "'teacher' must be one of"),
+        ({"student": "nope"}, "'student' must be one of"),
+        ({"noise_std": -1.0}, "'noise_std' must be in"),
+        ({"trials": 0}, "'trials' must be an integer >= 1"),
+        ({"method": "solve"}, "'method' must be 'eigh' or 'auto' unless network=False"),
+    ],
+)
+def test_bad_input(change, match):
+    kw = {"Sigma": _T, "beta_star": _B, **_KW, **change}
+    with pytest.raises(ValueError, match=match):
+        ss.one_step(kw.pop("Sigma"), kw.pop("beta_star"), **kw)
