@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from simulate import _validate as V
-from simulate.data import LinRepProblem, draw_batch, symmetric_sqrt
-from simulate.optimizers import Batch, Optimizer, batch_loss, make
+from simulate.data import LinRepProblem, draw_batch, draw_batch_fast, sample_inputs, symmetric_sqrt
+from simulate.optimizers import Batch, Optimizer, batch_loss, make, stacked
 
 
 class DivergenceError(FloatingPointError):
@@ -194,3 +194,431 @@ def run(
 
 def _partial(loss, dist, trans, t):
     return {"train_loss": loss[:t].copy(), "subspace_distance": dist[:t].copy(), "transfer_loss": trans[:t].copy()}
+
+
+# --------------------------------------------------------------------------- issue 4: transfer, common random numbers
+@dataclass(frozen=True)
+class TransferData:
+    r"""Samples of the transfer task :math:`y = F_{test}G^*x + \varepsilon`, :math:`x = \Sigma_t^{1/2}w`
+    (THEORY.md 3.1.0), shared by every representation evaluated on them.
+
+    X_fit, Y_fit: the ``n_t`` samples the least-squares head is fitted on.
+    X_eval, Y_eval: fresh evaluation samples, or ``None`` to take the exact expectation over fresh data.
+    noise_std: the transfer task's label noise (subtracted from the fresh-data MSE).
+    """
+
+    X_fit: np.ndarray
+    Y_fit: np.ndarray
+    X_eval: np.ndarray | None
+    Y_eval: np.ndarray | None
+    noise_std: float
+
+
+def transfer_data(problem: LinRepProblem, *, n_t: int, rng: np.random.Generator, n_eval: int | None = None,
+                  noise_std: float | None = None) -> TransferData:
+    """Draw the transfer samples: ``n_t`` for the head, ``n_eval`` fresh ones (``None``: exact expectation).
+
+    problem: the task (its F_test, Sigma_test and input law). n_t >= 1. rng: generator.
+    noise_std: transfer label noise (default: the training task's ``problem.noise_std``).
+    """
+    f = "transfer_data"
+    if isinstance(n_t, bool) or not isinstance(n_t, (int, np.integer)) or n_t < 1:
+        raise V.fail(f, "n_t", "a positive integer", repr(n_t))
+    if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, (int, np.integer)) or n_eval < 1):
+        raise V.fail(f, "n_eval", "a positive integer or None (exact expectation)", repr(n_eval))
+    if not isinstance(rng, np.random.Generator):
+        raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
+    sigma = problem.noise_std if noise_std is None else V.scalar(f, "noise_std", noise_std, low=0.0)
+    Sqrt_t = symmetric_sqrt(problem.Sigma_test)
+    Mt = problem.F_test @ problem.G_star
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        X = sample_inputs(int(n), Sqrt_t, law=problem.law, rng=rng)
+        Y = X @ Mt.T
+        if sigma > 0:
+            Y += sigma * rng.standard_normal(Y.shape)
+        return X, Y
+
+    Xf, Yf = draw(n_t)
+    Xe, Ye = draw(n_eval) if n_eval is not None else (None, None)
+    return TransferData(Xf, Yf, Xe, Ye, float(sigma))
+
+
+def finite_transfer_loss(G: np.ndarray, problem: LinRepProblem, data: TransferData, *,
+                         Sigma_test_sqrt: np.ndarray | None = None) -> float:
+    r"""Finite-sample transfer loss of the frozen representation ``G`` (THEORY.md 3.1.0):
+    the least-squares head :math:`\hat F = \arg\min_F\sum_i\lVert y_i - FGx_i\rVert^2` on the ``n_t``
+    transfer samples, then its excess risk on fresh data,
+
+    .. math::
+
+        \tfrac12\,\mathbb E_{x,\varepsilon}\lVert y - \hat FGx\rVert^2 - \tfrac12 d_Y\sigma^2
+        = \tfrac12\lVert(\hat FG - M_t)\Sigma_t^{1/2}\rVert_F^2
+
+    exactly (``data.X_eval is None``), or the empirical mean over the fresh samples minus
+    :math:`\tfrac12 d_Y\sigma^2`. It tends to the population :func:`transfer_loss` as :math:`n_t\to\infty`.
+    """
+    Z = data.X_fit @ G.T
+    Fh = _solve_head(Z, data.Y_fit)
+    if data.X_eval is None:
+        if Sigma_test_sqrt is None:
+            Sigma_test_sqrt = symmetric_sqrt(problem.Sigma_test)
+        R = (Fh @ G - problem.F_test @ problem.G_star) @ Sigma_test_sqrt
+        return float(0.5 * np.einsum("ij,ij->", R, R))
+    R = data.Y_eval - (data.X_eval @ G.T) @ Fh.T
+    return float(0.5 * np.einsum("ij,ij->", R, R) / R.shape[0] - 0.5 * R.shape[1] * data.noise_std**2)
+
+
+def _solve_head(Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Least-squares head (d_y, k) of Y on features Z (rows are samples), by a thin QR (no normal equations)."""
+    Q, R = np.linalg.qr(Z)
+    return np.linalg.solve(R, Q.T @ Y).T
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer of a common-random-numbers comparison.
+
+    label: unique name of the run (e.g. ``"kfac"`` or ``"sgd@0.1"``). name: registered optimizer.
+    lr > 0: its step size. options: further options as ``(key, value)`` pairs (hashable).
+    """
+
+    label: str
+    name: str
+    lr: float
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self):
+        f = "OptimizerSpec"
+        if not isinstance(self.label, str) or not self.label:
+            raise V.fail(f, "label", "a non-empty string", repr(self.label))
+        if not isinstance(self.name, str):
+            raise V.fail(f, "name", "a registered optimizer name", repr(self.name))
+        V.scalar(f, "lr", self.lr, low=0.0, low_open=True)
+
+    def build(self) -> Optimizer:
+        return make(self.name, lr=self.lr, **dict(self.options))
+
+
+@dataclass(frozen=True)
+class CommonRun:
+    """Record of several optimizers trained on the same batches from the same start.
+
+    labels: (m,) run labels. lrs: (m,) step sizes. steps: (r,) recorded iteration indices
+    (0 and ``steps`` always included). Metric arrays have shape (m, r) and are NaN from the
+    iteration at which a run diverged on:
+
+    - train_loss: the training loss of the rule's own model on batch t (training mode for batch-norm);
+    - population_loss: :math:`\\tfrac12\\mathbb E\\lVert y - f(x)\\rVert^2` of the evaluation-mode network;
+    - subspace_distance: :math:`\\sin\\theta_{\\max}` between the row spaces of :math:`G_t` and :math:`G^*`;
+    - transfer_loss: population transfer loss :func:`transfer_loss`;
+    - transfer_loss_finite: :func:`finite_transfer_loss` (all NaN without transfer samples).
+
+    diverged_at: (m,) first iteration whose loss was non-finite or above ``blowup`` times the initial
+    loss, or whose step failed (-1: never).
+    """
+
+    labels: tuple[str, ...]
+    lrs: np.ndarray
+    steps: np.ndarray
+    train_loss: np.ndarray
+    population_loss: np.ndarray
+    subspace_distance: np.ndarray
+    transfer_loss: np.ndarray
+    transfer_loss_finite: np.ndarray
+    diverged_at: np.ndarray
+
+    def index(self, label: str) -> int:
+        """Row of run ``label``."""
+        if label not in self.labels:
+            raise V.fail("CommonRun.index", "label", f"one of {list(self.labels)}", repr(label))
+        return self.labels.index(label)
+
+
+METRICS = ("train_loss", "population_loss", "subspace_distance", "transfer_loss", "transfer_loss_finite")
+
+
+def run_common(
+    problem: LinRepProblem,
+    specs: "list[OptimizerSpec] | tuple[OptimizerSpec, ...]",
+    *,
+    steps: int,
+    batch: int | None,
+    rng: np.random.Generator,
+    record_every: int = 1,
+    transfer_samples: int | None = None,
+    transfer_eval: int | None = None,
+    blowup: float = 1e6,
+    F0: np.ndarray | None = None,
+    G0: np.ndarray | None = None,
+    stack: bool = True,
+    check_every: int = 1,
+) -> CommonRun:
+    """Train every optimizer of ``specs`` with common random numbers: one start and, at every
+    iteration, one batch shared by all of them; the transfer samples are shared too.
+
+    problem: the task. specs: :class:`OptimizerSpec` s with distinct labels. steps >= 0.
+    batch: samples per fresh batch (:func:`simulate.data.draw_batch_fast`), or ``None`` for the
+    population moments. rng: the trial's generator
+    (draws, in order: the start unless F0/G0 are given, the transfer samples, then the batches).
+    record_every >= 1: metrics every that many iterations (and at the last). transfer_samples: n_t for
+    the finite-sample transfer loss (``None``: not recorded). transfer_eval: fresh evaluation samples for
+    it (``None``: exact expectation). blowup > 1: a run whose loss exceeds ``blowup`` times its initial loss
+    is declared diverged (as is a non-finite iterate or a failed solve) and is not stepped again.
+    F0, G0: the start (default :func:`initial_point`). stack: step runs of one built-in rule that differ
+    only in the step size together (:func:`simulate.optimizers.stacked`; same numbers to round-off, faster).
+    check_every >= 1: the loss test for divergence runs at every recorded iteration and every ``check_every``
+    iterations (a non-finite iterate is caught at every step).
+    """
+    f = "run_common"
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise V.fail(f, "steps", "an integer >= 0", repr(steps))
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
+        raise V.fail(f, "batch", "a positive integer or None (population)", repr(batch))
+    if not isinstance(rng, np.random.Generator):
+        raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
+    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        raise V.fail(f, "record_every", "a positive integer", repr(record_every))
+    V.scalar(f, "blowup", blowup, low=1.0, low_open=True)
+    if isinstance(check_every, bool) or not isinstance(check_every, (int, np.integer)) or check_every < 1:
+        raise V.fail(f, "check_every", "a positive integer", repr(check_every))
+    specs = tuple(specs)
+    if not specs or not all(isinstance(s, OptimizerSpec) for s in specs):
+        raise V.fail(f, "specs", "a non-empty sequence of OptimizerSpec", repr(specs)[:80])
+    labels = tuple(s.label for s in specs)
+    if len(set(labels)) != len(labels):
+        raise V.fail(f, "specs", "OptimizerSpecs with distinct labels", list(labels))
+    opts = [s.build() for s in specs]
+    for s, opt in zip(specs, opts):
+        if batch is not None and batch < problem.d_x and getattr(opt, "right", None) == "Sigma_x" \
+                and not getattr(opt, "lam_G", 0.0):
+            raise V.fail(f, "batch", f">= d_x = {problem.d_x} for {s.label!r} (its Sigma_hat_x would be singular)",
+                         batch)
+        if batch is None and getattr(opt, "needs_samples", False):
+            raise V.fail(f, "batch", f"a batch size for {s.label!r} (it needs samples, not population moments)",
+                         None)
+
+    if F0 is None or G0 is None:
+        F_init, G_init = initial_point(problem, rng=rng)
+        F0 = F_init if F0 is None else F0
+        G0 = G_init if G0 is None else G0
+    F0 = V.matrix(f, "F0", F0, shape=(problem.d_y, problem.k))
+    G0 = V.matrix(f, "G0", G0, shape=(problem.k, problem.d_x))
+    tdata = transfer_data(problem, n_t=transfer_samples, n_eval=transfer_eval, rng=rng) \
+        if transfer_samples is not None else None
+
+    rec = np.unique(np.r_[np.arange(0, steps + 1, record_every), steps]).astype(int)
+    slot = {int(t): i for i, t in enumerate(rec)}
+    m, r = len(specs), rec.size
+    out = {key: np.full((m, r), np.nan) for key in METRICS}
+    diverged = np.full(m, -1, dtype=int)
+
+    Sx = problem.Sigma_x_sqrt
+    St = symmetric_sqrt(problem.Sigma_test)
+    Mt_w = problem.F_test @ problem.G_star @ St
+    Mt_w2 = float(np.einsum("ij,ij->", Mt_w, Mt_w))
+    Qs = problem.G_star.T  # orthonormal columns
+    noise_term = 0.5 * problem.d_y * problem.noise_std**2
+    pop = Batch.population(problem.Sigma_x, problem.M, problem.noise_std) if batch is None else None
+
+    def metrics(j: int, F: np.ndarray, G: np.ndarray, state: Any, i: int) -> None:
+        W, c = opts[j].eval_map(F, G, state) if hasattr(opts[j], "eval_map") else (F @ G, None)
+        R = (W - problem.M) @ Sx
+        out["population_loss"][j, i] = 0.5 * np.einsum("ij,ij->", R, R) + noise_term + \
+            (0.5 * float(c @ c) if c is not None else 0.0)
+        Qg, _ = np.linalg.qr(G.T)
+        out["subspace_distance"][j, i] = min(1.0, np.linalg.svd(Qg - Qs @ (Qs.T @ Qg), compute_uv=False)[0])
+        Qw, _ = np.linalg.qr((G @ St).T)
+        P = Mt_w @ Qw
+        out["transfer_loss"][j, i] = max(0.0, 0.5 * (Mt_w2 - np.einsum("ij,ij->", P, P)))
+        if tdata is not None:
+            out["transfer_loss_finite"][j, i] = finite_transfer_loss(G, problem, tdata, Sigma_test_sqrt=St)
+
+    units = _units(opts, F0, G0, stack=stack)
+    L0 = np.full(m, np.nan)
+    failures = (np.linalg.LinAlgError, FloatingPointError, ValueError)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for t in range(steps + 1):
+            b = pop if pop is not None else Batch.from_samples(*draw_batch_fast(problem, batch, rng=rng))
+            check = t in slot or t % check_every == 0
+            for u in units:
+                if not u.members:
+                    continue
+                if check:
+                    try:
+                        losses = np.asarray(u.runner.batch_loss(u.F, u.G, b, u.state), dtype=float).reshape(-1)
+                    except failures:
+                        losses = u.each(lambda r, F, G, st: r.batch_loss(F, G, b, st), fill=np.nan)
+                    if t == 0:
+                        L0[u.members] = losses
+                    keep = np.isfinite(losses) & (losses <= blowup * np.maximum(L0[u.members], np.finfo(float).tiny))
+                    if t in slot:
+                        for i in np.nonzero(keep)[0]:
+                            j = u.members[i]
+                            try:
+                                out["train_loss"][j, slot[t]] = losses[i]
+                                metrics(j, u.F[i], u.G[i], u.runner.state_of(u.state, i), slot[t])
+                            except failures:
+                                keep[i] = False
+                                for key in METRICS:  # a partly written record of this iteration
+                                    out[key][j, slot[t]] = np.nan
+                    diverged[[u.members[i] for i in np.nonzero(~keep)[0]]] = t
+                    u.keep(keep)
+                if t == steps or not u.members:
+                    continue
+                try:
+                    u.F, u.G, u.state = u.runner.step(u.F, u.G, b, u.state)
+                    ok = np.isfinite(u.F).all(axis=(1, 2)) & np.isfinite(u.G).all(axis=(1, 2))
+                except failures:
+                    ok = u.step_each(b, failures)
+                diverged[[u.members[i] for i in np.nonzero(~ok)[0]]] = t + 1
+                u.keep(ok)
+    return CommonRun(labels, np.array([s.lr for s in specs], dtype=float), rec,
+                     *(out[key] for key in METRICS), diverged)
+
+
+class _Single:
+    """Adapter giving one optimizer the stacked interface (stacks of one run)."""
+
+    def __init__(self, opt: Any):
+        self.opt = opt
+
+    def init(self, F, G):
+        return self.opt.init(F[0], G[0])
+
+    def take(self, idx) -> "_Single":
+        return self
+
+    def state_of(self, state, i):
+        return state
+
+    def batch_loss(self, F, G, b, state):
+        opt = self.opt
+        return np.array([opt.batch_loss(F[0], G[0], b, state) if hasattr(opt, "batch_loss") else batch_loss(F[0], G[0], b)])
+
+    def step(self, F, G, b, state):
+        F1, G1, st = self.opt.step(F[0], G[0], b, state)
+        return F1[None], G1[None], st
+
+
+class _StackedRunner:
+    """:class:`simulate.optimizers.Stacked` with the state bookkeeping of :class:`_Unit`."""
+
+    def __init__(self, st: Any):
+        self.st = st
+
+    def init(self, F, G):
+        return self.st.init(F, G)
+
+    def take(self, idx) -> "_StackedRunner":
+        return _StackedRunner(self.st.take(idx))
+
+    def state_of(self, state, i):
+        from simulate.optimizers import _take
+
+        return _take(state, i)
+
+    def batch_loss(self, F, G, b, state):
+        return self.st.batch_loss(F, G, b, state)
+
+    def step(self, F, G, b, state):
+        return self.st.step(F, G, b, state)
+
+
+class _Unit:
+    """Runs advanced together: ``members`` (run indices) with stacked parameters and state."""
+
+    def __init__(self, members: list[int], runner: Any, F: np.ndarray, G: np.ndarray):
+        self.members, self.runner = members, runner
+        self.F, self.G = F, G
+        self.state = runner.init(F, G)
+
+    def keep(self, mask: np.ndarray) -> None:
+        if mask.all():
+            return
+        idx = np.nonzero(mask)[0]
+        self.members = [self.members[i] for i in idx]
+        if not self.members:
+            return
+        from simulate.optimizers import _take
+
+        stacked_state = isinstance(self.runner, _StackedRunner)
+        self.F, self.G = self.F[idx], self.G[idx]
+        self.state = _take(self.state, idx) if stacked_state else self.state
+        self.runner = self.runner.take(idx)
+
+    def each(self, fn, *, fill: float) -> np.ndarray:
+        """``fn`` run by run (to isolate a failure of the stacked call); failures give ``fill``."""
+        out = np.full(len(self.members), fill)
+        for i in range(len(self.members)):
+            r = self.runner.take(np.array([i]))
+            st = self._sub_state(i)
+            try:
+                out[i] = np.asarray(fn(r, self.F[i:i + 1], self.G[i:i + 1], st)).reshape(-1)[0]
+            except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+                pass
+        return out
+
+    def _sub_state(self, i: int):
+        from simulate.optimizers import _take
+
+        return _take(self.state, np.array([i])) if isinstance(self.runner, _StackedRunner) else self.state
+
+    def step_each(self, b: Batch, failures: tuple) -> np.ndarray:
+        """Step run by run after a failed stacked step; returns which runs succeeded."""
+        n = len(self.members)
+        ok = np.zeros(n, dtype=bool)
+        res = [None] * n
+        for i in range(n):
+            r = self.runner.take(np.array([i]))
+            try:
+                F1, G1, st = r.step(self.F[i:i + 1], self.G[i:i + 1], b, self._sub_state(i))
+                ok[i] = bool(np.isfinite(F1).all() and np.isfinite(G1).all())
+                res[i] = (F1, G1, st)
+            except failures:
+                pass
+        if ok.any():
+            idx = np.nonzero(ok)[0]
+            F = self.F.copy()
+            G = self.G.copy()
+            for i in idx:
+                F[i], G[i] = res[i][0][0], res[i][1][0]
+            self.F, self.G = F, G
+            if isinstance(self.runner, _StackedRunner):
+                self.state = _concat_states([res[i][2] if ok[i] else self._sub_state(i) for i in range(n)])
+            else:
+                self.state = res[0][2]
+        return ok
+
+
+def _concat_states(states: list) -> Any:
+    """Stack of single-run slices (each with a leading axis of 1) back into one stacked state."""
+    first = states[0]
+    if first is None:
+        return None
+    if isinstance(first, np.ndarray):
+        return np.concatenate(states)
+    fields = {}
+    for name in first.__dataclass_fields__:
+        v = getattr(first, name)
+        fields[name] = np.concatenate([getattr(s, name) for s in states]) if isinstance(v, np.ndarray) else v
+    return type(first)(**fields)
+
+
+def _units(opts: list, F0: np.ndarray, G0: np.ndarray, *, stack: bool) -> list[_Unit]:
+    """Group the runs: one unit per built-in rule and options (all its step sizes), one per other run."""
+    groups: dict[Any, list[int]] = {}
+    for j, opt in enumerate(opts):
+        key = ("single", j)
+        if stack and stacked([opt]) is not None:
+            key = (type(opt).__name__, repr([(k, v) for k, v in vars(opt).items() if k != "lr"]))
+        groups.setdefault(key, []).append(j)
+    units = []
+    for key, members in groups.items():
+        L = len(members)
+        F = np.repeat(F0[None], L, axis=0)
+        G = np.repeat(G0[None], L, axis=0)
+        st = stacked([opts[j] for j in members]) if key[0] != "single" else None
+        runner = _StackedRunner(st) if st is not None else _Single(opts[members[0]])
+        units.append(_Unit(members, runner, F, G))
+    return units

@@ -235,3 +235,607 @@ def kfac_head_step(F: np.ndarray, G: np.ndarray, X: np.ndarray, Y: np.ndarray, *
     Sz = Z.T @ Z / n
     Syz = Y.T @ Z / n
     return F - eta_F * _spd_solve_right(F @ Sz - Syz, Sz)
+
+
+# --------------------------------------------------------------------------- Adam, batch-norm, second order
+# Issue 4 additions (THEORY.md section 2, algorithm catalogue; settings of the paper's baselines are
+# reconstructed [R]): ``adam``, ``amgd_bn`` (AMGD on f = F BN(Gx)), ``ngd`` (damped Gauss-Newton /
+# natural gradient on the joint parameters) and ``newton`` (damped Newton with the exact Hessian).
+# Optional protocol extensions read by simulate.linrep.run_common: ``needs_samples`` (the rule uses
+# batch.X, batch.Y), ``batch_loss(F, G, batch, state)`` (the training loss of the rule's own model)
+# and ``eval_map(F, G, state) -> (W, c)`` (the evaluation-mode network x -> W x + c).
+
+
+def _positive_lr(func: str, lr) -> float:
+    return V.scalar(func, "lr", lr, low=0.0, low_open=True)
+
+
+_potrf, _potrs = sla.lapack.get_lapack_funcs(("potrf", "potrs"), (np.empty((1, 1)),))
+
+
+def _chol(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of an SPD matrix (LAPACK potrf called directly: the scipy wrappers cost
+    ~30 us per call, more than the factorisation of the small matrices here)."""
+    L, info = _potrf(A, lower=1, clean=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Cholesky factorisation failed (potrf info {info})")
+    return L
+
+
+def _chol_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A^{-1} B from the lower Cholesky factor L of A (potrs)."""
+    X, info = _potrs(L, B, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Cholesky solve failed (potrs info {info})")
+    return X
+
+
+@dataclass(frozen=True)
+class AdamState:
+    """Adam's moment estimates after ``t`` steps (first ``m_*``, second ``v_*``, per layer)."""
+
+    t: int
+    m_F: np.ndarray
+    v_F: np.ndarray
+    m_G: np.ndarray
+    v_G: np.ndarray
+
+
+@dataclass(frozen=True)
+class Adam:
+    r"""Adam (Kingma & Ba 2015) on :math:`(F, G)` with the simultaneous batch gradients of SGD.
+
+    .. math::
+
+        m_t = \beta_1 m_{t-1} + (1-\beta_1)g_t,\quad v_t = \beta_2 v_{t-1} + (1-\beta_2)g_t^2,\quad
+        \theta_t = \theta_{t-1} - \eta\,\frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon}.
+
+    lr: :math:`\eta > 0`. beta1, beta2: moment decays in [0, 1). eps > 0: denominator offset.
+    THEORY.md section 2 (defaults 0.9, 0.999, 1e-8); idealised as a diagonal right preconditioner in
+    R-LR-1 (claim C6).
+    """
+
+    lr: float
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    name: str = "adam"
+
+    def __post_init__(self):
+        f = f"optimizer {self.name!r}"
+        _positive_lr(f, self.lr)
+        V.scalar(f, "beta1", self.beta1, low=0.0, high=1.0, high_open=True)
+        V.scalar(f, "beta2", self.beta2, low=0.0, high=1.0, high_open=True)
+        V.scalar(f, "eps", self.eps, low=0.0, low_open=True)
+
+    def init(self, F, G):
+        z = np.zeros_like
+        return AdamState(0, z(F), z(F), z(G), z(G))
+
+    def step(self, F, G, batch, state):
+        gG = grad_G(F, G, batch)
+        gF, _, _ = grad_F(F, G, batch)
+        return self.update(F, G, gF, gG, state, self.lr)
+
+    def update(self, F, G, gF, gG, state, lr):
+        """Adam's moment and parameter update from the gradients (any leading axes; ``lr`` broadcasts)."""
+        t = state.t + 1
+        b1, b2 = self.beta1, self.beta2
+        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
+        m_F = b1 * state.m_F + (1.0 - b1) * gF
+        v_F = b2 * state.v_F + (1.0 - b2) * gF * gF
+        m_G = b1 * state.m_G + (1.0 - b1) * gG
+        v_G = b2 * state.v_G + (1.0 - b2) * gG * gG
+        F_new = F - lr * (m_F / c1) / (np.sqrt(v_F / c2) + self.eps)
+        G_new = G - lr * (m_G / c1) / (np.sqrt(v_G / c2) + self.eps)
+        return F_new, G_new, AdamState(t, m_F, v_F, m_G, v_G)
+
+
+@dataclass(frozen=True)
+class BatchNormState:
+    """Batch-norm parameters of :class:`AMGDBatchNorm`: learnable scale ``gamma`` and shift ``beta``
+    (k,), and the running statistics ``running_mean``, ``running_var`` (k,) used for evaluation."""
+
+    gamma: np.ndarray
+    beta: np.ndarray
+    running_mean: np.ndarray
+    running_var: np.ndarray
+
+
+def _features_t(G: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Hidden features transposed, :math:`H^\\top = GX^\\top` of shape (..., k, n): one matrix product
+    for a whole stack of G (..., k, d)."""
+    return (G.reshape(-1, G.shape[-1]) @ X.T).reshape(G.shape[:-1] + (X.shape[0],))
+
+
+def _bn_forward(Ht: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
+    """Training-mode batch-norm of the features Ht (..., k, n) over the samples (last axis);
+    gamma, beta (..., k). Returns (Z^T, H_hat^T, 1/sqrt(var + eps), batch mean, biased batch
+    variance), the last three (..., k)."""
+    n = Ht.shape[-1]
+    mu = Ht.mean(axis=-1)
+    Hc = Ht - mu[..., None]
+    var = np.einsum("...i,...i->...", Hc, Hc) / n
+    inv = 1.0 / np.sqrt(var + eps)
+    Hh = Hc * inv[..., None]
+    return Hh * gamma[..., None] + beta[..., None], Hh, inv, mu, var
+
+
+def _T(A: np.ndarray) -> np.ndarray:
+    """Transpose of the last two axes (a stack of matrices)."""
+    return np.swapaxes(A, -1, -2)
+
+
+def _spd_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A^{-1} B for SPD A (2-D: Cholesky; stacks: batched LU, numpy has no batched Cholesky solve)."""
+    if A.ndim == 2:
+        return _chol_solve(_chol(A), B)
+    return np.linalg.solve(A, B)
+
+
+@dataclass(frozen=True)
+class AMGDBatchNorm:
+    r"""AMGD on the batch-normalised network :math:`f(x) = F\,\mathrm{BN}(Gx)` (THEORY.md section 2).
+
+    Training mode (batch statistics of the hidden features :math:`h = Gx` on the current batch):
+
+    .. math::
+
+        \mathrm{BN}(h)_j = \gamma_j\frac{h_j - \hat\mu_j}{\sqrt{\hat\sigma_j^2 + \epsilon}} + \beta_j,\qquad
+        \hat L = \frac1{2n}\sum_i\lVert y_i - F\,\mathrm{BN}(Gx_i)\rVert^2 .
+
+    One step, literally as a practitioner's batch-norm layer behaves: (1) the gradient of
+    :math:`\hat L` with respect to :math:`G`, :math:`\gamma`, :math:`\beta` is back-propagated through
+    the batch statistics and each takes a gradient step of size ``lr``; (2) the head is the exact
+    least-squares head on the new normalised features :math:`z = \mathrm{BN}(G_+x)` of the batch
+    (AMGD: :math:`\eta_F = 1`, :math:`Q_F = \hat\Sigma_z`); (3) that forward pass updates the running
+    statistics, :math:`\mu_{run}\leftarrow(1-m)\mu_{run} + m\hat\mu`,
+    :math:`\sigma^2_{run}\leftarrow(1-m)\sigma^2_{run} + m\,\hat\sigma^2 n/(n-1)` (unbiased, as in PyTorch).
+    Evaluation uses the running statistics: :math:`f(x) = F(D(Gx - \mu_{run}) + \beta)`,
+    :math:`D = \mathrm{diag}(\gamma/\sqrt{\sigma^2_{run} + \epsilon})`. [R]: the paper's exact placement
+    and hyper-parameters are unknown; the defaults are PyTorch's (momentum 0.1, eps 1e-5).
+
+    lr > 0: step of G, gamma, beta. momentum in (0, 1]: running-statistics update weight.
+    eps > 0: variance offset. affine: learn gamma and beta (False keeps gamma = 1, beta = 0).
+    """
+
+    lr: float
+    momentum: float = 0.1
+    eps: float = 1e-5
+    affine: bool = True
+    name: str = "amgd_bn"
+    needs_samples: bool = True
+
+    def __post_init__(self):
+        f = f"optimizer {self.name!r}"
+        _positive_lr(f, self.lr)
+        V.scalar(f, "momentum", self.momentum, low=0.0, high=1.0, low_open=True)
+        V.scalar(f, "eps", self.eps, low=0.0, low_open=True)
+
+    def init(self, F, G):
+        k = G.shape[0]
+        return BatchNormState(np.ones(k), np.zeros(k), np.zeros(k), np.ones(k))
+
+    def _samples(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        if batch.X is None or batch.Y is None:
+            raise V.fail(f"optimizer {self.name!r}", "batch", "a Batch with samples X, Y (batch-norm needs them)",
+                         "moments only")
+        return batch.X, batch.Y
+
+    def step(self, F, G, batch, state):
+        return self.update(F, G, batch, state, self.lr)
+
+    def update(self, F, G, batch, state, lr):
+        """One step (any leading axes on F, G and the state; ``lr`` broadcasts over them).
+        Samples are kept on the last axis (features transposed) so that a stack costs one product."""
+        X, Y = self._samples(batch)
+        n = X.shape[0]
+        lr = np.asarray(lr, dtype=float)
+        lr_k = lr[..., None] if lr.ndim else lr                       # for (..., k) parameters
+        lr_m = lr[..., None, None] if lr.ndim else lr                 # for (..., k, d) matrices
+        g, b = state.gamma, state.beta
+        Zt, Hh, inv, _, _ = _bn_forward(_features_t(G, X), g, b, self.eps)
+        dZ = _T(F) @ (F @ Zt - Y.T) / n                               # dL/dZ^T, (..., k, n)
+        dHh = dZ * g[..., None]
+        dH = inv[..., None] * (dHh - dHh.mean(axis=-1)[..., None]
+                               - Hh * (np.einsum("...i,...i->...", dHh, Hh) / n)[..., None])
+        dG = (dH.reshape(-1, n) @ X).reshape(G.shape)
+        G_new = G - lr_m * dG
+        if self.affine:
+            g = g - lr_k * np.einsum("...i,...i->...", dZ, Hh)
+            b = b - lr_k * dZ.sum(axis=-1)
+        Zt, _, _, mu, var = _bn_forward(_features_t(G_new, X), g, b, self.eps)
+        Sz = Zt @ _T(Zt) / n
+        F_new = _T(_spd_solve(0.5 * (Sz + _T(Sz)), Zt @ Y / n))
+        m = self.momentum
+        rm = (1.0 - m) * state.running_mean + m * mu
+        rv = (1.0 - m) * state.running_var + m * var * (n / (n - 1) if n > 1 else 1.0)
+        return F_new, G_new, BatchNormState(g, b, rm, rv)
+
+    def batch_loss(self, F, G, batch, state):
+        """Training-mode loss on ``batch`` (batch statistics), the loss a training loop logs
+        (a float; an array over the leading axes of a stack)."""
+        X, Y = self._samples(batch)
+        Zt = _bn_forward(_features_t(G, X), state.gamma, state.beta, self.eps)[0]
+        R = F @ Zt - Y.T
+        out = 0.5 * np.einsum("...ij,...ij->...", R, R) / X.shape[0]
+        return float(out) if np.ndim(out) == 0 else out
+
+    def eval_map(self, F, G, state) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluation-mode network :math:`x\\mapsto Wx + c` with the running statistics."""
+        D = state.gamma / np.sqrt(state.running_var + self.eps)
+        return F @ (D[:, None] * G), F @ (state.beta - D * state.running_mean)
+
+
+def gauss_newton_blocks(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The explicit Kronecker blocks of the Gauss-Newton matrix (THEORY.md section 2), column-major vec,
+    :math:`\theta = (\mathrm{vec}F, \mathrm{vec}G)`, :math:`z = Gx`:
+
+    .. math::
+
+        \hat H_{FF} = \hat\Sigma_z\otimes I_{d_Y},\quad \hat H_{GG} = \hat\Sigma_x\otimes F^\top F,\quad
+        \hat H_{FG} = \hat\Sigma_{zx}\otimes F .
+
+    F: (d_y, k). G: (k, d_x). batch: moments. Returns (H_FF, H_GG, H_FG).
+    """
+    Szx = G @ batch.Sigma_x
+    Sz = Szx @ G.T
+    Sz = 0.5 * (Sz + Sz.T)
+    return np.kron(Sz, np.eye(F.shape[0])), np.kron(batch.Sigma_x, F.T @ F), np.kron(Szx, F)
+
+
+def exact_hessian(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
+    r"""Exact Hessian of :math:`\hat L` in :math:`\theta = (\mathrm{vec}F, \mathrm{vec}G)` (column-major):
+    the Gauss-Newton matrix plus the residual term of the :math:`FG` block,
+
+    .. math::
+
+        \hat H = \hat H_{GN} + \begin{pmatrix}0 & C\\ C^\top & 0\end{pmatrix},\qquad
+        a^\top Cb = \mathrm{tr}(E^\top AB),\quad E = FG\hat\Sigma_x - \hat\Sigma_{yx},
+
+    for :math:`a = \mathrm{vec}A`, :math:`b = \mathrm{vec}B` (from :math:`\hat L(F+A, G+B)`'s quadratic term
+    :math:`\langle AB, E\rangle`). The residual term makes :math:`\hat H` indefinite away from a minimum.
+    """
+    Hff, Hgg, Hfg = gauss_newton_blocks(F, G, batch)
+    d_y, k = F.shape
+    E = F @ (G @ batch.Sigma_x) - batch.Sigma_yx
+    C = np.einsum("il,jm->jilm", E, np.eye(k)).reshape(k * d_y, G.shape[1] * k)
+    off = Hfg + C
+    return np.block([[Hff, off], [off.T, Hgg]])
+
+
+def _gn_mean_diag(F: np.ndarray, Sz: np.ndarray, Sigma_x: np.ndarray) -> float:
+    """Mean diagonal entry of the Gauss-Newton matrix (scale of the relative damping)."""
+    d_y, k = F.shape
+    d_x = Sigma_x.shape[0]
+    return float((d_y * np.trace(Sz) + np.trace(Sigma_x) * np.einsum("ij,ij->", F, F)) / (d_y * k + k * d_x))
+
+
+def _pinv_solve(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Minimum-norm solution of H x = g for symmetric H (eigenvalues below 1e-12 max|lambda| dropped)."""
+    lam, U = np.linalg.eigh(0.5 * (H + H.T))
+    keep = np.abs(lam) > 1e-12 * np.abs(lam).max()
+    return U[:, keep] @ ((U[:, keep].T @ g) / lam[keep])
+
+
+def _vec(A: np.ndarray) -> np.ndarray:
+    return A.ravel(order="F")
+
+
+class _DampedGaussNewton:
+    r"""Exact solves with :math:`\hat H_{GN} + \delta I` (:math:`\delta > 0`) through its Kronecker blocks.
+
+    Matrix form of the blocks: :math:`(\hat H_{GN}+\delta I)(\mathrm{vec}A, \mathrm{vec}B) =
+    (\mathrm{vec}\,g_F, \mathrm{vec}\,g_G)` reads
+    :math:`A(\hat\Sigma_z + \delta) + FB\hat\Sigma_{xz} = g_F` and
+    :math:`F^\top A\hat\Sigma_{zx} + F^\top FB\hat\Sigma_x + \delta B = g_G`. Eliminating :math:`A` leaves
+    :math:`F^\top F\,B\,S + \delta B = g_G - F^\top g_F(\hat\Sigma_z+\delta)^{-1}\hat\Sigma_{zx}` with
+    :math:`S = \hat\Sigma_x - \hat\Sigma_{xz}(\hat\Sigma_z+\delta)^{-1}\hat\Sigma_{zx}`, which decouples
+    row by row in the eigenbasis :math:`F^\top F = U\Lambda U^\top`: one SPD solve with
+    :math:`\lambda_jS + \delta I` per row (Cholesky, factored once, reused for every right-hand side).
+    """
+
+    def __init__(self, F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, Sz: np.ndarray, delta: float):
+        k = G.shape[0]
+        self.F = F
+        self.Sxz = Sigma_x @ G.T                                            # (d_x, k)
+        self.Kinv = _chol_solve(_chol(Sz + delta * np.eye(k)), np.eye(k))   # (Sz + d)^{-1}, k x k
+        S = Sigma_x - self.Sxz @ (self.Kinv @ self.Sxz.T)
+        S = 0.5 * (S + S.T)
+        lam, self.U = np.linalg.eigh(F.T @ F)
+        eye = np.eye(S.shape[0])
+        self.chol = [_chol(lj * S + delta * eye) for lj in lam]
+
+    def solve(self, gF: np.ndarray, gG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Solutions for stacks gF (m, d_y, k), gG (m, k, d_x) (or single matrices); 2-D BLAS products only."""
+        single = gF.ndim == 2
+        if single:
+            gF, gG = gF[None], gG[None]
+        F, Kinv, Sxz, U = self.F, self.Kinv, self.Sxz, self.U
+        m, d_y, k = gF.shape
+        d_x = gG.shape[2]
+        FtgF = np.tensordot(gF, F, axes=([1], [0])).transpose(0, 2, 1)          # (m, k, k): F^T gF
+        R = gG - ((FtgF.reshape(m * k, k) @ Kinv) @ Sxz.T).reshape(m, k, d_x)
+        Rt = np.tensordot(U, R, axes=([0], [1]))                                # (k, m, d_x): U^T R
+        Yt = np.empty_like(Rt)
+        for j, c in enumerate(self.chol):
+            Yt[j] = _chol_solve(c, Rt[j].T).T
+        dG = np.tensordot(U, Yt, axes=([1], [0])).transpose(1, 0, 2)            # (m, k, d_x): U Y
+        dGS = (dG.reshape(m * k, d_x) @ Sxz).reshape(m, k, k)
+        FdGS = np.tensordot(F, dGS, axes=([1], [1])).transpose(1, 0, 2)        # (m, d_y, k)
+        dF = ((gF - FdGS).reshape(m * d_y, k) @ Kinv).reshape(m, d_y, k)
+        return (dF[0], dG[0]) if single else (dF, dG)
+
+
+@dataclass(frozen=True)
+class SecondOrder:
+    r"""Full second-order step on the joint parameters :math:`\theta = (\mathrm{vec}F, \mathrm{vec}G)`:
+
+    .. math:: \theta_+ = \theta - \eta\,(\hat H + \delta I)^{-1}\nabla_\theta\hat L,
+
+    with :math:`\hat H` the Gauss-Newton matrix (``curvature="gauss_newton"``, = Fisher of the
+    Gaussian likelihood, i.e. NGD; blocks in :func:`gauss_newton_blocks`) or the exact Hessian
+    (``curvature="hessian"``, damped Newton, :func:`exact_hessian`). THEORY.md section 2 [R].
+
+    lr: :math:`\eta > 0`. damping >= 0: :math:`\delta` relative to the mean diagonal entry of
+    :math:`\hat H_{GN}` (:math:`\delta = ` damping x mean diag); 0 uses the pseudo-inverse (the
+    Gauss-Newton matrix is singular along the gauge directions :math:`(FS, S^{-1}G)`).
+    solver (damping > 0): ``"structured"`` solves exactly through the Kronecker blocks
+    (:class:`_DampedGaussNewton`; for the Hessian, the residual term
+    :math:`\begin{pmatrix}0&C\\C^\top&0\end{pmatrix} = W\Omega W^\top` has rank
+    :math:`\le 2k\,\mathrm{rank}(E)` and is added by the Woodbury identity
+    :math:`(H_0 + W\Omega W^\top)^{-1} = H_0^{-1} - H_0^{-1}W(\Omega + W^\top H_0^{-1}W)^{-1}W^\top H_0^{-1}`);
+    ``"dense"`` builds the explicit matrix (Cholesky for Gauss-Newton, a symmetric-indefinite
+    solve for the Hessian). Both give the same step to round-off (tested).
+    """
+
+    lr: float
+    damping: float = 1e-3
+    curvature: str = "gauss_newton"
+    solver: str = "structured"
+    name: str = "ngd"
+
+    def __post_init__(self):
+        f = f"optimizer {self.name!r}"
+        _positive_lr(f, self.lr)
+        V.scalar(f, "damping", self.damping, low=0.0)
+        V.choice(f, "curvature", self.curvature, ("gauss_newton", "hessian"))
+        V.choice(f, "solver", self.solver, ("structured", "dense"))
+
+    def init(self, F, G):
+        return None
+
+    def direction(self, F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        r"""The step direction :math:`(\hat H + \delta I)^{-1}\nabla\hat L`, as (dF, dG)."""
+        d_y, k = F.shape
+        d_x = G.shape[1]
+        gG = grad_G(F, G, batch)
+        gF, Sz, _ = grad_F(F, G, batch)
+        delta = self.damping * _gn_mean_diag(F, Sz, batch.Sigma_x)
+        if self.solver == "structured" and delta > 0:
+            gn = _DampedGaussNewton(F, G, batch.Sigma_x, Sz, delta)
+            if self.curvature == "gauss_newton":
+                return gn.solve(gF, gG)
+            return self._woodbury(gn, F, G, batch, gF, gG)
+        if self.curvature == "gauss_newton":
+            Hff, Hgg, Hfg = gauss_newton_blocks(F, G, batch)
+            H = np.block([[Hff, Hfg], [Hfg.T, Hgg]])
+        else:
+            H = exact_hessian(F, G, batch)
+        g = np.concatenate([_vec(gF), _vec(gG)])
+        if delta > 0:
+            H[np.diag_indices_from(H)] += delta
+            if self.curvature == "gauss_newton":
+                step = _chol_solve(_chol(H), g)
+            else:
+                step = sla.solve(H, g, assume_a="sym", check_finite=False)
+        else:
+            step = _pinv_solve(H, g)
+        m = d_y * k
+        return step[:m].reshape((d_y, k), order="F"), step[m:].reshape((k, d_x), order="F")
+
+    @staticmethod
+    def _woodbury(gn: _DampedGaussNewton, F, G, batch, gF, gG):
+        # residual term C (vec B -> vec(E B^T)) = P Q^T from the thin SVD E = U_E diag(s) V_E^T:
+        # columns (q, j): P -> F-block U_E[:, q] s_q e_j^T, Q -> G-block e_j V_E[:, q]^T.
+        d_y, k = F.shape
+        d_x = G.shape[1]
+        E = F @ (G @ batch.Sigma_x) - batch.Sigma_yx
+        UE, s, VEt = np.linalg.svd(E, full_matrices=False)
+        keep = s > 1e-14 * max(s[0], np.finfo(float).tiny) if s.size else s > 0
+        UE, s, VE = UE[:, keep], s[keep], VEt[keep].T
+        r = s.size * k
+        if r == 0:
+            return gn.solve(gF, gG)
+        eye_k = np.eye(k)
+        PF = np.einsum("iq,jm->qjim", UE * s, eye_k).reshape(r, d_y, k)  # P columns as F-block matrices
+        QG = np.einsum("lq,jm->qjml", VE, eye_k).reshape(r, k, d_x)      # Q columns as G-block matrices
+        zF, zG = np.zeros((r, d_y, k)), np.zeros((r, k, d_x))
+        RF = np.concatenate([PF, zF, gF[None]])
+        RG = np.concatenate([zG, QG, gG[None]])
+        XF, XG = gn.solve(RF, RG)                                           # H0^{-1} [W, g]
+        # W^T x: P-part <PF_(q,j), xF> = s_q U_E[:, q]^T xF[:, j]; Q-part <QG_(q,j), xG> = xG[j] V_E[:, q]
+        m = XF.shape[0]
+        WtX = np.concatenate([((UE * s).T @ XF).reshape(m, r),
+                              (XG @ VE).transpose(0, 2, 1).reshape(m, r)], axis=1).T  # (2r, m)
+        Omega = np.block([[np.zeros((r, r)), np.eye(r)], [np.eye(r), np.zeros((r, r))]])
+        Cap = Omega + WtX[:, :-1]
+        x = np.linalg.solve(Cap, WtX[:, -1])
+        dF = XF[-1] - (x @ XF[:-1].reshape(2 * r, -1)).reshape(d_y, k)
+        dG = XG[-1] - (x @ XG[:-1].reshape(2 * r, -1)).reshape(k, d_x)
+        return dF, dG
+
+    def step(self, F, G, batch, state):
+        dF, dG = self.direction(F, G, batch)
+        return F - self.lr * dF, G - self.lr * dG, state
+
+
+def _second_order(name: str, curvature: str, **defaults) -> Callable[..., SecondOrder]:
+    def factory(**options) -> SecondOrder:
+        if "curvature" in options:
+            raise V.fail(f"optimizer {name!r}", "curvature", f"left out (it is {curvature!r} for {name!r})",
+                         repr(options["curvature"]))
+        return SecondOrder(**{"name": name, **defaults, **options, "curvature": curvature})
+
+    factory.__doc__ = f"Factory for {name!r}: SecondOrder with curvature={curvature!r}."
+    return factory
+
+
+# --------------------------------------------------------------------------- several step sizes at once
+def grads_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(grad_F, grad_G, Sigma_z) of a stack of runs, F (L, d_y, k), G (L, k, d_x): :func:`grad_F`,
+    :func:`grad_G` with the same operations, batched."""
+    GS = G @ batch.Sigma_x
+    Sz = GS @ _T(G)
+    Sz = 0.5 * (Sz + _T(Sz))
+    gG = _T(F) @ (F @ GS - batch.Sigma_yx)
+    gF = F @ Sz - batch.Sigma_yx @ _T(G)
+    return gF, gG, Sz
+
+
+def batch_loss_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
+    """(L,) batch losses of a stack of runs (:func:`batch_loss`, batched)."""
+    W = F @ G
+    return (0.5 * batch.trace_yy - np.einsum("lij,ij->l", W, batch.Sigma_yx)
+            + 0.5 * np.einsum("lij,lij->l", W @ batch.Sigma_x, W))
+
+
+def _take(state: Any, idx) -> Any:
+    """The runs ``idx`` of a stacked state (None, an array, or a dataclass of arrays and scalars)."""
+    if state is None:
+        return None
+    if isinstance(state, np.ndarray):
+        return state[idx]
+    fields = {}
+    for name in state.__dataclass_fields__:
+        v = getattr(state, name)
+        fields[name] = v[idx] if isinstance(v, np.ndarray) else v
+    return type(state)(**fields)
+
+
+@dataclass(frozen=True)
+class Stacked:
+    r"""Runs of one update rule that differ only in their step size, stepped together on one batch.
+
+    opt: the rule with its options (its own ``lr`` is ignored). lrs: (L,) step sizes.
+    Parameters are stacks F (L, d_y, k), G (L, k, d_x); each run's numbers equal those of
+    ``replace(opt, lr=lrs[i])`` stepped alone, to round-off (tested). Shared work is done once:
+    the batch moments and, for KFAC-type rules, the factorisation of :math:`\hat\Sigma_x + \lambda_G I`.
+    Built by :func:`stacked`; used by :func:`simulate.linrep.run_common`.
+    """
+
+    opt: Any
+    lrs: np.ndarray
+
+    def init(self, F: np.ndarray, G: np.ndarray) -> Any:
+        st = [self.opt.init(F[i], G[i]) for i in range(F.shape[0])]
+        if st[0] is None:
+            return None
+        fields = {}
+        for name in st[0].__dataclass_fields__:
+            v = getattr(st[0], name)
+            fields[name] = np.stack([getattr(x, name) for x in st]) if isinstance(v, np.ndarray) else v
+        return type(st[0])(**fields)
+
+    def take(self, idx) -> "Stacked":
+        return Stacked(self.opt, self.lrs[idx])
+
+    def batch_loss(self, F, G, batch, state) -> np.ndarray:
+        if hasattr(self.opt, "batch_loss"):
+            return np.asarray(self.opt.batch_loss(F, G, batch, state), dtype=float)
+        return batch_loss_stacked(F, G, batch)
+
+    def step(self, F, G, batch, state):
+        opt, lr = self.opt, self.lrs
+        lr3 = lr[:, None, None]
+        if isinstance(opt, SGD):
+            gF, gG, _ = grads_stacked(F, G, batch)
+            return F - lr3 * gF, G - lr3 * gG, state
+        if isinstance(opt, Adam):
+            gF, gG, _ = grads_stacked(F, G, batch)
+            return opt.update(F, G, gF, gG, state, lr3)
+        if isinstance(opt, AMGDBatchNorm):
+            return opt.update(F, G, batch, state, lr)
+        if isinstance(opt, LayerwisePreconditioned):
+            return self._layerwise(F, G, batch, state)
+        if isinstance(opt, SecondOrder):
+            gF, gG, Sz = grads_stacked(F, G, batch)
+            d_y, k = F.shape[1:]
+            d_x = G.shape[2]
+            mean_diag = (d_y * np.trace(Sz, axis1=1, axis2=2) + np.trace(batch.Sigma_x) * np.einsum("lij,lij->l", F, F)
+                         ) / (d_y * k + k * d_x)
+            dF, dG = _DampedGaussNewtonStack(F, G, batch.Sigma_x, Sz, opt.damping * mean_diag).solve(gF, gG)
+            return F - lr3 * dF, G - lr3 * dG, state
+        raise TypeError(f"Stacked: no stacked step for {type(opt).__name__}")
+
+    def _layerwise(self, F, G, batch, state):
+        # eq. (5) as LayerwisePreconditioned.step, batched; Sigma_x + lam_G I is factored once
+        opt, lr3 = self.opt, self.lrs[:, None, None]
+        L, k, d = G.shape
+        _, D, _ = grads_stacked(F, G, batch)
+        if opt.left == "FtF":
+            D = np.linalg.solve(_T(F) @ F, D)
+        if opt.right == "Sigma_x":
+            Q = batch.Sigma_x + opt.lam_G * np.eye(d) if opt.lam_G else batch.Sigma_x
+            D = _chol_solve(_chol(Q), D.reshape(L * k, d).T).T.reshape(L, k, d)
+        elif opt.right == "diag":
+            D = D / (np.diag(batch.Sigma_x) + opt.lam_G)
+        elif opt.lam_G:
+            D = D / (1.0 + opt.lam_G)
+        G_new = G - lr3 * D
+        gF, _, Sz = grads_stacked(F, G_new, batch)
+        if opt.head_right == "Sigma_z":
+            gF = _T(np.linalg.solve(Sz, _T(gF)))
+        eta_F = lr3 if opt.eta_F is None else opt.eta_F
+        return F - eta_F * gF, G_new, state
+
+
+class _DampedGaussNewtonStack:
+    """:class:`_DampedGaussNewton` for a stack of runs (F (L, d_y, k), G (L, k, d_x), delta (L,)), one
+    right-hand side per run; the row systems :math:`\\lambda_jS + \\delta I` are factored in one batched
+    Cholesky call."""
+
+    def __init__(self, F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, Sz: np.ndarray, delta: np.ndarray):
+        L, k, d = G.shape
+        self.F = F
+        self.Sxz = Sigma_x @ _T(G)                                          # (L, d_x, k)
+        eye_k = np.eye(k)
+        self.Kinv = np.linalg.solve(Sz + delta[:, None, None] * eye_k, np.broadcast_to(eye_k, Sz.shape))
+        S = Sigma_x - self.Sxz @ (self.Kinv @ _T(self.Sxz))
+        S = 0.5 * (S + _T(S))
+        lam, self.U = np.linalg.eigh(_T(F) @ F)
+        self.chol = np.linalg.cholesky(lam[:, :, None, None] * S[:, None] + delta[:, None, None, None] * np.eye(d))
+
+    def solve(self, gF: np.ndarray, gG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        R = _T(self.U) @ (gG - _T(self.F) @ ((gF @ self.Kinv) @ _T(self.Sxz)))
+        Y = np.empty_like(R)
+        for ij in np.ndindex(R.shape[:2]):
+            Y[ij] = _chol_solve(self.chol[ij], R[ij])
+        dG = self.U @ Y
+        dF = (gF - self.F @ (dG @ self.Sxz)) @ self.Kinv
+        return dF, dG
+
+
+def stacked(opts: "list[Any] | tuple[Any, ...]") -> Stacked | None:
+    """A :class:`Stacked` running ``opts`` together, or ``None`` when they are not one built-in rule
+    (SGD, eq. (5) variants, Adam, AMGD+BN, damped Gauss-Newton with the structured solver) with equal
+    options apart from ``lr``."""
+    from dataclasses import fields, is_dataclass
+
+    first = opts[0]
+    if type(first) not in (SGD, LayerwisePreconditioned, Adam, AMGDBatchNorm, SecondOrder) or not is_dataclass(first):
+        return None
+    if isinstance(first, SecondOrder) and not (first.curvature == "gauss_newton" and first.solver == "structured"
+                                               and first.damping > 0):
+        return None
+    key = [(f.name, getattr(first, f.name)) for f in fields(first) if f.name != "lr"]
+    for o in opts[1:]:
+        if type(o) is not type(first) or [(f.name, getattr(o, f.name)) for f in fields(o) if f.name != "lr"] != key:
+            return None
+    return Stacked(first, np.array([o.lr for o in opts], dtype=float))
+
+
+register("adam", lambda **o: Adam(**o))
+register("amgd_bn", lambda **o: AMGDBatchNorm(**o))
+register("ngd", _second_order("ngd", "gauss_newton"))
+register("newton", _second_order("newton", "hessian"))

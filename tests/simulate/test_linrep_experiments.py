@@ -1,0 +1,163 @@
+"""simulate.linrep (issue 4): finite-sample transfer loss and the common-random-numbers runner
+``run_common``; compare.experiments_linrep runners on tiny settings (determinism, serial = parallel,
+step-size rule, seed streams)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from simulate import data, linrep as sl
+from tests.conftest import assert_close
+
+S = sl.OptimizerSpec
+
+
+# --------------------------------------------------------------------------- transfer loss
+def test_finite_transfer_loss_is_exact_on_the_true_subspace_and_tends_to_the_population(rng):
+    p = data.linrep_problem(12, 4, 2, kappa_x=30.0, kappa_F=3.0, noise_std=0.0, rng=rng)
+    td = sl.transfer_data(p, n_t=20, rng=rng)
+    # noiseless labels and the true subspace (any basis): the least-squares head is exact
+    assert sl.finite_transfer_loss(3.0 * p.G_star, p, td) < 1e-25
+    G = rng.standard_normal((2, 12))
+    pop = sl.transfer_loss(G, p)
+    # n_t -> infinity: the fitted head's excess risk tends to the population transfer loss; its
+    # relative excess is O(k / n_t) = 2/20000 ~ 1e-4 (chi-square fluctuations of the same order)
+    big = sl.transfer_data(p, n_t=20000, rng=rng)
+    assert_close(sl.finite_transfer_loss(G, p, big), pop, rtol=2e-3, what="finite transfer loss, n_t = 20000")
+    small = [sl.finite_transfer_loss(G, p, sl.transfer_data(p, n_t=6, rng=rng)) for _ in range(20)]
+    assert min(small) >= pop * (1 - 1e-12), "a fitted head cannot beat the best head"
+
+
+def test_finite_transfer_loss_fresh_samples_agree_with_the_exact_expectation(rng):
+    p = data.linrep_problem(10, 3, 2, kappa_x=10.0, kappa_F=2.0, noise_std=0.3, rng=rng)
+    G = rng.standard_normal((2, 10))
+    td = sl.transfer_data(p, n_t=15, rng=rng, n_eval=200_000)
+    exact = sl.finite_transfer_loss(G, p, replace(td, X_eval=None, Y_eval=None))
+    mc = sl.finite_transfer_loss(G, p, td)
+    # MC error of a mean of n = 2e5 squared residuals: sd(0.5 r^2) / sqrt(n) <= sqrt(2) * (exact + noise) / sqrt(n);
+    # 5 s.e. (false-failure rate < 1e-6)
+    se = np.sqrt(2.0) * (exact + 0.5 * 3 * 0.3**2) / np.sqrt(2e5)
+    assert abs(mc - exact) < 5 * se, (mc, exact, se)
+
+
+# --------------------------------------------------------------------------- run_common
+SPECS = (S("sgd", "sgd", 0.02), S("kfac", "kfac", 0.5), S("adam", "adam", 0.01), S("bn", "amgd_bn", 0.1),
+         S("ngd", "ngd", 0.5))
+
+
+def test_run_common_shapes_records_and_reproducibility(small_problem):
+    a = sl.run_common(small_problem, SPECS, steps=23, batch=40, rng=np.random.default_rng(4), record_every=5,
+                      transfer_samples=30)
+    b = sl.run_common(small_problem, SPECS, steps=23, batch=40, rng=np.random.default_rng(4), record_every=5,
+                      transfer_samples=30)
+    assert a.labels == tuple(s.label for s in SPECS)
+    assert a.steps.tolist() == [0, 5, 10, 15, 20, 23]
+    for key in sl.METRICS:
+        arr = getattr(a, key)
+        assert arr.shape == (len(SPECS), 6) and np.all(np.isfinite(arr)), key
+        assert np.array_equal(arr, getattr(b, key)), f"{key} differs for the same seed"
+    assert np.all(a.diverged_at == -1)
+    # every run starts from the same point: equal distance and transfer at t = 0
+    assert np.ptp(a.subspace_distance[:, 0]) == 0 and np.ptp(a.transfer_loss[:, 0]) == 0
+    k = a.index("kfac")
+    assert a.subspace_distance[k, -1] < 0.5 * a.subspace_distance[k, 0]
+    with pytest.raises(ValueError, match="'label'"):
+        a.index("lbfgs")
+
+
+def test_common_random_numbers_and_stacking(small_problem):
+    # a run's trajectory does not depend on which other runs share its batches, and stacking the
+    # step sizes of one rule gives the run-by-run numbers (round-off aside)
+    specs = (S("k1", "kfac", 0.3), S("k2", "kfac", 0.6), S("a", "amgd", 0.1))
+    full = sl.run_common(small_problem, specs, steps=15, batch=40, rng=np.random.default_rng(7))
+    alone = sl.run_common(small_problem, specs[1:2], steps=15, batch=40, rng=np.random.default_rng(7))
+    assert_close(full.subspace_distance[1], alone.subspace_distance[0], rtol=1e-9, what="k2 with and without others")
+    unstacked = sl.run_common(small_problem, specs, steps=15, batch=40, rng=np.random.default_rng(7), stack=False)
+    for key in sl.METRICS[:4]:
+        assert_close(getattr(full, key), getattr(unstacked, key), rtol=1e-9, atol=1e-15, what=f"stacked {key}")
+
+
+def test_divergence_is_recorded_and_the_others_continue(small_problem):
+    specs = (S("sgd-big", "sgd", 50.0), S("kfac", "kfac", 0.5), S("sgd-ok", "sgd", 0.01))
+    r = sl.run_common(small_problem, specs, steps=40, batch=None, rng=np.random.default_rng(0), record_every=10)
+    t = r.diverged_at[0]
+    assert t >= 1, "lr 50 must diverge"
+    i = np.searchsorted(r.steps, t)
+    assert np.all(np.isnan(r.subspace_distance[0, i:])) and np.all(np.isfinite(r.subspace_distance[0, :i]))
+    assert r.diverged_at[1] == -1 and r.diverged_at[2] == -1 and np.all(np.isfinite(r.subspace_distance[1:]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(specs=(S("k", "kfac", 0.1),), batch=5), r"'batch'.*>= d_x"),
+        (dict(specs=(S("b", "amgd_bn", 0.1),), batch=None), r"'batch'.*needs samples"),
+        (dict(specs=(S("a", "sgd", 0.1), S("a", "adam", 0.1))), "distinct labels"),
+        (dict(specs=()), "'specs'"),
+        (dict(specs=(("a", "sgd", -0.1),)), "'lr'"),
+        (dict(specs=(S("a", "nope", 0.1),)), "registered optimizer"),
+        (dict(specs=(S("a", "sgd", 0.1),), record_every=0), "'record_every'"),
+        (dict(specs=(S("a", "sgd", 0.1),), blowup=1.0), "'blowup'"),
+        (dict(specs=(S("a", "sgd", 0.1),), steps=-1), "'steps'"),
+    ],
+)
+def test_run_common_rejects_bad_arguments(small_problem, kwargs, match):
+    args = dict(steps=2, batch=40, rng=np.random.default_rng(0))
+    args.update(kwargs)
+    specs = args.pop("specs")
+    with pytest.raises(ValueError, match=match):
+        specs = tuple(s if isinstance(s, S) else S(*s) for s in specs)
+        sl.run_common(small_problem, specs, **args)
+
+
+# --------------------------------------------------------------------------- experiment runners
+@pytest.fixture(scope="module")
+def tiny():
+    from compare import experiments_linrep as ex
+
+    prob = ex.ProblemSettings(d_x=12, d_y=4, k=2, batch=40, kappa_x=20.0, kappa_F=3.0, transfer_samples=10)
+    methods = tuple(m for m in ex.FIG1_METHODS if m.label in ("SGD", "AMGD+BN", "KFAC", "NGD"))
+    return ex, ex.CurveSettings(prob, methods, steps=12, trials=3, record_every=4, sweep_trials=2)
+
+
+def test_runners_are_pure_functions_of_settings_and_seed(tiny):
+    ex, cs = tiny
+    serial = ex.run_curves(cs, seed=3)
+    again = ex.run_curves(cs, seed=3)
+    parallel = ex.run_curves(cs, seed=3, jobs=2)
+    for key in ("subspace_distance", "transfer_loss", "transfer_loss_finite", "train_loss"):
+        assert np.array_equal(getattr(serial, key), getattr(parallel, key), equal_nan=True), f"{key}: serial != jobs=2"
+        assert np.array_equal(getattr(serial, key), getattr(again, key), equal_nan=True)
+    other = ex.run_curves(cs, seed=4)
+    assert not np.array_equal(serial.subspace_distance, other.subspace_distance)
+    assert serial.subspace_distance.shape == (3, 4, 4)
+    # the step sizes are the sweep's choice, and the sweep ran on its own stream
+    assert dict(zip(serial.labels, serial.lrs.tolist())) == serial.sweep.best_lrs()
+    sw_curves = ex.run_sweep(cs.sweep, seed=3, stream=(0,))  # the curve stream: different numbers
+    assert not np.array_equal(sw_curves.initial_distance, serial.sweep.initial_distance)
+    with pytest.raises(ValueError, match="'curve_stream'"):
+        ex.run_curves(cs, seed=3, curve_stream=(1,), sweep_stream=(1,))
+    with pytest.raises(ValueError, match="'seed'"):
+        ex.run_curves(cs, seed=-1)
+
+
+def test_sweep_rule_grids_and_subsets(tiny):
+    ex, cs = tiny
+    sw = ex.run_sweep(cs.sweep, seed=3)
+    assert sw.final_distance.shape == (2, 4, len(ex.STEP_GRID))
+    ngd = sw.labels.index("NGD")
+    assert sw.ran[ngd].tolist() == [lr in ex.NGD_GRID for lr in ex.STEP_GRID]
+    assert np.all(np.isnan(sw.final_distance[:, ngd, ~sw.ran[ngd]]))
+    best = sw.best_lrs()
+    for i, lb in enumerate(sw.labels):
+        ok = sw.ran[i] & ~sw.diverged[:, i].any(axis=0)
+        score = np.where(ok, np.log10(np.where(ok, sw.final_distance[:, i], 1.0)).mean(axis=0), np.inf)
+        assert best[lb] == sw.lrs[int(np.argmin(score))]
+    # Figure 2 is a view of Figure 1's runs
+    f1 = ex.run_curves(cs, seed=3)
+    f2 = f1.subset(("KFAC", "SGD"))
+    assert np.array_equal(f2.subspace_distance[:, 1], f1.subspace_distance[:, f1.index("SGD")], equal_nan=True)
+    assert np.all(np.isfinite(sw.amgd_limit)) and np.all(sw.amgd_limit > 0)
