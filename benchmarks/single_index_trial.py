@@ -51,7 +51,18 @@ def main(argv=None) -> int:
     ap.add_argument("--ridges", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--baseline-ridges", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS threads for everything timed (default: the library's; 1 is steadier on a loaded box)")
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):
+            return _main(args)
+    return _main(args)
+
+
+def _main(args) -> int:
     d = args.d
     n, N = 2 * d, d // 2
     L = args.ridges
@@ -130,7 +141,8 @@ def main(argv=None) -> int:
     t_svd_sgd = _best(lambda: np.linalg.svd(Dl, full_matrices=False), 1)   # the SGD network spike
     t_straight = t_fixed + t_ridges + t_svd_sgd
 
-    print(f"single-index trial: d={d}, n={n} (psi=2), N={N}, {L} ridges, Lanczos steps={steps}")
+    print(f"single-index trial: d={d}, n={n} (psi=2), N={N}, {L} ridges, Lanczos steps={steps}, "
+          f"BLAS threads={'default' if args.threads is None else args.threads}")
     print(f"  trial                        {t_trial:8.3f} s")
     print(f"  floor (GEMMs + eigh)         {floor:8.3f} s   [eigh {t_eigh:.3f}, GEMMs {t_core:.3f}, Lanczos GEMMs {t_lanczos:.3f}]")
     print(f"  straightforward              {t_straight:8.3f} s   [per-ridge part timed on {nb} ridges, scaled to {L}]")

@@ -33,8 +33,8 @@ How it is computed (fast and literal at once):
   :math:`D_\\lambda K^\\top KD_\\lambda`, :math:`K=-\\nabla_G\\hat L\\,W`, :math:`D_\\lambda=(\\mathrm{diag}\\,\\omega+\\lambda)^{-1}`,
   started at the spike vector (full reorthogonalisation; stops when every Ritz residual is below
   ``lanczos_tol`` times the Ritz value).
-- Trials use independent streams ``SeedSequence(seed).spawn(trials)``; serial and parallel runs
-  give identical numbers.
+- Trials use independent streams ``SeedSequence(seed).spawn(trials)`` (an SFC64 generator each,
+  :func:`trial_generator`); serial and parallel runs give identical numbers.
 
 The reconstructed parts [R] (initialisation scales, same-batch preconditioner, normalised
 step for the test error) are those of THEORY.md 4.0; the paper's exact protocol is unknown.
@@ -63,6 +63,7 @@ __all__ = [
     "one_step",
     "one_step_test_error",
     "top_singular_pairs",
+    "trial_generator",
 ]
 
 
@@ -85,10 +86,17 @@ TEACHERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 
 def _tanh_pair(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.tanh(h, out=h)           # in place: h is a scratch buffer
-    d = np.multiply(a, a)
-    np.subtract(1.0, d, out=d)
-    return a, d
+    """(tanh h, 1 - tanh^2 h); overwrites ``h``. tanh = 2/(1 + exp(-2h)) - 1 (absolute error ~3e-16),
+    twice as fast as ``np.tanh`` on float64; exp overflows to inf for h < -354, giving exactly -1 and 0."""
+    with np.errstate(over="ignore"):
+        np.multiply(h, -2.0, out=h)
+        np.exp(h, out=h)
+    h += 1.0
+    np.divide(2.0, h, out=h)
+    a = h - 1.0
+    np.multiply(a, a, out=h)
+    np.subtract(1.0, h, out=h)
+    return a, h
 
 
 def _relu_pair(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -288,49 +296,56 @@ def top_singular_pairs(apply: Callable[[np.ndarray], np.ndarray], start: np.ndar
     max_steps: Lanczos steps at most (full reorthogonalisation, twice, each step).
     Returns ``(theta, U, steps)``: top eigenvalues :math:`\\theta_l=s_1(M_l)^2` (m,), unit Ritz vectors
     (r, m) (sign: :math:`\\langle U_{:,l},\\text{start}_{:,l}\\rangle\\ge0`), and the steps used.
+    All columns advance together (one block product per step); the small tridiagonal eigenproblems
+    are solved only for the columns not yet converged.
     """
     start = np.asarray(start, dtype=float)
     r, m = start.shape
     max_steps = max(1, min(int(max_steps), r))
     Q = np.zeros((max_steps + 1, r, m))
-    alpha = np.zeros((max_steps, m))
-    beta = np.zeros((max_steps, m))
+    alpha = np.zeros((m, max_steps))
+    beta = np.zeros((m, max_steps))
     nrm = np.linalg.norm(start, axis=0)
     if np.any(nrm == 0):
         raise ValueError("top_singular_pairs: argument 'start' must have nonzero columns; got a zero column.")
     Q[0] = start / nrm
-    theta = np.zeros(m)
-    Y = None
+    done = np.zeros(m, dtype=bool)
     steps = 0
     for j in range(max_steps):
         w = apply(Q[j])
-        alpha[j] = np.einsum("rm,rm->m", Q[j], w)
+        alpha[:, j] = np.einsum("rm,rm->m", Q[j], w)
         for _ in range(2):  # full reorthogonalisation, twice is enough
             coef = np.einsum("krm,rm->km", Q[: j + 1], w)
             w -= np.einsum("krm,km->rm", Q[: j + 1], coef)
-        beta[j] = np.linalg.norm(w, axis=0)
+        beta[:, j] = np.linalg.norm(w, axis=0)
         steps = j + 1
-        T = np.zeros((m, steps, steps))
-        idx = np.arange(steps)
-        T[:, idx, idx] = alpha[:steps].T
-        if steps > 1:
-            T[:, idx[1:], idx[:-1]] = beta[: steps - 1].T
-            T[:, idx[:-1], idx[1:]] = beta[: steps - 1].T
-        ev, vec = np.linalg.eigh(T)
-        theta = ev[:, -1]
-        Y = vec[:, :, -1]                       # (m, steps)
-        resid = beta[j] * np.abs(Y[:, -1])
-        scale = np.abs(theta)
-        done = resid <= tol * np.where(scale > 0, scale, 1.0)
-        if np.all(done) or steps == max_steps:
+        act = np.flatnonzero(~done)
+        theta, Y = _tridiag_top(alpha[act, :steps], beta[act, : steps - 1])
+        resid = beta[act, j] * np.abs(Y[:, -1])
+        done[act] = resid <= tol * np.where(np.abs(theta) > 0, np.abs(theta), 1.0)
+        if done.all() or steps == max_steps:
             break
-        safe = np.where(beta[j] > 0, beta[j], 1.0)
-        Q[j + 1] = np.where(beta[j] > 0, w / safe, 0.0)
+        b = beta[:, j]
+        Q[j + 1] = np.where(b > 0, w / np.where(b > 0, b, 1.0), 0.0)
+    theta, Y = _tridiag_top(alpha[:, :steps], beta[:, : steps - 1])
     U = np.einsum("krm,mk->rm", Q[:steps], Y)
     U /= np.linalg.norm(U, axis=0)
     sign = np.sign(np.einsum("rm,rm->m", U, start))
     U *= np.where(sign == 0, 1.0, sign)
     return theta, U, steps
+
+
+def _tridiag_top(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest eigenpair of each symmetric tridiagonal matrix (diagonals ``alpha`` (m, k), off ``beta`` (m, k-1))."""
+    m, k = alpha.shape
+    T = np.zeros((m, k, k))
+    i = np.arange(k)
+    T[:, i, i] = alpha
+    if k > 1:
+        T[:, i[1:], i[:-1]] = beta
+        T[:, i[:-1], i[1:]] = beta
+    ev, vec = np.linalg.eigh(T)
+    return ev[:, -1], vec[:, :, -1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,6 +363,12 @@ def _run(work: Callable, seeds: list, *, jobs: int, scheduler, blas_threads: int
             return [work(s) for s in seeds]
     kw = {} if blas_threads is None else {"blas_threads": blas_threads}
     return parallel_map(work, seeds, jobs=jobs, scheduler=scheduler, **kw)
+
+
+def trial_generator(seed_seq: np.random.SeedSequence) -> np.random.Generator:
+    """The generator of one trial: SFC64 seeded by the trial's ``SeedSequence`` child (its normals are
+    ~20% cheaper than PCG64's, and drawing X is the largest cost outside BLAS/LAPACK)."""
+    return np.random.Generator(np.random.SFC64(seed_seq))
 
 
 def _draw(t: np.ndarray, bt: np.ndarray, n: int, N: int, teacher: Callable, noise_std: float,
@@ -385,8 +406,7 @@ def _eigen_sample_cov(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n >= d:
         S = X.T @ X
         S *= 1.0 / n
-        om, W = np.linalg.eigh(S)
-        return om, W
+        return np.linalg.eigh(S)
     Gm = X @ X.T
     Gm *= 1.0 / n
     om, U = np.linalg.eigh(Gm)
@@ -397,7 +417,7 @@ def _eigen_sample_cov(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, population, method,
            lanczos_tol, max_steps) -> dict:
-    rng = np.random.default_rng(seed_seq)
+    rng = trial_generator(seed_seq)
     X, y, G0, F0 = _draw(t, bt, n, N, teacher, noise_std, rng)
     d = t.size
     beta_norm = math.sqrt(float(bt @ bt))
@@ -542,7 +562,7 @@ def _ridge_head_mse(G: np.ndarray, X2, y2, X3, y3, student, lam_F: float) -> flo
 
 def _test_trial(seed_seq, *, t, bt, n, n_head, n_test, N, lam, lam_F, spike_norm, teacher, student,
                 noise_std) -> dict:
-    rng = np.random.default_rng(seed_seq)
+    rng = trial_generator(seed_seq)
     X, y, G0, F0 = _draw(t, bt, n, N, teacher, noise_std, rng)
     d = t.size
 

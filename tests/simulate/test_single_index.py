@@ -23,7 +23,7 @@ def _problem(d, rng, eps=0.9):
 
 def _naive_trial(t, bt, *, n, N, lam, seed, trial=0, trials=1):
     """The same draws as one_step's trial ``trial``, then everything the slow, obvious way."""
-    rng = np.random.default_rng(spawn_seeds(seed, trials)[trial])
+    rng = ss.trial_generator(spawn_seeds(seed, trials)[trial])
     d = t.size
     X = rng.standard_normal((n, d)) * np.sqrt(t)
     y = np.tanh(X @ bt) + NOISE * rng.standard_normal(n)
