@@ -43,6 +43,7 @@ step for the test error) are those of THEORY.md 4.0; the paper's exact protocol 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Callable
@@ -240,8 +241,7 @@ def _student(func: str, student) -> tuple[Callable, str]:
             raise V.fail(func, "student", f"one of {tuple(STUDENTS)} or a (sigma, sigma_prime) pair", repr(student))
         return STUDENTS[student], student
     if isinstance(student, tuple) and len(student) == 2 and all(callable(f) for f in student):
-        f, df = student
-        return (lambda h: (np.asarray(f(h), dtype=float), np.asarray(df(h), dtype=float))), getattr(f, "__name__", "custom")
+        return _PairStudent(*student), getattr(student[0], "__name__", "custom")
     raise V.fail(func, "student", f"one of {tuple(STUDENTS)} or a (sigma, sigma_prime) pair", repr(student))
 
 
@@ -249,6 +249,17 @@ def _student(func: str, student) -> tuple[Callable, str]:
 def _gh200() -> tuple[np.ndarray, np.ndarray]:
     x, w = hermegauss(200)
     return x, w / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class _PairStudent:
+    """A user student given as ``(sigma, sigma_prime)`` (picklable when both functions are)."""
+
+    f: Callable
+    df: Callable
+
+    def __call__(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.f(h), dtype=float), np.array(self.df(h), dtype=float)
 
 
 def _check_signal(func: str, fn: Callable, s: float) -> None:
@@ -323,7 +334,11 @@ def top_singular_pairs(apply: Callable[[np.ndarray], np.ndarray], start: np.ndar
         theta, Y = _tridiag_top(alpha[act, :steps], beta[act, : steps - 1])
         resid = beta[act, j] * np.abs(Y[:, -1])
         done[act] = resid <= tol * np.where(np.abs(theta) > 0, np.abs(theta), 1.0)
-        if done.all() or steps == max_steps:
+        if done.all():
+            break
+        if steps == max_steps:
+            warnings.warn(f"top_singular_pairs: {int((~done).sum())} of {m} operators not converged to "
+                          f"tol = {tol:g} after {max_steps} Lanczos steps", RuntimeWarning, stacklevel=2)
             break
         b = beta[:, j]
         Q[j + 1] = np.where(b > 0, w / np.where(b > 0, b, 1.0), 0.0)

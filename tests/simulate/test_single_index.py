@@ -147,6 +147,16 @@ def test_result_shapes_and_test_error(rng):
     assert np.array_equal(mse.kfac, again.kfac) and np.all(mse.none > 0)
 
 
+def test_custom_student_and_lanczos_warning(rng):
+    t, bt = _problem(16, rng)
+    kw = dict(n=32, N=6, lam_G=[0.1, 1.0], teacher="tanh", noise_std=NOISE, trials=2, seed=4)
+    named = ss.one_step(t, bt, **kw)
+    pair = ss.one_step(t, bt, student=(np.tanh, lambda h: 1.0 / np.cosh(h) ** 2), **kw)
+    assert_close(pair.kfac_network, named.kfac_network, rtol=1e-12, what="(tanh, sech^2) pair vs 'tanh'")
+    with pytest.warns(RuntimeWarning, match="not converged"):
+        ss.one_step(t, bt, max_steps=1, lanczos_tol=1e-15, **kw)
+
+
 _T = np.array([1.0, 2.0, 3.0])
 _B = np.array([1.0, 0.0, 1.0])
 _KW = dict(n=6, N=2, lam_G=[0.1], teacher="tanh", noise_std=0.1, trials=1, seed=0)
