@@ -36,7 +36,6 @@ samples. ``fast``: :math:`d_X=40, d_Y=6, k=3, n=400`, 200 iterations, 10 trials 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -349,9 +348,24 @@ def _check_run_args(func: str, settings: Any, cls: type, seed: Any) -> None:
         raise ValueError(f"{func}: argument 'seed' must be an integer >= 0; got {seed!r}.")
 
 
-@lru_cache(maxsize=8)
-def _sweep_cached(settings: SweepSettings, seed: int, stream: tuple[int, ...]) -> SweepResult:
-    return _sweep(settings, seed, stream, jobs=1, scheduler=None)
+_MEMO: dict[tuple, Any] = {}
+_MEMO_SIZE = 16
+
+
+def _memo(key: tuple, compute) -> Any:
+    """In-process memory of finished results (they depend on settings and seed only, not on jobs or
+    scheduler), so Figures 1, 2, 5 and the claims that read them share one computation."""
+    if key not in _MEMO:
+        value = compute()
+        while len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = value
+    return _MEMO[key]
+
+
+def clear_memo() -> None:
+    """Forget the finished results kept in memory (the next call recomputes, or reads the disk cache)."""
+    _MEMO.clear()
 
 
 def _sweep(settings: SweepSettings, seed: int, stream: tuple[int, ...], *, jobs: int, scheduler: Any) -> SweepResult:
@@ -374,9 +388,8 @@ def run_sweep(settings: SweepSettings, *, seed: int, stream: tuple[int, ...] = (
     jobs, scheduler: parallel trials (joblib workers, or a dask scheduler address); same numbers.
     """
     _check_run_args("run_sweep", settings, SweepSettings, seed)
-    if jobs == 1 and scheduler is None:
-        return _sweep_cached(settings, int(seed), tuple(stream))
-    return _sweep(settings, int(seed), tuple(stream), jobs=jobs, scheduler=scheduler)
+    return _memo(("sweep", settings, int(seed), tuple(stream)),
+                 lambda: _sweep(settings, int(seed), tuple(stream), jobs=jobs, scheduler=scheduler))
 
 
 def run_figure5(settings: Figure5Settings, *, seed: int, jobs: int = 1, scheduler: Any = None) -> SweepResult:
@@ -449,12 +462,6 @@ class _CurveTrial:
         return {"run": run, "theory": th, "transfer_max": 0.5 * float(np.einsum("ij,ij->", Mw, Mw))}
 
 
-@lru_cache(maxsize=8)
-def _curves_cached(settings: CurveSettings, seed: int, curve_stream: tuple[int, ...],
-                   sweep_stream: tuple[int, ...]) -> CurvesResult:
-    return _curves_run(settings, seed, curve_stream, sweep_stream, jobs=1, scheduler=None)
-
-
 def _curves_run(settings: CurveSettings, seed: int, curve_stream: tuple[int, ...], sweep_stream: tuple[int, ...],
                 *, jobs: int, scheduler: Any) -> CurvesResult:
     sweep = run_sweep(settings.sweep, seed=seed, stream=sweep_stream, jobs=jobs, scheduler=scheduler)
@@ -484,9 +491,9 @@ def run_curves(settings: CurveSettings, *, seed: int, curve_stream: tuple[int, .
     if tuple(curve_stream) == tuple(sweep_stream):
         raise ValueError("run_curves: argument 'curve_stream' must differ from 'sweep_stream' (step sizes are "
                          "chosen on a separate seed); got the same stream.")
-    if jobs == 1 and scheduler is None:
-        return _curves_cached(settings, int(seed), tuple(curve_stream), tuple(sweep_stream))
-    return _curves_run(settings, int(seed), tuple(curve_stream), tuple(sweep_stream), jobs=jobs, scheduler=scheduler)
+    return _memo(("curves", settings, int(seed), tuple(curve_stream), tuple(sweep_stream)),
+                 lambda: _curves_run(settings, int(seed), tuple(curve_stream), tuple(sweep_stream), jobs=jobs,
+                                     scheduler=scheduler))
 
 
 def run_figure1(settings: Figure1Settings, *, seed: int, jobs: int = 1, scheduler: Any = None) -> CurvesResult:

@@ -125,9 +125,13 @@ def tiny():
 
 def test_runners_are_pure_functions_of_settings_and_seed(tiny):
     ex, cs = tiny
+    ex.clear_memo()
     serial = ex.run_curves(cs, seed=3)
+    ex.clear_memo()
     again = ex.run_curves(cs, seed=3)
+    ex.clear_memo()
     parallel = ex.run_curves(cs, seed=3, jobs=2)
+    assert ex.run_curves(cs, seed=3) is parallel  # kept in memory: Figures 1, 2, 5 and the claims share it
     for key in ("subspace_distance", "transfer_loss", "transfer_loss_finite", "train_loss"):
         assert np.array_equal(getattr(serial, key), getattr(parallel, key), equal_nan=True), f"{key}: serial != jobs=2"
         assert np.array_equal(getattr(serial, key), getattr(again, key), equal_nan=True)
