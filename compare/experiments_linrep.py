@@ -52,6 +52,19 @@ SIZES = ("fast", "paper")
 
 
 # --------------------------------------------------------------------------- settings
+def _positive_int(func: str, name: str, x: Any) -> None:
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1:
+        raise ValueError(f"{func}: argument '{name}' must be a positive integer; got {x!r}.")
+
+
+def _check_methods(func: str, methods: Any) -> None:
+    if not isinstance(methods, tuple) or not methods or not all(isinstance(m, Method) for m in methods):
+        raise ValueError(f"{func}: argument 'methods' must be a non-empty tuple of Method; got {methods!r}.")
+    labels = [m.label for m in methods]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{func}: argument 'methods' must have distinct labels; got {labels}.")
+
+
 @dataclass(frozen=True)
 class ProblemSettings:
     """One task family (THEORY.md 3.1.0) and its batches.
@@ -70,6 +83,17 @@ class ProblemSettings:
     noise_std: float = 0.01
     law: str = "rademacher"
     transfer_samples: int = 100
+
+    def __post_init__(self):
+        for name in ("d_x", "d_y", "k", "batch", "transfer_samples"):
+            _positive_int("ProblemSettings", name, getattr(self, name))
+        for name in ("kappa_x", "kappa_F"):
+            if not float(getattr(self, name)) >= 1.0:
+                raise ValueError(f"ProblemSettings: argument '{name}' must be >= 1; got {getattr(self, name)!r}.")
+        if not float(self.noise_std) >= 0.0:
+            raise ValueError(f"ProblemSettings: argument 'noise_std' must be >= 0; got {self.noise_std!r}.")
+        if self.law not in sd.LAWS:
+            raise ValueError(f"ProblemSettings: argument 'law' must be one of {sd.LAWS}; got {self.law!r}.")
 
     def draw(self, rng: np.random.Generator) -> sd.LinRepProblem:
         """A task from ``rng`` (:func:`simulate.data.linrep_problem`)."""
@@ -126,6 +150,13 @@ class SweepSettings:
     steps: int = 1000
     trials: int = 20
 
+    def __post_init__(self):
+        _check_methods("SweepSettings", self.methods)
+        if not self.lrs or not all(float(x) > 0 for x in self.lrs):
+            raise ValueError(f"SweepSettings: argument 'lrs' must be non-empty and positive; got {self.lrs!r}.")
+        _positive_int("SweepSettings", "steps", self.steps)
+        _positive_int("SweepSettings", "trials", self.trials)
+
 
 @dataclass(frozen=True)
 class CurveSettings:
@@ -142,6 +173,11 @@ class CurveSettings:
     trials: int = 20
     record_every: int = 5
     sweep_trials: int = 20
+
+    def __post_init__(self):
+        _check_methods("CurveSettings", self.methods)
+        for name in ("steps", "trials", "record_every", "sweep_trials"):
+            _positive_int("CurveSettings", name, getattr(self, name))
 
     @property
     def sweep(self) -> SweepSettings:

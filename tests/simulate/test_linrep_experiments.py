@@ -165,3 +165,22 @@ def test_sweep_rule_grids_and_subsets(tiny):
     f2 = f1.subset(("KFAC", "SGD"))
     assert np.array_equal(f2.subspace_distance[:, 1], f1.subspace_distance[:, f1.index("SGD")], equal_nan=True)
     assert np.all(np.isfinite(sw.amgd_limit)) and np.all(sw.amgd_limit > 0)
+
+
+def test_settings_reject_bad_values():
+    from compare import experiments_linrep as ex
+
+    for kwargs, match in ((dict(d_x=0), "'d_x'"), (dict(kappa_F=0.5), "'kappa_F'"), (dict(law="cauchy"), "'law'"),
+                          (dict(noise_std=-0.1), "'noise_std'"), (dict(transfer_samples=0), "'transfer_samples'")):
+        with pytest.raises(ValueError, match=match):
+            ex.ProblemSettings(**kwargs)
+    with pytest.raises(ValueError, match="'trials'"):
+        ex.CurveSettings(ex.ProblemSettings(), ex.FIG1_METHODS, trials=0)
+    with pytest.raises(ValueError, match="distinct labels"):
+        ex.CurveSettings(ex.ProblemSettings(), ex.FIG1_METHODS[:1] * 2)
+    with pytest.raises(ValueError, match="'lrs'"):
+        ex.SweepSettings(ex.ProblemSettings(), ex.FIG1_METHODS, lrs=(0.1, -1.0))
+    with pytest.raises(ValueError, match="'size'"):
+        ex.figure1_settings("huge")
+    with pytest.raises(ValueError, match="'settings'"):
+        ex.run_figure1(ex.figure5_settings("fast"), seed=0)
