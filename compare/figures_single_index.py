@@ -262,16 +262,21 @@ def _figure3_data(*, size: str, seed: int, jobs: int, scheduler: str | None):
                  kfac_mean=m_k, kfac_se=s_k, network_mean=m_n, network_se=s_n, cap=None)
 
     # right: alignment vs eps at lam_G = 0.1, psi = 2
-    th_s, th_k, ms_s, ss_s, ms_k, ss_k = ([] for _ in range(6))
-    for eps in FIG_EPS:
-        r = alignment_run(d, psi=PSI, eps=eps, lam_G=(FIG_LAM_RIGHT,), trials=T, seed=seed, network=False,
-                          population=False, jobs=jobs, scheduler=scheduler)
-        th_s.append(r.sgd.cos)
-        th_k.append(float(np.asarray(r.kfac.cos)[0]))
-        a, b = ms(r.sim.sgd)
-        ms_s.append(a), ss_s.append(b)
-        a, b = ms(r.sim.kfac[:, 0])
-        ms_k.append(a), ss_k.append(b)
+    def sweep(settings):
+        """Theory points and Monte-Carlo mean / s.e. of SGD and KFAC at lam_G = FIG_LAM_RIGHT."""
+        th_s, th_k, ms_s, ss_s, ms_k, ss_k = ([] for _ in range(6))
+        for psi, eps in settings:
+            r = alignment_run(d, psi=psi, eps=eps, lam_G=(FIG_LAM_RIGHT,), trials=T, seed=seed, network=False,
+                              population=False, jobs=jobs, scheduler=scheduler)
+            th_s.append(r.sgd.cos)
+            th_k.append(float(np.asarray(r.kfac.cos)[0]))
+            a, b = ms(r.sim.sgd)
+            ms_s.append(a), ss_s.append(b)
+            a, b = ms(r.sim.kfac[:, 0])
+            ms_k.append(a), ss_k.append(b)
+        return th_s, th_k, ms_s, ss_s, ms_k, ss_k
+
+    th_s, th_k, ms_s, ss_s, ms_k, ss_k = sweep([(PSI, eps) for eps in FIG_EPS])
     eps_dense = np.linspace(0.0, FIG_EPS[-1], 100)
     dense_s, dense_k = [], []
     for e in eps_dense:  # the limiting law: the curve through the per-instance points
@@ -286,16 +291,7 @@ def _figure3_data(*, size: str, seed: int, jobs: int, scheduler: str | None):
                   cap=np.asarray(caps), theory_sgd_points=np.asarray(th_s), theory_kfac_points=np.asarray(th_k))
 
     # psi sweep at eps = 0.9, lam_G = 0.1
-    th_s, th_k, ms_s, ss_s, ms_k, ss_k = ([] for _ in range(6))
-    for psi in FIG_PSI:
-        r = alignment_run(d, psi=psi, eps=EPS, lam_G=(FIG_LAM_RIGHT,), trials=T, seed=seed, network=False,
-                          population=False, jobs=jobs, scheduler=scheduler)
-        th_s.append(r.sgd.cos)
-        th_k.append(float(np.asarray(r.kfac.cos)[0]))
-        a, b = ms(r.sim.sgd)
-        ms_s.append(a), ss_s.append(b)
-        a, b = ms(r.sim.kfac[:, 0])
-        ms_k.append(a), ss_k.append(b)
+    th_s, th_k, ms_s, ss_s, ms_k, ss_k = sweep([(psi, EPS) for psi in FIG_PSI])
     inst = instance(d, eps=EPS, seed=seed)
     psi_dense = np.geomspace(FIG_PSI[0], FIG_PSI[-1], 100)
     dense_s = [ts.sgd_alignment(inst.t, inst.beta, n=p * d, teacher=TEACHER, noise_std=NOISE) for p in psi_dense]

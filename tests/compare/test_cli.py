@@ -181,7 +181,7 @@ def test_check_jobs_2_gives_identical_records(tmp_path):
 
 
 def test_dask_local_cluster_gives_identical_records(tmp_path):
-    distributed = pytest.importorskip("distributed", reason="optional extra concurrence[distributed]")
+    import distributed  # installed by make test (extra concurrence[distributed]); missing => the test fails
     from threadpoolctl import threadpool_limits
 
     serial, dask = tmp_path / "s.json", tmp_path / "d.json"

@@ -60,7 +60,7 @@ def test_joblib_workers_give_identical_numbers():
 
 
 def test_dask_cluster_gives_identical_numbers():
-    distributed = pytest.importorskip("distributed", reason="optional extra concurrence[distributed]")
+    import distributed  # installed by make test (extra concurrence[distributed]); missing => the test fails
     seeds = spawn_seeds(3, 6)
     serial = parallel_map(_trial, seeds)
     # dask workers pin BLAS to 1 thread for their whole process; with in-process workers that is
