@@ -566,7 +566,7 @@ from compare.registry import register_figure  # noqa: E402  (registration after 
 
 _RECON = ("Reconstructed settings [R] (THEORY.md section 5): d_x = 100, d_y = 10, k = 5, n = 1024 fresh samples "
           "per iteration, kappa_x = 100, kappa_F = 10, sigma = 0.01, Rademacher inputs, 1000 iterations "
-          "(size fast: d_x = 40, d_y = 6, k = 3, n = 400, 300 iterations). ")
+          "(size fast: d_x = 40, d_y = 6, k = 3, n = 400, 200 iterations). ")
 _LR_RULE = ("Each method's step size is the best (smallest mean log10 final distance, no divergence) of the grid "
             "1e-3 ... 10 (ratio sqrt 10), chosen on a separate seed stream (Figure 5's trials). ")
 
