@@ -87,6 +87,13 @@ def scalar(func: str, name: str, x, *, low: float | None = None, high: float | N
     return v
 
 
+def integer(func: str, name: str, x, *, low: int, expected: str | None = None) -> int:
+    """An integer (not a bool) >= ``low``; ``expected`` overrides the wording of the message."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < low:
+        raise fail(func, name, expected or f"an integer >= {low}", repr(x))
+    return int(x)
+
+
 def choice(func: str, name: str, x, options: Iterable[str]) -> str:
     opts = tuple(options)
     if x not in opts:

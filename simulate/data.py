@@ -27,9 +27,7 @@ LAWS = ("rademacher", "uniform", "gaussian")
 
 
 def _int(func: str, name: str, x, low: int = 1) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < low:
-        raise V.fail(func, name, f"an integer >= {low}", repr(x))
-    return int(x)
+    return V.integer(func, name, x, low=low)
 
 
 def _rng(func: str, rng) -> np.random.Generator:

@@ -128,11 +128,10 @@ def run(
     least-squares head of G0 on the first batch.
     """
     f = "run"
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise V.fail(f, "steps", "an integer >= 0", repr(steps))
+    V.integer(f, "steps", steps, low=0)
     V.scalar(f, "lr", lr, low=0.0, low_open=True)
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
-        raise V.fail(f, "batch", "a positive integer or None (population)", repr(batch))
+    if batch is not None:
+        V.integer(f, "batch", batch, low=1, expected="a positive integer or None (population)")
     if not isinstance(rng, np.random.Generator):
         raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
     if init_head not in (None, "least_squares"):
@@ -222,10 +221,9 @@ def transfer_data(problem: LinRepProblem, *, n_t: int, rng: np.random.Generator,
     noise_std: transfer label noise (default: the training task's ``problem.noise_std``).
     """
     f = "transfer_data"
-    if isinstance(n_t, bool) or not isinstance(n_t, (int, np.integer)) or n_t < 1:
-        raise V.fail(f, "n_t", "a positive integer", repr(n_t))
-    if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, (int, np.integer)) or n_eval < 1):
-        raise V.fail(f, "n_eval", "a positive integer or None (exact expectation)", repr(n_eval))
+    V.integer(f, "n_t", n_t, low=1, expected="a positive integer")
+    if n_eval is not None:
+        V.integer(f, "n_eval", n_eval, low=1, expected="a positive integer or None (exact expectation)")
     if not isinstance(rng, np.random.Generator):
         raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
     sigma = problem.noise_std if noise_std is None else V.scalar(f, "noise_std", noise_std, low=0.0)
@@ -371,17 +369,14 @@ def run_common(
     iterations (a non-finite iterate is caught at every step).
     """
     f = "run_common"
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise V.fail(f, "steps", "an integer >= 0", repr(steps))
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
-        raise V.fail(f, "batch", "a positive integer or None (population)", repr(batch))
+    V.integer(f, "steps", steps, low=0)
+    if batch is not None:
+        V.integer(f, "batch", batch, low=1, expected="a positive integer or None (population)")
     if not isinstance(rng, np.random.Generator):
         raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
-    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
-        raise V.fail(f, "record_every", "a positive integer", repr(record_every))
+    V.integer(f, "record_every", record_every, low=1, expected="a positive integer")
     V.scalar(f, "blowup", blowup, low=1.0, low_open=True)
-    if isinstance(check_every, bool) or not isinstance(check_every, (int, np.integer)) or check_every < 1:
-        raise V.fail(f, "check_every", "a positive integer", repr(check_every))
+    V.integer(f, "check_every", check_every, low=1, expected="a positive integer")
     specs = tuple(specs)
     if not specs or not all(isinstance(s, OptimizerSpec) for s in specs):
         raise V.fail(f, "specs", "a non-empty sequence of OptimizerSpec", repr(specs)[:80])

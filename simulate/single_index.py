@@ -194,9 +194,7 @@ class StepMSEResult:
 # --------------------------------------------------------------------------------------------
 
 def _int(func: str, name: str, x, low: int = 1) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < low:
-        raise V.fail(func, name, f"an integer >= {low}", repr(x))
-    return int(x)
+    return V.integer(func, name, x, low=low)
 
 
 def _problem(func: str, Sigma, beta_star) -> tuple[np.ndarray, np.ndarray]:
@@ -288,9 +286,7 @@ def _lams(func: str, lam_G) -> np.ndarray:
 def _seed(func: str, seed):
     if isinstance(seed, np.random.SeedSequence):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise V.fail(func, "seed", "a non-negative integer or a numpy.random.SeedSequence", repr(seed))
-    return int(seed)
+    return V.integer(func, "seed", seed, low=0, expected="a non-negative integer or a numpy.random.SeedSequence")
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from simulate import _validate as V
+
 #: Seconds :func:`connect` waits for a dask scheduler before giving up.
 CONNECT_TIMEOUT_S = 5.0
 
@@ -43,8 +45,7 @@ def spawn_seeds(seed: int | np.random.SeedSequence, n: int) -> list[np.random.Se
     seed: master seed (an int >= 0 or a ``SeedSequence``).
     n: number of children (trials).
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"spawn_seeds: argument 'n' must be an integer >= 0; got {n!r}.")
+    V.integer("spawn_seeds", "n", n, low=0)
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
     return ss.spawn(int(n))
 
