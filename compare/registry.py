@@ -15,9 +15,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-KINDS = ("exact", "statistical", "qualitative")
+from compare import stats as _stats
+
+#: exact: a deterministic agreement check (tolerance from a derivation); statistical: an agreement
+#: check with a false-failure rate alpha; ordering: a statement of the paper comparing methods
+#: (alpha bounds false "holds"; verdict holds / inconclusive / contradicted).
+KINDS = ("exact", "statistical", "ordering", "qualitative")
 SIZES = ("fast", "paper")
 
 
@@ -25,15 +30,22 @@ SIZES = ("fast", "paper")
 class Outcome:
     """What one run of a claim measured.
 
-    prediction, measured: the headline numbers (theory and simulation) of the claim.
+    prediction, measured: the headline numbers (theory and simulation) of the claim, taken from
+        the row that decided its verdict (:func:`compare.stats.deciding_row`).
     stderr: standard error of ``measured`` (``None`` for exact claims).
-    tolerance: the allowed |measured - prediction| (or the bound a qualitative claim checks).
-    alpha: the false-failure rate of the check (``None`` for exact / deterministic checks).
-    passed: the verdict.
-    tolerance_source: one sentence saying where the tolerance comes from.
+    tolerance: the allowed |measured - prediction| (two-sided), or the amount by which measured
+        must exceed prediction (ordering claims; ``direction`` says which).
+    alpha: the claim's family-wise error rate (``None`` for deterministic checks); ``alpha_bounds``
+        says what it bounds (``"false failure"`` or ``"false holds"``).
+    passed: ``verdict == "holds"``.
+    tolerance_source: where the tolerance comes from.
     rows: the per-setting table behind the headline (list of dicts, JSON-serialisable).
-    verdict: ``"holds"`` / ``"fails"``, or ``"not reproduced"`` for a paper statement that the
-        reconstructed setting measures as false (reported, never tuned away).
+    verdict: ``holds`` / ``fails`` (agreement) or ``holds`` / ``inconclusive`` / ``contradicted``
+        (ordering); ``None`` derives holds/fails from ``passed``.
+    test: the headline row's test, e.g. ``"two-sided t, 29 df"``.
+    detectable: agreement claims: the smallest relative error of a prediction caught with
+        probability >= 0.9 (the largest over the rows: an error that size in any row is caught).
+    direction: ``"two-sided"``, ``"measured <= prediction"`` or ``"measured > MARGIN"``.
     """
 
     prediction: float
@@ -46,6 +58,41 @@ class Outcome:
     rows: tuple[Mapping[str, Any], ...] = ()
     verdict: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
+    test: str | None = None
+    alpha_bounds: str | None = None
+    detectable: float | None = None
+    direction: str | None = None
+
+    @classmethod
+    def agreement(cls, rows: Sequence[Mapping[str, Any]], *, source: str, alpha: float | None) -> "Outcome":
+        """The outcome of an agreement claim from its rows (dicts of :meth:`compare.stats.Agreement.row`).
+
+        alpha: the claim's family-wise false-failure rate (``None``: every row is deterministic).
+        """
+        rows = tuple(dict(r) for r in rows)
+        verdict = _stats.agreement_verdict(rows)
+        head = _stats.deciding_row(rows, verdict)
+        det = [r["detectable"] for r in rows if r.get("detectable") is not None]
+        return cls(prediction=head["prediction"], measured=head["measured"], stderr=head.get("stderr"),
+                   tolerance=head["tolerance"], alpha=alpha, passed=verdict == "holds", tolerance_source=source,
+                   rows=rows, verdict=verdict, test=head.get("test"),
+                   alpha_bounds=_stats.FALSE_FAILURE if alpha is not None else None,
+                   detectable=max(det) if det else None, direction=head.get("direction", "two-sided"))
+
+    @classmethod
+    def ordering(cls, rows: Sequence[Mapping[str, Any]], *, source: str, alpha: float) -> "Outcome":
+        """The outcome of a paper statement from its component rows (:meth:`compare.stats.Ordering.row`).
+
+        alpha: the claim's false-holds rate (each component tested at alpha: intersection-union).
+        """
+        rows = tuple(dict(r) for r in rows)
+        verdict = _stats.ordering_verdict(rows)
+        head = _stats.deciding_row(rows, verdict)
+        return cls(prediction=head["margin"], measured=head["estimate"], stderr=head.get("stderr"),
+                   tolerance=head["critical"] * head["stderr"] if head.get("stderr") is not None else None,
+                   alpha=alpha, passed=verdict == "holds", tolerance_source=source, rows=rows, verdict=verdict,
+                   test=head["test"], alpha_bounds=_stats.FALSE_HOLDS, detectable=None,
+                   direction=head["direction"])
 
 
 @dataclass(frozen=True)
@@ -125,6 +172,12 @@ def evaluate(claim: Claim, *, size: str = "fast", seed: int = 0, blas_threads: i
         out = claim.run(size=size, seed=seed)
     seconds = time.perf_counter() - t0
     verdict = out.verdict or ("holds" if out.passed else "fails")
+    verdict = {"not reproduced": "inconclusive"}.get(verdict, verdict)  # legacy vocabulary, until C14-C20 move
+    if verdict not in _stats.VERDICTS:
+        raise ValueError(f"evaluate: claim {claim.id} returned verdict {verdict!r}; expected one of {_stats.VERDICTS}.")
+    alpha_bounds = out.alpha_bounds
+    if alpha_bounds is None and out.alpha is not None:
+        alpha_bounds = _stats.FALSE_HOLDS if claim.kind in ("ordering", "qualitative") else _stats.FALSE_FAILURE
     return {
         "id": claim.id,
         "paper_ref": claim.paper_ref,
@@ -139,7 +192,11 @@ def evaluate(claim: Claim, *, size: str = "fast", seed: int = 0, blas_threads: i
         "tolerance": _num(out.tolerance),
         "tolerance_source": out.tolerance_source,
         "alpha": _num(out.alpha),
-        "passed": bool(out.passed),
+        "alpha_bounds": alpha_bounds,
+        "test": out.test or ("deterministic bound" if out.alpha is None else None),
+        "direction": out.direction or "two-sided",
+        "detectable": _num(out.detectable),
+        "passed": verdict == "holds",
         "verdict": verdict,
         "seconds": round(seconds, 3),
         "size": size,

@@ -12,14 +12,17 @@ The page has a summary table of all claims (id, paper reference, THEORY.md ID, k
 measured, standard error, tolerance, alpha, verdict, seconds), one section per figure with the
 claims it backs, the claims that back no figure, and a provenance footer (package versions, seed,
 size, wall time, cores). Results tagged [R] in THEORY.md (reconstructed, not read from the paper)
-carry an [R] mark. A verdict is ``holds``, ``fails`` or ``not reproduced`` (a paper statement the
-reconstructed setting measures as false), each shown in its own colour. The verdict rule:
+carry an [R] mark. Verdicts (:mod:`compare.stats`), each in its own colour: agreement claims
+(theory vs simulation) ``holds`` / ``fails``, with alpha bounding false failures,
 
 .. math::
 
-    \\text{holds} \\iff |\\text{measured} - \\text{prediction}| \\le \\text{tolerance}
-    = z_{1-\\alpha/2}\\,\\widehat{\\mathrm{se}} + \\text{stated allowance}
-    \\quad(\\text{statistical claims; THEORY.md section 6})
+    \\text{holds} \\iff |\\text{measured} - \\text{prediction}| \\le
+    t_{1-\\alpha/2,\\nu}\\,\\widehat{\\mathrm{se}} + \\text{stated allowance};
+
+statements of the paper that compare methods ``holds`` / ``inconclusive`` / ``contradicted``, with
+alpha bounding false holds (one-sided: measured must exceed the margin by the tolerance). Each row
+shows its test and direction.
 
 Every file is written atomically (temporary file, then ``os.replace``).
 """
@@ -39,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-VERDICTS = ("holds", "fails", "not reproduced")
+from compare.stats import VERDICTS  # noqa: E402  (holds, fails, inconclusive, contradicted)
 #: Keys of a record that change from run to run (timing only); everything else is reproducible.
 TIMING_KEYS = ("seconds",)
 _PACKAGES = ("numpy", "scipy", "sympy", "mpmath", "matplotlib", "joblib", "threadpoolctl", "tqdm", "jinja2",
@@ -228,7 +231,10 @@ def _environment():
     )
     env.filters["num"] = fmt_num
     env.filters["full"] = _full
-    env.filters["vclass"] = lambda v: {"holds": "holds", "fails": "fails", "not reproduced": "notrep"}.get(v, "fails")
+    env.filters["pct"] = lambda x: "\u2013" if x is None else f"{100 * x:.2g}%"
+    env.filters["direction"] = lambda d: {"two-sided": "|m \u2212 p| \u2264 tol", None: ""}.get(d, d or "")
+    env.filters["vclass"] = lambda v: {"holds": "holds", "fails": "fails", "inconclusive": "inconcl",
+                                        "contradicted": "contra"}.get(v, "fails")
     return env
 
 

@@ -1,57 +1,111 @@
-"""Statistical checks with a stated false-failure rate (THEORY.md section 6).
+r"""Every statistical test a claim uses, with the distribution its statistic really has.
 
-Every stochastic claim compares a Monte-Carlo mean with a prediction by a two-sided z test:
-it *fails* when
+Two families of checks, with opposite error rates (docs/theory.md, "Statistical design"):
+
+**Agreement checks** (theory vs simulation; verdict ``holds`` / ``fails``). A Monte-Carlo mean
+:math:`\bar m` with an estimated standard error :math:`\widehat{\mathrm{se}}` on :math:`\nu` degrees
+of freedom is held to a prediction :math:`p`; the check *fails* when
 
 .. math::
 
-    |\\bar m - p| > z_{1-\\alpha/2}\\,\\widehat{\\mathrm{se}} + a,
+    |\bar m - p| > t_{1-\alpha/2,\,\nu}\,\widehat{\mathrm{se}} + a,
 
-where :math:`a \\ge 0` is a finite-size allowance stated next to the check (THEORY.md gives
-:math:`O(1/d)` biases for the asymptotic formulas). Under the null (the prediction is right and
-the allowance covers the bias) the check fails with probability at most ``alpha``. A family of
-``m`` checks splits ``alpha`` (Bonferroni). Autocorrelated series use batch means.
+where :math:`a \ge 0` is a finite-size allowance stated next to the check. Under the null (the
+prediction is right and :math:`a` covers the bias) it fails with probability at most
+:math:`\alpha`: here :math:`\alpha` bounds **false failures**. A claim that fails when any of its
+:math:`m` rows fails splits :math:`\alpha` over them (Bonferroni, :math:`\alpha/m` each). Its power
+is stated as ``detectable``: the smallest relative error :math:`r` of the prediction it catches with
+probability at least 0.9,
+
+.. math::
+
+    r\,|p| = a + \big(t_{1-\alpha/2,\,\nu} + t_{0.9,\,\nu}\big)\,\widehat{\mathrm{se}}
+
+(the central-t approximation to the noncentral-t power; exact for a known s.e.).
+
+**Ordering checks** (a statement of the paper comparing methods, "A is below B"; verdict
+``holds`` / ``inconclusive`` / ``contradicted``). Per-trial paired differences :math:`D_t`
+(common random numbers) test :math:`\mathbb E D > \delta`: a one-sided paired t test on
+:math:`T-1` degrees of freedom when every :math:`D_t` is finite, and an exact one-sided sign test
+(median, ties dropped) when some are infinite (a method reaching exactly zero makes a log ratio
+unbounded). The statement is *shown* when the test rejects at level :math:`\alpha`: here
+:math:`\alpha` bounds **false holds**. A claim that holds only when all of its :math:`m` component
+statements are shown is an intersection-union test, whose false-holds rate is at most
+:math:`\alpha` with no split. The reverse statement is tested at :math:`\alpha/m` per component
+(Bonferroni over the union), so ``contradicted`` is also wrong with probability at most
+:math:`\alpha`; when neither is shown the verdict is ``inconclusive``.
+
+Autocorrelated series use batch means: :math:`B` batch means give a t statistic on :math:`B-1`
+degrees of freedom. A mean corrected for its :math:`O(1/d)` bias from runs at :math:`d` and
+:math:`2d` (Richardson) has the Welch-Satterthwaite degrees of freedom of its two parts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats as _st
 
-#: default false-failure rate of one check (|z| <= 3.29), THEORY.md section 6.
+#: default family-wise error rate of one claim.
 ALPHA = 1e-3
+#: the probability with which ``detectable`` errors are caught.
+POWER = 0.9
+#: what alpha bounds, per family.
+FALSE_FAILURE = "false failure"
+FALSE_HOLDS = "false holds"
+#: verdicts: agreement claims, and ordering statements of the paper.
+AGREEMENT_VERDICTS = ("holds", "fails")
+ORDERING_VERDICTS = ("holds", "inconclusive", "contradicted")
+VERDICTS = ("holds", "fails", "inconclusive", "contradicted")
 
 
 def _check_alpha(alpha: float, where: str) -> float:
-    alpha = float(alpha)
-    if not 0.0 < alpha < 1.0:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: argument 'alpha' must be a number in (0, 1); got {alpha!r}.") from None
+    if not 0.0 < a < 1.0:
         raise ValueError(f"{where}: argument 'alpha' must be in (0, 1); got {alpha!r}.")
-    return alpha
+    return a
 
 
-def z_critical(alpha: float = ALPHA) -> float:
-    """Two-sided critical value :math:`z_{1-\\alpha/2}`."""
-    return float(_st.norm.isf(_check_alpha(alpha, "z_critical") / 2.0))
+def _check_df(df: float | None, where: str) -> float:
+    if df is None:
+        return math.inf
+    d = float(df)
+    if not d > 0:
+        raise ValueError(f"{where}: argument 'df' must be > 0 (or None for a known s.e.); got {df!r}.")
+    return d
 
 
-def t_critical(alpha: float, dof: int) -> float:
-    """Two-sided Student-t critical value with ``dof`` degrees of freedom."""
-    if dof < 1:
-        raise ValueError(f"t_critical: argument 'dof' must be >= 1; got {dof!r}.")
-    return float(_st.t.isf(_check_alpha(alpha, "t_critical") / 2.0, dof))
+def _quantile(p: float, df: float) -> float:
+    """Upper ``p`` quantile of Student t with ``df`` degrees of freedom (normal for ``df = inf``)."""
+    return float(_st.norm.isf(p) if math.isinf(df) else _st.t.isf(p, df))
+
+
+def t_critical(alpha: float, df: float | None, *, sided: str = "two") -> float:
+    """Critical value of Student t with ``df`` degrees of freedom (``None``: normal).
+
+    sided: ``"two"`` gives :math:`t_{1-\\alpha/2}`, ``"one"`` gives :math:`t_{1-\\alpha}`.
+    """
+    a = _check_alpha(alpha, "t_critical")
+    if sided not in ("one", "two"):
+        raise ValueError(f"t_critical: argument 'sided' must be 'one' or 'two'; got {sided!r}.")
+    return _quantile(a / 2.0 if sided == "two" else a, _check_df(df, "t_critical"))
 
 
 def bonferroni(alpha: float, m: int) -> float:
     """Per-check rate for a family of ``m`` checks with family-wise rate ``alpha``."""
-    if m < 1:
-        raise ValueError(f"bonferroni: argument 'm' must be >= 1; got {m!r}.")
-    return _check_alpha(alpha, "bonferroni") / m
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"bonferroni: argument 'm' must be an integer >= 1; got {m!r}.")
+    return _check_alpha(alpha, "bonferroni") / int(m)
 
 
-def mean_se(samples: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error (sample sd / sqrt(T)) along ``axis``."""
+def mean_se(samples: Any, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error (sample sd / sqrt(T)) along ``axis``; the s.e. has T - 1 df."""
     x = np.asarray(samples, dtype=float)
     T = x.shape[axis]
     if T < 2:
@@ -59,26 +113,366 @@ def mean_se(samples: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]
     return x.mean(axis=axis), x.std(axis=axis, ddof=1) / np.sqrt(T)
 
 
-def batch_means_se(series: np.ndarray, *, n_batches: int = 20) -> tuple[float, float]:
-    """Mean and batch-means standard error of an autocorrelated series.
+def batch_means(series: Any, *, n_batches: int = 20) -> tuple[float, float, int]:
+    """Mean, batch-means standard error and its degrees of freedom (``n_batches - 1``).
 
-    The series is cut into ``n_batches`` contiguous batches; their means are treated as
-    independent (valid when each batch is much longer than the autocorrelation time).
+    The series is cut into ``n_batches`` contiguous batches whose means are treated as independent
+    (valid when each batch is much longer than the autocorrelation time).
     """
     x = np.asarray(series, dtype=float).ravel()
-    if n_batches < 2 or x.size < 2 * n_batches:
+    if isinstance(n_batches, bool) or not isinstance(n_batches, (int, np.integer)) or n_batches < 2:
+        raise ValueError(f"batch_means: argument 'n_batches' must be an integer >= 2; got {n_batches!r}.")
+    if x.size < 2 * n_batches:
         raise ValueError(
-            f"batch_means_se: argument 'series' must have >= 2*n_batches = {2 * n_batches} values; got {x.size}."
+            f"batch_means: argument 'series' must have >= 2*n_batches = {2 * n_batches} values; got {x.size}."
         )
     b = x.size // n_batches
     means = x[: b * n_batches].reshape(n_batches, b).mean(axis=1)
-    return float(means.mean()), float(means.std(ddof=1) / np.sqrt(n_batches))
+    return float(means.mean()), float(means.std(ddof=1) / math.sqrt(n_batches)), int(n_batches) - 1
+
+
+def welch_df(parts: Sequence[tuple[float, float]]) -> float:
+    """Welch-Satterthwaite degrees of freedom of a sum of independent variance estimates.
+
+    parts: ``(variance_contribution, df)`` pairs, e.g. ``(se_d**2, T_d - 1)`` and
+        ``(4 se_2d**2, T_2d - 1)`` for the Richardson mean :math:`2\\bar m_{2d} - \\bar m_d`.
+    """
+    num = sum(v for v, _ in parts) ** 2
+    den = sum(v * v / df for v, df in parts if v > 0)
+    return float(num / den) if den > 0 else math.inf
+
+
+def _df_text(df: float) -> str:
+    return "normal" if math.isinf(df) else (f"{df:.0f} df" if abs(df - round(df)) < 1e-9 else f"{df:.1f} df")
+
+
+# --------------------------------------------------------------------------- agreement
+@dataclass(frozen=True, kw_only=True)
+class Agreement:
+    """One agreement check of a measurement against a prediction (fails = they disagree).
+
+    measured, prediction: the two numbers. stderr: standard error of ``measured`` (``None``: a
+    deterministic measurement). df: degrees of freedom of the s.e. (``inf``: known s.e.).
+    allowance: stated finite-size (or round-off) allowance. tolerance: the largest
+    |measured - prediction| that passes (two-sided) or measured - prediction (``direction`` "<=").
+    critical: the t critical value used. statistic: (measured - prediction) / stderr.
+    alpha: per-check false-failure rate (``None`` for deterministic checks). test: its name.
+    direction: ``"two-sided"`` or ``"measured <= prediction"`` (a one-sided bound).
+    detectable: smallest relative error of the prediction caught with probability >= 0.9.
+    passed: the check's outcome.
+    """
+
+    measured: float
+    prediction: float
+    stderr: float | None
+    df: float
+    allowance: float
+    tolerance: float
+    critical: float | None
+    statistic: float | None
+    alpha: float | None
+    test: str
+    direction: str
+    detectable: float | None
+    passed: bool
+
+    @property
+    def alpha_bounds(self) -> str | None:
+        return FALSE_FAILURE if self.alpha is not None else None
+
+    @property
+    def margin(self) -> float:
+        """How far inside its tolerance the check is (negative: outside), in units of the tolerance."""
+        diff = self.measured - self.prediction
+        gap = abs(diff) if self.direction == "two-sided" else diff
+        if self.tolerance > 0:
+            return 1.0 - gap / self.tolerance
+        return 1.0 if gap <= 0 else -math.inf
+
+    def row(self, **labels: Any) -> dict[str, Any]:
+        """A JSON-able table row: ``labels`` first, then the check's numbers."""
+        d = asdict(self)
+        d["df"] = None if math.isinf(self.df) else self.df
+        return {**labels, **d, "alpha_bounds": self.alpha_bounds}
+
+
+def _detectable(prediction: float, allowance: float, crit: float, se: float, df: float) -> float | None:
+    scale = abs(prediction)
+    if scale == 0:
+        return None
+    return float((allowance + (crit + _quantile(1.0 - POWER, df)) * se) / scale)
+
+
+def agreement(measured: float, stderr: float, prediction: float, *, df: float | None, alpha: float,
+              allowance: float = 0.0, one_sided: bool = False) -> Agreement:
+    """Agreement of a mean with a prediction by a t test on ``df`` degrees of freedom.
+
+    measured: the Monte-Carlo mean. stderr: its estimated standard error (> 0 or 0).
+    prediction: the theory value. df: degrees of freedom of ``stderr`` (``None``: known s.e.).
+    alpha: false-failure rate of this check. allowance: stated bias allowance (>= 0).
+    one_sided: check only ``measured <= prediction`` (a bound), failing when the mean is
+        significantly above it.
+    """
+    a = _check_alpha(alpha, "agreement")
+    dfv = _check_df(df, "agreement")
+    se = float(stderr)
+    if not se >= 0:
+        raise ValueError(f"agreement: argument 'stderr' must be >= 0; got {stderr!r}.")
+    if not float(allowance) >= 0:
+        raise ValueError(f"agreement: argument 'allowance' must be >= 0; got {allowance!r}.")
+    crit = t_critical(a, dfv, sided="one" if one_sided else "two")
+    tol = crit * se + float(allowance)
+    diff = float(measured) - float(prediction)
+    stat = diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+    passed = diff <= tol if one_sided else abs(diff) <= tol
+    kind = "one-sided" if one_sided else "two-sided"
+    name = f"{kind} {'z' if math.isinf(dfv) else 't'}, {_df_text(dfv)}"
+    return Agreement(measured=float(measured), prediction=float(prediction), stderr=se, df=dfv,
+                     allowance=float(allowance), tolerance=float(tol), critical=crit, statistic=float(stat),
+                     alpha=a, test=name, direction="measured <= prediction" if one_sided else "two-sided",
+                     detectable=_detectable(float(prediction), float(allowance), crit, se, dfv),
+                     passed=bool(passed))
+
+
+def agreement_samples(samples: Any, prediction: float, *, alpha: float, allowance: float = 0.0,
+                      one_sided: bool = False) -> Agreement:
+    """:func:`agreement` of the mean of independent ``samples`` (T - 1 degrees of freedom)."""
+    x = np.asarray(samples, dtype=float).ravel()
+    m, se = mean_se(x)
+    return agreement(float(m), float(se), prediction, df=x.size - 1, alpha=alpha, allowance=allowance,
+                     one_sided=one_sided)
+
+
+def agreement_batch_means(series: Any, prediction: float, *, alpha: float, n_batches: int = 20,
+                          allowance: float = 0.0) -> Agreement:
+    """:func:`agreement` of an autocorrelated series' mean, batch-means s.e. on n_batches - 1 df."""
+    m, se, df = batch_means(series, n_batches=n_batches)
+    out = agreement(m, se, prediction, df=df, alpha=alpha, allowance=allowance)
+    return _renamed(out, f"two-sided t (batch means), {_df_text(float(df))}")
+
+
+def richardson(a_d: Any, p_d: float, a_2d: Any, p_2d: float, *, alpha: float) -> tuple[Agreement, dict[str, float]]:
+    """Agreement of the :math:`O(1/d)`-bias-corrected mean with the prediction at ``d``.
+
+    a_d, a_2d: per-trial measurements at sizes d and 2d (independent trials).
+    p_d, p_2d: the predictions at d and 2d.
+
+    With errors :math:`e_d = \\bar m_d - p_d` and :math:`e_{2d}`, a bias :math:`b/d` is removed by
+    :math:`\\hat b_d = 2(e_d - e_{2d})`; the corrected mean :math:`\\bar m_d - \\hat b_d` has s.e.
+    :math:`\\sqrt{\\mathrm{se}_d^2 + 4\\,\\mathrm{se}_{2d}^2}` and Welch-Satterthwaite df.
+    Returns the check and the parts (means, s.e., bias) for the row.
+    """
+    x1 = np.asarray(a_d, dtype=float).ravel()
+    x2 = np.asarray(a_2d, dtype=float).ravel()
+    m1, s1 = (float(v) for v in mean_se(x1))
+    m2, s2 = (float(v) for v in mean_se(x2))
+    bias = 2.0 * ((m1 - p_d) - (m2 - p_2d))
+    se = math.sqrt(s1 * s1 + 4.0 * s2 * s2)
+    df = welch_df([(s1 * s1, x1.size - 1), (4.0 * s2 * s2, x2.size - 1)])
+    out = agreement(m1 - bias, se, p_d, df=df, alpha=alpha)
+    out = _renamed(out, f"two-sided t (Richardson d, 2d), {_df_text(df)}")
+    parts = {"mean_d": m1, "se_d": s1, "prediction_2d": float(p_2d), "mean_2d": m2, "se_2d": s2, "bias_d": bias}
+    return out, parts
+
+
+def exact(measured: float, prediction: float, *, tolerance: float, relative: bool = False) -> Agreement:
+    """A deterministic check: |measured - prediction| <= tolerance (``relative``: times |prediction|).
+
+    The tolerance must come from a derivation (round-off, truncation, a measured error bound) and
+    is stated by the claim; no alpha (nothing is random in the comparison).
+    """
+    tol = float(tolerance) * (abs(float(prediction)) if relative else 1.0)
+    if not tol >= 0:
+        raise ValueError(f"exact: argument 'tolerance' must be >= 0; got {tolerance!r}.")
+    diff = float(measured) - float(prediction)
+    scale = abs(float(prediction))
+    return Agreement(measured=float(measured), prediction=float(prediction), stderr=None, df=math.inf,
+                     allowance=tol, tolerance=tol, critical=None, statistic=None, alpha=None,
+                     test="deterministic bound", direction="two-sided",
+                     detectable=float(tol / scale) if scale > 0 else None, passed=bool(abs(diff) <= tol))
+
+
+def _renamed(a: Agreement, test: str) -> Agreement:
+    from dataclasses import replace
+
+    return replace(a, test=test)
+
+
+# --------------------------------------------------------------------------- ordering
+@dataclass(frozen=True, kw_only=True)
+class Ordering:
+    """One component of a paper statement "E D > margin", tested on paired per-trial differences.
+
+    estimate: mean of D (t test) or median (sign test). margin: what D must exceed.
+    stderr, df: of the mean (t test; ``None`` for the sign test). n: trials used (sign test: non-ties).
+    statistic: t, or the number of trials above the margin. critical: the t critical value, or the
+    smallest count that rejects. p_value, reverse_p_value: one-sided p-values of the statement
+    and of its reverse. alpha: level of the statement's test (bounds false holds).
+    reverse_alpha: level of the reverse test. test: its name. shown / reverse_shown: outcomes.
+    """
+
+    estimate: float
+    margin: float
+    stderr: float | None
+    df: float | None
+    n: int
+    statistic: float
+    critical: float
+    p_value: float
+    reverse_p_value: float
+    alpha: float
+    reverse_alpha: float
+    test: str
+    shown: bool
+    reverse_shown: bool
+
+    alpha_bounds = FALSE_HOLDS
+
+    @property
+    def verdict(self) -> str:
+        return "holds" if self.shown else ("contradicted" if self.reverse_shown else "inconclusive")
+
+    @property
+    def tolerance(self) -> float:
+        """The amount the estimate must exceed the margin by (t test: critical x s.e.)."""
+        return float(self.critical * self.stderr) if self.stderr is not None else math.nan
+
+    def row(self, **labels: Any) -> dict[str, Any]:
+        d = asdict(self)
+        return {**labels, **d, "direction": f"measured > {self.margin:g}", "alpha_bounds": FALSE_HOLDS,
+                "verdict": self.verdict, "passed": self.shown}
+
+
+def ordering_t(d: Any, *, alpha: float, margin: float = 0.0, reverse_alpha: float | None = None) -> Ordering:
+    """Paired one-sided t test of ``mean(d) > margin`` (and of its reverse), T - 1 df."""
+    x = np.asarray(d, dtype=float).ravel()
+    a = _check_alpha(alpha, "ordering_t")
+    ra = _check_alpha(alpha if reverse_alpha is None else reverse_alpha, "ordering_t")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("ordering_t: argument 'd' must be finite (use ordering_sign for unbounded differences); "
+                         f"got {int((~np.isfinite(x)).sum())} non-finite value(s).")
+    m, se = (float(v) for v in mean_se(x))
+    df = x.size - 1
+    crit = t_critical(a, df, sided="one")
+    if se > 0:
+        t = (m - margin) / se
+        p, rp = float(_st.t.sf(t, df)), float(_st.t.cdf(t, df))
+    else:
+        t = math.copysign(math.inf, m - margin) if m != margin else 0.0
+        p, rp = (0.0, 1.0) if m > margin else ((1.0, 0.0) if m < margin else (1.0, 1.0))
+    return Ordering(estimate=m, margin=float(margin), stderr=se, df=float(df), n=int(x.size), statistic=float(t),
+                    critical=crit, p_value=p, reverse_p_value=rp, alpha=a, reverse_alpha=ra,
+                    test=f"paired one-sided t, {df} df", shown=bool(p <= a), reverse_shown=bool(rp <= ra))
+
+
+def ordering_sign(d: Any, *, alpha: float, margin: float = 0.0, reverse_alpha: float | None = None) -> Ordering:
+    """Exact one-sided sign test of ``median(d) > margin`` (and of its reverse); ties dropped.
+
+    Valid for unbounded differences (a log ratio is +inf when one method reaches exactly zero).
+    """
+    x = np.asarray(d, dtype=float).ravel()
+    a = _check_alpha(alpha, "ordering_sign")
+    ra = _check_alpha(alpha if reverse_alpha is None else reverse_alpha, "ordering_sign")
+    x = x[~np.isnan(x)]
+    up, down = int(np.sum(x > margin)), int(np.sum(x < margin))
+    n = up + down
+    if n == 0:
+        p = rp = 1.0
+        crit = math.inf
+    else:
+        p = float(_st.binom.sf(up - 1, n, 0.5))      # P(X >= up)
+        rp = float(_st.binom.sf(down - 1, n, 0.5))   # P(X >= down)
+        # smallest count k with P(X >= k) <= alpha
+        ks = np.arange(n + 1)
+        ok = ks[_st.binom.sf(ks - 1, n, 0.5) <= a]
+        crit = float(ok[0]) if ok.size else math.inf
+    med = float(np.median(x)) if x.size else math.nan
+    return Ordering(estimate=med, margin=float(margin), stderr=None, df=None, n=n, statistic=float(up),
+                    critical=crit, p_value=p, reverse_p_value=rp, alpha=a, reverse_alpha=ra,
+                    test=f"one-sided sign test, {n} non-tied trials", shown=bool(p <= a),
+                    reverse_shown=bool(rp <= ra))
+
+
+def ordering(d: Any, *, alpha: float, margin: float = 0.0, reverse_alpha: float | None = None) -> Ordering:
+    """The paired t test of :func:`ordering_t` when every difference is finite, else the sign test."""
+    x = np.asarray(d, dtype=float).ravel()
+    fn = ordering_t if np.all(np.isfinite(x)) else ordering_sign
+    return fn(x, alpha=alpha, margin=margin, reverse_alpha=reverse_alpha)
+
+
+def log10_ratio(a: Any, b: Any) -> np.ndarray:
+    """Per-trial :math:`\\log_{10}(a/b)` of non-negative metrics, exact at zero: +inf when only ``b`` is
+    0, -inf when only ``a`` is, NaN (a tie, dropped by the sign test) when both are."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(a) - np.log10(b)
+
+
+# --------------------------------------------------------------------------- claim level
+def agreement_verdict(checks: Iterable[Agreement | Mapping[str, Any]]) -> str:
+    """``holds`` when every check passed, else ``fails``."""
+    ok = all((c.passed if isinstance(c, Agreement) else bool(c["passed"])) for c in checks)
+    return "holds" if ok else "fails"
+
+
+def ordering_verdict(checks: Iterable[Ordering | Mapping[str, Any]]) -> str:
+    """``holds`` when every component is shown (intersection-union test, false holds <= alpha),
+    ``contradicted`` when some reverse is shown (components at alpha/m), else ``inconclusive``."""
+    cs = list(checks)
+    shown = [c.shown if isinstance(c, Ordering) else bool(c["shown"]) for c in cs]
+    rev = [c.reverse_shown if isinstance(c, Ordering) else bool(c["reverse_shown"]) for c in cs]
+    if all(shown):
+        return "holds"
+    return "contradicted" if any(rev) else "inconclusive"
+
+
+def deciding_row(rows: Sequence[Mapping[str, Any]], verdict: str) -> Mapping[str, Any]:
+    """The row that decided ``verdict``: the worst failing agreement row, the contradicting (or not
+    shown) ordering row with the most extreme statistic, or, when the claim holds, the row closest to
+    failing."""
+    if not rows:
+        raise ValueError("deciding_row: argument 'rows' must be non-empty; got 0 rows.")
+
+    def margin(r: Mapping[str, Any]) -> float:
+        if "shown" in r:  # ordering: p-value of the statement, larger = weaker
+            return -float(r["p_value"])
+        tol = r.get("tolerance")
+        diff = float(r["measured"]) - float(r["prediction"])
+        gap = abs(diff) if r.get("direction", "two-sided") == "two-sided" else diff
+        if tol is None or not tol > 0:
+            return 1.0 if gap <= 0 else -math.inf
+        return 1.0 - gap / float(tol)
+
+    if verdict == "contradicted":
+        cand = [r for r in rows if r.get("reverse_shown")]
+        return min(cand, key=lambda r: float(r["reverse_p_value"]))
+    if verdict in ("fails", "inconclusive"):
+        cand = [r for r in rows if not r.get("passed", r.get("shown"))]
+        return min(cand, key=margin)
+    return min(rows, key=margin)
+
+
+# --------------------------------------------------------------------------- legacy (removed once every claim uses the API above)
+def z_critical(alpha: float = ALPHA) -> float:
+    """Two-sided normal critical value (legacy)."""
+    return t_critical(alpha, None)
+
+
+def batch_means_se(series: Any, *, n_batches: int = 20) -> tuple[float, float]:
+    """Mean and batch-means s.e. (legacy: see :func:`batch_means`)."""
+    m, se, _ = batch_means(series, n_batches=n_batches)
+    return m, se
+
+
+def z_test(measured: float, stderr: float, prediction: float, *, alpha: float = ALPHA, allowance: float = 0.0):
+    """Two-sided z test (legacy: see :func:`agreement`)."""
+    a = agreement(measured, stderr, prediction, df=None, alpha=alpha, allowance=allowance)
+    return _Legacy(a.prediction, a.measured, a.stderr, a.allowance, a.alpha, a.tolerance, a.statistic, a.passed)
 
 
 @dataclass(frozen=True)
-class ZTest:
-    """Result of one two-sided z test of ``measured`` (mean) against ``prediction``."""
-
+class _Legacy:
     prediction: float
     measured: float
     stderr: float
@@ -89,33 +483,7 @@ class ZTest:
     passed: bool
 
 
-def z_test(
-    measured: float,
-    stderr: float,
-    prediction: float,
-    *,
-    alpha: float = ALPHA,
-    allowance: float = 0.0,
-) -> ZTest:
-    """Two-sided z test with a finite-size ``allowance`` added to the tolerance."""
-    if not stderr >= 0:
-        raise ValueError(f"z_test: argument 'stderr' must be >= 0; got {stderr!r}.")
-    if allowance < 0:
-        raise ValueError(f"z_test: argument 'allowance' must be >= 0; got {allowance!r}.")
-    tol = z_critical(alpha) * stderr + allowance
-    diff = float(measured) - float(prediction)
-    z = diff / stderr if stderr > 0 else (0.0 if diff == 0 else np.inf * np.sign(diff))
-    return ZTest(float(prediction), float(measured), float(stderr), float(allowance), float(alpha),
-                 float(tol), float(z), bool(abs(diff) <= tol))
-
-
-def paired_less(a: np.ndarray, b: np.ndarray, *, alpha: float = ALPHA) -> tuple[bool, float, float]:
-    """One-sided paired test that ``mean(a) < mean(b)`` (common random numbers per trial).
-
-    Returns ``(passed, mean_difference, stderr)``; passes when the mean of ``b - a`` exceeds
-    ``z_{1-alpha}`` standard errors (probability <= alpha of passing by chance when they are equal).
-    """
-    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    m, se = mean_se(d)
-    crit = float(_st.norm.isf(_check_alpha(alpha, "paired_less")))
-    return bool(m > crit * se), float(m), float(se)
+def paired_less(a: Any, b: Any, *, alpha: float = ALPHA) -> tuple[bool, float, float]:
+    """One-sided paired test that mean(a) < mean(b) (legacy: see :func:`ordering`)."""
+    o = ordering_t(np.asarray(b, dtype=float) - np.asarray(a, dtype=float), alpha=alpha)
+    return o.shown, o.estimate, float(o.stderr)

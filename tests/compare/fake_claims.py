@@ -70,11 +70,11 @@ def z2(*, size: str, seed: int) -> Outcome:
                    tuple({"trial": i, "mean": float(v)} for i, v in enumerate(means)))
 
 
-@register("Z3", paper_ref="Test 3", theory_ref="T-3", kind="qualitative",
-          statement="A statement the reconstructed setting measures as false.")
+@register("Z3", paper_ref="Test 3", theory_ref="T-3", kind="ordering",
+          statement="A statement of the paper the reconstructed setting contradicts.")
 def z3(*, size: str, seed: int) -> Outcome:
     _log("start Z3")
-    return Outcome(1.0, 0.5, None, 0.1, None, False, "stated bound 0.1", verdict="not reproduced")
+    return Outcome(1.0, 0.5, None, 0.1, None, False, "stated bound 0.1", verdict="contradicted")
 
 
 @register("Z4", paper_ref="Test 4", theory_ref="T-4", kind="exact",

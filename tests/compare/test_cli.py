@@ -124,7 +124,7 @@ def test_malformed_scheduler_address_exits_quickly(tmp_path):
 def test_report_writes_page_json_and_reuses_cache(tmp_path, capsys):
     assert _report(tmp_path, *CHEAP) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("report: 3 claim(s): 3 holds, 0 fails, 0 not reproduced; wrote "), line
+    assert line.startswith("report: 3 claim(s): 3 holds, 0 fails, 0 inconclusive, 0 contradicted; wrote "), line
     out = tmp_path / "out"
     first = _results(out)
     assert (out / "index.html").is_file() and [r["id"] for r in first["claims"]] == CHEAP
@@ -223,7 +223,7 @@ def test_sigkill_mid_sweep_then_resume_recomputes_only_the_unfinished(tmp_path):
     # reference: one uninterrupted run
     ref = subprocess.run(_cmd(*args("ref")), cwd=ROOT, env=_env(tmp_path, "ref.log"), capture_output=True,
                          text=True, timeout=120)
-    assert ref.returncode == 0, ref.stderr  # Z3 is "not reproduced": not a failure
+    assert ref.returncode == 0, ref.stderr  # Z3 is "contradicted": a finding, not a failure
     # killed run: Z2's sweep (6 trials, blocks of 2) waits inside trial 4, after blocks 0 and 1 were stored
     proc = subprocess.Popen(_cmd(*args("run")), cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
@@ -258,21 +258,21 @@ def test_sigkill_mid_sweep_then_resume_recomputes_only_the_unfinished(tmp_path):
 def test_report_exit_codes_errors_and_figures(tmp_path):
     out = tmp_path / "out"
     base = ("--out", str(out), "--cache-dir", str(tmp_path / "cache"))
-    # not reproduced only: exit 0; a failing claim: exit 1; a raising claim: exit 1, reported, not cached
+    # contradicted only: exit 0; a failing claim: exit 1; a raising claim: exit 1, reported, not cached
     r = subprocess.run(_cmd("report", "Z3", "Z4", "Z5", *base), cwd=ROOT, env=_env(tmp_path, "a.log"),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
-    assert "3 claim(s): 0 holds, 2 fails, 1 not reproduced" in r.stdout
+    assert "3 claim(s): 0 holds, 2 fails, 0 inconclusive, 1 contradicted" in r.stdout
     assert "Z5: error: RuntimeError: deliberate failure in Z5" in r.stderr
     res = _results(out)
-    assert [c["verdict"] for c in res["claims"]] == ["not reproduced", "fails", "fails"]
+    assert [c["verdict"] for c in res["claims"]] == ["contradicted", "fails", "fails"]
     assert res["figures"] == []  # none of Z3-Z5 backs a figure
     r = subprocess.run(_cmd("report", "Z3", "Z5", *base), cwd=ROOT, env=_env(tmp_path, "b.log"),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and _log(tmp_path, "b.log") == ["start Z5"]  # Z3 cached, Z5's error was not
     r = subprocess.run(_cmd("report", "Z3", *base), cwd=ROOT, env=_env(tmp_path, "c.log"), capture_output=True,
                        text=True, timeout=120)
-    assert r.returncode == 0 and "0 holds, 0 fails, 1 not reproduced" in r.stdout
+    assert r.returncode == 0 and "0 holds, 0 fails, 0 inconclusive, 1 contradicted" in r.stdout
     # figures backing the selected claims come along: Z2 names zfig
     r = subprocess.run(_cmd("report", "Z2", *base), cwd=ROOT, env=_env(tmp_path, "d.log"), capture_output=True,
                        text=True, timeout=120)

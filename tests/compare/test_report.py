@@ -23,7 +23,8 @@ def _record(id, verdict, *, reconstructed=True, figure=None, rows=()):
             "statement": f"statement of {id} <with markup & ampersand>", "reconstructed": reconstructed,
             "figure": figure, "prediction": 0.5, "measured": 0.5012, "stderr": 1e-3, "tolerance": 3.29e-3,
             "tolerance_source": "3.29 standard errors", "alpha": 1e-3, "passed": verdict == "holds",
-            "verdict": verdict, "seconds": 1.25, "size": "fast", "seed": 0, "rows": list(rows)}
+            "verdict": verdict, "seconds": 1.25, "size": "fast", "seed": 0, "rows": list(rows),
+            "test": "two-sided t, 29 df", "alpha_bounds": "false failure", "direction": "two-sided", "detectable": 0.011}
 
 
 def _figure(name="figA", claims=("A1",)):
@@ -47,7 +48,7 @@ def written(tmp_path):
     records = [
         _record("A1", "holds", rows=[{"n": np.int64(3), "x": np.float64(0.25), "bad": float("nan")}]),
         _record("A2", "fails", reconstructed=False, figure="figA"),
-        _record("A3", "not reproduced"),
+        _record("A3", "contradicted"),
     ]
     figs = [_figure(), {**_figure("figB", ()), "png": None, "svg": None, "error": "ValueError: broken"}]
     prov = rp.provenance(size="fast", seed=0, wall_s=12.345, jobs=2, code_version="abc")
@@ -88,9 +89,9 @@ def test_page_shows_every_claim_verdict_and_mark(written):
     html = index.read_text()
     for r in records:
         assert f'id="claim-{r["id"]}"' in html and f'href="#claim-{r["id"]}"' in html
-    # verdicts: three distinct styles; "not reproduced" is not styled as a failure
+    # verdicts: distinct styles; "contradicted" is not styled as a failure
     assert html.count('class="v holds"') >= 1 and html.count('class="v fails"') >= 1
-    assert 'class="v notrep">not reproduced' in html
+    assert 'class="v contra">contradicted' in html
     # [R] marks: summary row + claim block for each of the two reconstructed claims, plus figures
     assert html.count('class="R"') >= 2 * 2 + 2
     assert "&lt;with markup &amp; ampersand&gt;" in html  # escaped
@@ -109,7 +110,7 @@ def test_page_shows_every_claim_verdict_and_mark(written):
 def test_results_json_and_figure_files(written):
     out, index, records, figs = written
     res = json.loads((out / "results.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
-    assert res["summary"] == {"holds": 1, "fails": 1, "not reproduced": 1}
+    assert res["summary"] == {"holds": 1, "fails": 1, "inconclusive": 0, "contradicted": 1}
     assert [r["id"] for r in res["claims"]] == ["A1", "A2", "A3"]
     assert CONTRACT_KEYS <= set(res["claims"][0])
     assert res["claims"][0]["rows"] == [{"n": 3, "x": 0.25, "bad": "nan"}]
@@ -144,7 +145,7 @@ def test_fmt_num(x, s):
 
 
 def test_summary_line_and_strip_timing():
-    recs = [_record("A1", "holds"), _record("A2", "not reproduced")]
+    recs = [_record("A1", "holds"), _record("A2", "contradicted")]
     line = rp.summary_line(recs, [{"name": "f", "error": None}, {"name": "g", "error": "x"}])
-    assert line == "2 claim(s): 1 holds, 0 fails, 1 not reproduced; 1 figure(s), 1 failed"
+    assert line == "2 claim(s): 1 holds, 0 fails, 0 inconclusive, 1 contradicted; 1 figure(s), 1 failed"
     assert all("seconds" not in r for r in rp.strip_timing(recs))
