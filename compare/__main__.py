@@ -65,7 +65,7 @@ def print_table(records: Sequence[dict], file=None) -> None:
 
 def write_json_atomic(path: str, obj) -> None:
     """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    from compare.report import jsonable
+    from compare.engine.report import jsonable
 
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
@@ -278,7 +278,7 @@ def exit_status(records: Sequence[dict], *, strict: bool = False, figure_errors:
 
 
 def cmd_report(args) -> int:
-    from compare import report as rp
+    from compare.engine import report as rp
     from compare.cache import code_version
     from compare.runner import Task, claims, figure_specs, run
 

@@ -20,7 +20,7 @@ import pytest
 
 from compare.__main__ import main
 from compare.cache import ENV_DIR, ENV_VERSION
-from compare.report import strip_timing
+from compare.engine.report import strip_timing
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = str(ROOT / "tests" / "compare" / "fake_claims.py")
