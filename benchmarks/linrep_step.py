@@ -1,25 +1,29 @@
-"""Benchmark: one optimizer step of linear representation learning against its floor and a baseline.
+"""Benchmark: the linear-model batch and Figure 1 iteration against their floors, and one optimizer step
+against a bare re-implementation.
 
-Setting (issue 4): d_x = 100, n = 1024, k = 5, d_y = 10, kappa_x = 100, kappa_F = 10, sigma = 0.01,
-Rademacher inputs, one BLAS thread (threadpoolctl, as in the runners).
+Setting (issue 4, paper size): d_x = 100, n = 1024, k = 5, d_y = 10, kappa_x = 100, kappa_F = 10,
+sigma = 0.01, Rademacher inputs, one BLAS thread (threadpoolctl, as in the runners). Every number is a
+median over interleaved repetitions measured in this run, in CPU time of this process
+(``time.process_time``: time the shared machine gives to other processes is not counted; compare ratios).
 
-Printed, all measured in this run (median per iteration over ``--iters`` iterations, best of
-``--repeats``, toolkit and floor interleaved):
+1. Batch (decisive, target ``--batch-limit``, 1.5): (a) the bare floor = the sign draw (raw random
+   bits -> +-1 float32 by a byte table), the float32 SYRK ``W'W`` and the label-noise draw; (b) the batch
+   as :func:`simulate.linrep.run_common` draws it for Figure 1 (:class:`simulate.data.BatchSampler` with
+   the means batch-norm reads, then :class:`simulate.optimizers.Batch`); ratio (b)/(a). Also printed:
+   the sampler without the means; the floor plus the float64 products the statistics need, written
+   bare (S (W'W) S, the float64 copy of W, E'W, (M S W'W + sigma E'W) S: what (b) cannot go below);
+   and the old materialised path (X = W S, X'X / n, Y'X / n).
+2. Figure 1 iteration (decisive, target ``--iter-limit``, 2): one iteration of ``run_common`` with the
+   eight Figure 1 optimizers (SGD, AMGD, Adam, AMGD+BN, NGD, Newton, KFAC, KFAC LS head; per-iteration
+   time = (T(steps) - T(0)) / steps) against (a) + the sum of the optimizers' own steps on a fixed,
+   precomputed batch.
+3. Step (report; ``--strict`` gates it at ``--limit``, 2): each optimizer's ``step`` on a fixed batch
+   against the same step written bare (direct LAPACK calls, no validation, no dataclasses).
+4. Baselines (report): common random numbers vs one batch per optimizer; structured vs dense
+   second-order solves; a stacked step-size sweep vs run by run.
 
-- ``step``: what an iteration of :func:`simulate.linrep.run_common` costs per optimizer: draw the batch
-  (:func:`simulate.data.draw_batch_fast`), its moments (:class:`simulate.optimizers.Batch`) and
-  ``opt.step``.
-- ``floor``: the same batch draw written bare (random bytes -> signs, ``X = W Sigma^{1/2}``, labels,
-  ``X'X/n``, ``Y'X/n``) plus the step's own matrix products and factorisations written inline with
-  direct LAPACK calls (no validation, no dataclasses, no dispatch).
-- baselines: a straightforward Figure 1 iteration (every optimizer draws its own batch, as separate
-  ``run`` calls would) against the common-random-numbers iteration of ``run_common``; the explicit
-  dense Gauss-Newton / Hessian solves against the structured ones; a step-size sweep run by run
-  against the stacked one.
-
-Target: step / floor <= 2 for every optimizer. Exit status 1 when a ratio exceeds ``--limit``
-(default 2) and ``--strict`` is given (timings on a shared machine are noisy; without ``--strict``
-the script only reports). Run: ``python benchmarks/linrep_step.py [--iters 200] [--repeats 3]``.
+Exit status 1 when a decisive target (1, 2) is missed, or a step ratio exceeds ``--limit`` with
+``--strict``. Run: ``python benchmarks/linrep_step.py [--iters 200] [--repeats 5]``.
 """
 
 from __future__ import annotations
@@ -50,12 +54,41 @@ def csolve(L, B):
 
 
 # --------------------------------------------------------------------------- bare floors
-def bare_batch(rng, S, M, sigma, n):
-    d = S.shape[0]
-    W = np.unpackbits(np.frombuffer(rng.bytes(n * d // 8), dtype=np.uint8)).astype(np.float64) * 2.0 - 1.0
-    X = W.reshape(n, d) @ S
-    Y = X @ M.T + sigma * rng.standard_normal((n, M.shape[0]))
-    return X, Y, X.T @ X / n, Y.T @ X / n
+class BareFloor:
+    """The irreducible batch work, written bare: sign bits -> +-1 float32, the SYRK W'W (float32, exact),
+    the label noise, into preallocated buffers."""
+
+    def __init__(self, n, d, d_y):
+        self.n, self.d = n, d
+        self.words = -(-n * d // 64)
+        self.table = (np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2 - 1)
+        self.signs = np.empty((8 * self.words, 8), dtype=np.float32)
+        self.E = np.empty((n, d_y))
+
+    def __call__(self, rng):
+        raw = rng.bit_generator.random_raw(self.words).view(np.uint8)
+        np.take(self.table, raw, axis=0, out=self.signs, mode="clip")
+        W = self.signs.reshape(-1)[: self.n * self.d].reshape(self.n, self.d)
+        C = W.T @ W
+        rng.standard_normal(out=self.E)
+        return C
+
+
+class BareProducts(BareFloor):
+    """The floor plus the float64 products the statistics cannot do without, written bare:
+    S C S, the float64 copy of W, E'W and (MS C + sigma E'W) S (no means, no symmetrisation)."""
+
+    def __init__(self, n, d, d_y, S, M, sigma):
+        super().__init__(n, d, d_y)
+        self.S, self.MS, self.sigma = S, M @ S, sigma
+        self.W64 = np.empty((n, d))
+
+    def __call__(self, rng):
+        C = super().__call__(rng).astype(np.float64)
+        Sx = self.S @ C @ self.S
+        np.copyto(self.W64, self.signs.reshape(-1)[: self.n * self.d].reshape(self.n, self.d))
+        P = self.E.T @ self.W64
+        return Sx, (self.MS @ C + self.sigma * P) @ self.S
 
 
 def bare_grads(F, G, Sx, Syx):
@@ -65,18 +98,21 @@ def bare_grads(F, G, Sx, Syx):
     return F @ Sz - Syx @ G.T, gG, Sz
 
 
-def floor_sgd(F, G, st, X, Y, Sx, Syx, lr):
+def floor_sgd(F, G, st, B, lr):
+    Sx, Syx = B.Sigma_x, B.Sigma_yx
     gF, gG, _ = bare_grads(F, G, Sx, Syx)
     return F - lr * gF, G - lr * gG, st
 
 
-def floor_amgd(F, G, st, X, Y, Sx, Syx, lr):
+def floor_amgd(F, G, st, B, lr):
+    Sx, Syx = B.Sigma_x, B.Sigma_yx
     G = G - lr * (F.T @ (F @ (G @ Sx) - Syx))
     GS = G @ Sx
     return csolve(chol(GS @ G.T), G @ Syx.T).T, G, st
 
 
-def floor_kfac(F, G, st, X, Y, Sx, Syx, lr):
+def floor_kfac(F, G, st, B, lr, eta_F=None):
+    Sx, Syx = B.Sigma_x, B.Sigma_yx
     D = F.T @ (F @ (G @ Sx) - Syx)
     D = csolve(chol(F.T @ F), D)
     D = csolve(chol(Sx), D.T).T
@@ -84,10 +120,15 @@ def floor_kfac(F, G, st, X, Y, Sx, Syx, lr):
     GS = G @ Sx
     Sz = GS @ G.T
     gF = F @ Sz - Syx @ G.T
-    return F - lr * csolve(chol(Sz), gF.T).T, G, st
+    return F - (lr if eta_F is None else eta_F) * csolve(chol(Sz), gF.T).T, G, st
 
 
-def floor_adam(F, G, st, X, Y, Sx, Syx, lr, b1=0.9, b2=0.999, eps=1e-8):
+def floor_kfac_ls(F, G, st, B, lr):
+    return floor_kfac(F, G, st, B, lr, eta_F=1.0)
+
+
+def floor_adam(F, G, st, B, lr, b1=0.9, b2=0.999, eps=1e-8):
+    Sx, Syx = B.Sigma_x, B.Sigma_yx
     gF, gG, _ = bare_grads(F, G, Sx, Syx)
     t, mF, vF, mG, vG = st
     t += 1
@@ -101,28 +142,26 @@ def floor_adam(F, G, st, X, Y, Sx, Syx, lr, b1=0.9, b2=0.999, eps=1e-8):
     return F, G, (t, mF, vF, mG, vG)
 
 
-def floor_bn(F, G, st, X, Y, Sx, Syx, lr, eps=1e-5, mom=0.1):
+def floor_bn(F, G, st, B, lr, eps=1e-5, mom=0.1):
+    # batch-norm from the batch moments (the toolkit's formulas, written bare)
     g, b, rm, rv = st
-    n = X.shape[0]
-    H = G @ X.T
-    mu = H.mean(axis=1)
-    Hc = H - mu[:, None]
-    inv = 1.0 / np.sqrt((Hc * Hc).sum(axis=1) / n + eps)
-    Hh = Hc * inv[:, None]
-    Z = Hh * g[:, None] + b[:, None]
-    dZ = F.T @ (F @ Z - Y.T) / n
-    dHh = dZ * g[:, None]
-    dH = inv[:, None] * (dHh - dHh.mean(axis=1)[:, None] - Hh * ((dHh * Hh).sum(axis=1) / n)[:, None])
-    G = G - lr * (dH @ X)
-    g = g - lr * (dZ * Hh).sum(axis=1)
-    b = b - lr * dZ.sum(axis=1)
-    H = G @ X.T
-    mu = H.mean(axis=1)
-    Hc = H - mu[:, None]
-    var = (Hc * Hc).sum(axis=1) / n
-    Z = Hc * (g / np.sqrt(var + eps))[:, None] + b[:, None]
-    F = csolve(chol(Z @ Z.T / n), Z @ Y / n).T
-    return F, G, (g, b, (1 - mom) * rm + mom * mu, (1 - mom) * rv + mom * var * n / (n - 1))
+    n, xb, yb = B.n, B.x_mean, B.y_mean
+    Cxx = B.Sigma_x - np.outer(xb, xb)
+    Cyx = B.Sigma_yx - np.outer(yb, xb)
+    GC = G @ Cxx
+    inv = 1.0 / np.sqrt((GC * G).sum(axis=1) + eps)
+    s = g * inv
+    R = (F.T @ F) @ (s[:, None] * GC) - F.T @ Cyx
+    dg = inv * (R * G).sum(axis=1)
+    G = G - lr * (s[:, None] * (R - (dg * inv)[:, None] * GC))
+    g = g - lr * dg
+    b = b - lr * (F.T @ (F @ b - yb))
+    GC = G @ Cxx
+    var = (GC * G).sum(axis=1)
+    s = g / np.sqrt(var + eps)
+    Sz = np.outer(s, s) * (GC @ G.T) + np.outer(b, b)
+    F = csolve(chol(Sz), s[:, None] * (G @ Cyx.T) + np.outer(b, yb)).T
+    return F, G, (g, b, (1 - mom) * rm + mom * (G @ xb), (1 - mom) * rv + mom * var * n / (n - 1))
 
 
 def _gn_factor(F, G, Sx, Sz, delta):
@@ -158,14 +197,16 @@ def _delta(F, Sz, Sx, damping):
     return damping * (d_y * np.trace(Sz) + np.trace(Sx) * np.sum(F * F)) / (d_y * k + k * Sx.shape[0])
 
 
-def floor_ngd(F, G, st, X, Y, Sx, Syx, lr, damping=1e-3):
+def floor_ngd(F, G, st, B, lr, damping=1e-3):
+    Sx, Syx = B.Sigma_x, B.Sigma_yx
     gF, gG, Sz = bare_grads(F, G, Sx, Syx)
     fac = _gn_factor(F, G, Sx, Sz, _delta(F, Sz, Sx, damping))
     dF, dG = _gn_solve(F, fac, gF, gG)
     return F - lr * dF, G - lr * dG, st
 
 
-def floor_newton(F, G, st, X, Y, Sx, Syx, lr, damping=1e-3):
+def floor_newton(F, G, st, B, lr, damping=1e-3):
+    Sx, Syx = B.Sigma_x, B.Sigma_yx
     gF, gG, Sz = bare_grads(F, G, Sx, Syx)
     d_y, k = F.shape
     d = G.shape[1]
@@ -187,105 +228,184 @@ def floor_newton(F, G, st, X, Y, Sx, Syx, lr, damping=1e-3):
     return F - lr * dF, G - lr * dG, st
 
 
-CASES = {  # name: (lr, floor, floor state)
+CASES = {  # name: (lr, floor, floor state); the Figure 1 optimizers at step sizes that do not diverge
     "sgd": (0.01, floor_sgd, lambda F, G: None),
     "amgd": (0.1, floor_amgd, lambda F, G: None),
-    "kfac": (0.1, floor_kfac, lambda F, G: None),
     "adam": (1e-3, floor_adam, lambda F, G: (0, 0 * F, 0 * F, 0 * G, 0 * G)),
     "amgd_bn": (0.1, floor_bn, lambda F, G: (np.ones(G.shape[0]), np.zeros(G.shape[0]), np.zeros(G.shape[0]),
                                              np.ones(G.shape[0]))),
     "ngd": (0.1, floor_ngd, lambda F, G: None),
     "newton": (0.05, floor_newton, lambda F, G: None),
+    "kfac": (0.1, floor_kfac, lambda F, G: None),
+    "kfac_ls": (0.1, floor_kfac_ls, lambda F, G: None),
 }
 
 
-def _median_iter(fn, iters: int) -> float:
+def _times(fn, iters: int) -> np.ndarray:
     ts = np.empty(iters)
     for i in range(iters):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        ts[i] = time.perf_counter() - t0
-    return float(np.median(ts))
+        ts[i] = time.process_time() - t0
+    return ts
+
+
+def _interleaved(fns: dict, *, iters: int, repeats: int) -> dict:
+    """Median seconds per call of each function, its calls timed in ``repeats`` interleaved blocks."""
+    out = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            out[k].append(_times(fn, iters))
+    return {k: float(np.median(np.concatenate(v))) for k, v in out.items()}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=40, help="run_common iterations per repetition (section 2)")
+    ap.add_argument("--batch-limit", type=float, default=1.5)
+    ap.add_argument("--iter-limit", type=float, default=2.0)
     ap.add_argument("--limit", type=float, default=2.0)
     ap.add_argument("--strict", action="store_true")
+    ap.add_argument("--no-baselines", action="store_true")
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
+
+    from compare.experiments_linrep import FIG1_METHODS
 
     rng = np.random.default_rng(0)
     p = sd.linrep_problem(100, 10, 5, kappa_x=100.0, kappa_F=10.0, noise_std=0.01, rng=rng)
     n = 1024
-    S, M, sig = p.Sigma_x_sqrt, p.M, p.noise_std
     F0, G0 = sl.initial_point(p, rng=rng)
-    worst = 0.0
+    failed = []
     with threadpool_limits(limits=1):
-        print(f"d_x = {p.d_x}, n = {n}, k = {p.k}, d_y = {p.d_y}; median per iteration, best of {args.repeats}")
-        print(f"{'optimizer':10s} {'step ms':>9s} {'floor ms':>9s} {'ratio':>7s}")
-        for name, (lr, floor, floor_state) in CASES.items():
+        print(f"d_x = {p.d_x}, n = {n}, k = {p.k}, d_y = {p.d_y}; medians of {args.repeats} interleaved "
+              f"repetitions, one BLAS thread")
+
+        # 1. the batch against its floor
+        floor = BareFloor(n, p.d_x, p.d_y)
+        products = BareProducts(n, p.d_x, p.d_y, p.Sigma_x_sqrt, p.M, p.noise_std)
+        fig1 = sd.BatchSampler(p, n, means=True)
+        bare = sd.BatchSampler(p, n, means=False)
+        r = {k: np.random.default_rng(1) for k in range(5)}
+        t = _interleaved({
+            "floor": lambda: floor(r[0]),
+            "batch": lambda: so.Batch.from_moments(fig1.draw(r[1])),
+            "no means": lambda: so.Batch.from_moments(bare.draw(r[2])),
+            "products": lambda: products(r[4]),
+            "materialised": lambda: so.Batch.from_samples(*sd.draw_batch_fast(p, n, rng=r[3])),
+        }, iters=args.iters, repeats=args.repeats)
+        ratio_b = t["batch"] / t["floor"]
+        print("\n1. batch (per draw)")
+        print(f"   (a) floor: sign bits + float32 SYRK + label noise   {1e6 * t['floor']:8.1f} us")
+        print(f"   (b) batch as run_common draws it for Figure 1     {1e6 * t['batch']:8.1f} us   "
+              f"(b)/(a) = {ratio_b:.2f}  (target <= {args.batch_limit:g})")
+        print(f"       the same without the batch means             {1e6 * t['no means']:8.1f} us   "
+              f"/(a) = {t['no means'] / t['floor']:.2f}")
+        print(f"       floor + the float64 products (S C S, E'W, ...) {1e6 * t['products']:8.1f} us   "
+              f"/(a) = {t['products'] / t['floor']:.2f}; (b) / this = {t['batch'] / t['products']:.2f}")
+        print(f"       old path, X = W S materialised               {1e6 * t['materialised']:8.1f} us   "
+              f"/(a) = {t['materialised'] / t['floor']:.2f}, /(b) = {t['materialised'] / t['batch']:.2f}")
+        if ratio_b > args.batch_limit:
+            failed.append(f"batch / floor = {ratio_b:.2f} > {args.batch_limit:g}")
+
+        # 2. the Figure 1 iteration against floor + the optimizers' own steps on a fixed batch
+        LR = {name: lr for name, (lr, _, _) in CASES.items()}
+        specs = [sl.OptimizerSpec(m.label, m.name, LR[m.name], m.options) for m in FIG1_METHODS]
+        opts = [s.build() for s in specs]
+        b0 = so.Batch.from_moments(sd.draw_batch_moments(p, n, rng=np.random.default_rng(5)))
+        states = [o.init(F0, G0) for o in opts]
+        steps = args.steps
+
+        def common(k):
+            return sl.run_common(p, specs, steps=k, batch=n, rng=np.random.default_rng(2), record_every=max(k, 1),
+                                 F0=F0, G0=G0)
+
+        div = common(steps).diverged_at
+        if np.any(div >= 0):
+            print(f"   warning: runs diverged at {div} (the iteration gets cheaper)")
+        fns = {"run_common": lambda: common(steps), "run_common 0": lambda: common(0), "floor": lambda: floor(r[0])}
+        for s_, o, st in zip(specs, opts, states):
+            fns[s_.label] = (lambda o=o, st=st: o.step(F0, G0, b0, st))
+        reps = max(3, args.repeats)
+        t2 = {k: [] for k in fns}
+        for _ in range(reps):
+            for k, fn in fns.items():
+                t2[k].append(_times(fn, 1 if k.startswith("run_common") else max(1, args.iters // 4)))
+        med = {k: float(np.median(np.concatenate(v))) for k, v in t2.items()}
+        it = (med["run_common"] - med["run_common 0"]) / steps
+        opt_sum = sum(med[s_.label] for s_ in specs)
+        ratio_c = it / (med["floor"] + opt_sum)
+        print(f"\n2. Figure 1 iteration ({len(specs)} optimizers, {steps} iterations x {reps} repetitions)")
+        print(f"   run_common per iteration                         {1e3 * it:8.3f} ms")
+        print(f"   floor + the optimizers' steps on a fixed batch    {1e3 * (med['floor'] + opt_sum):8.3f} ms "
+              f"(floor {1e3 * med['floor']:.3f} + steps {1e3 * opt_sum:.3f}: "
+              + ", ".join(f"{s_.name} {1e3 * med[s_.label]:.3f}" for s_ in specs) + ")")
+        print(f"   ratio {ratio_c:.2f}  (target <= {args.iter_limit:g})")
+        if ratio_c > args.iter_limit:
+            failed.append(f"iteration / (floor + steps) = {ratio_c:.2f} > {args.iter_limit:g}")
+
+        # 3. each optimizer's step against its bare re-implementation, on the fixed batch
+        print(f"\n3. one step on a fixed batch (median per step)\n   {'optimizer':10s} {'step ms':>9s} "
+              f"{'bare ms':>9s} {'ratio':>7s}")
+        worst = 0.0
+        for name, (lr, bare_step, bare_state) in CASES.items():
             opt = so.make(name, lr=lr)
-            best_t, best_f = np.inf, np.inf
-            for _ in range(args.repeats):
-                box = {"F": F0.copy(), "G": G0.copy(), "st": opt.init(F0, G0)}
-                fbox = {"F": F0.copy(), "G": G0.copy(), "st": floor_state(F0, G0)}
-                r1, r2 = np.random.default_rng(1), np.random.default_rng(1)
-
-                def tool():
-                    b = so.Batch.from_samples(*sd.draw_batch_fast(p, n, rng=r1))
-                    box["F"], box["G"], box["st"] = opt.step(box["F"], box["G"], b, box["st"])
-
-                def bare():
-                    X, Y, Sx, Syx = bare_batch(r2, S, M, sig, n)
-                    fbox["F"], fbox["G"], fbox["st"] = floor(fbox["F"], fbox["G"], fbox["st"], X, Y, Sx, Syx, lr)
-
-                best_t = min(best_t, _median_iter(tool, args.iters))
-                best_f = min(best_f, _median_iter(bare, args.iters))
-            ratio = best_t / best_f
+            st0, fst0 = opt.init(F0, G0), bare_state(F0, G0)
+            tt = _interleaved({"tool": lambda: opt.step(F0, G0, b0, st0),
+                               "bare": lambda: bare_step(F0, G0, fst0, b0, lr)}, iters=args.iters // 4 or 1,
+                              repeats=args.repeats)
+            ratio = tt["tool"] / tt["bare"]
             worst = max(worst, ratio)
-            print(f"{name:10s} {1e3 * best_t:9.3f} {1e3 * best_f:9.3f} {ratio:7.2f}")
+            print(f"   {name:10s} {1e3 * tt['tool']:9.3f} {1e3 * tt['bare']:9.3f} {ratio:7.2f}")
+        print(f"   worst step / bare ratio: {worst:.2f} (target <= {args.limit:g}{', gated' if args.strict else ''})")
+        if args.strict and worst > args.limit:
+            failed.append(f"step / bare = {worst:.2f} > {args.limit:g}")
 
-        # baseline 1: Figure 1 iteration, common random numbers vs one batch per optimizer
-        from compare.experiments_linrep import FIG1_METHODS
+        if not args.no_baselines:
+            _baselines(p, n, F0, G0, args)
+    print("\n" + ("targets missed: " + "; ".join(failed) if failed else "all decisive targets met"))
+    return 1 if failed else 0
 
-        specs = [sl.OptimizerSpec(m.label, m.name, 0.05, m.options) for m in FIG1_METHODS]
-        steps = 50
-        t0 = time.perf_counter()
-        sl.run_common(p, specs, steps=steps, batch=n, rng=np.random.default_rng(2), record_every=steps)
-        crn = (time.perf_counter() - t0) / steps
-        t0 = time.perf_counter()
-        for s in specs:
-            sl.run(p, s.name, steps=steps, lr=s.lr, batch=n, rng=np.random.default_rng(2), options=dict(s.options))
-        sep = (time.perf_counter() - t0) / steps
-        print(f"\nFigure 1 iteration ({len(specs)} optimizers): run_common {1e3 * crn:.2f} ms, separate runs with "
-              f"their own batches {1e3 * sep:.2f} ms, ratio {sep / crn:.2f}")
 
-        # baseline 2: structured vs explicit dense second-order solves
-        b = so.Batch.from_samples(*sd.draw_batch_fast(p, n, rng=rng))
-        for name in ("ngd", "newton"):
-            fast = so.make(name, lr=0.1)
-            dense = so.make(name, lr=0.1, solver="dense")
-            tf = min(_median_iter(lambda: fast.direction(F0, G0, b), 20) for _ in range(args.repeats))
-            td = min(_median_iter(lambda: dense.direction(F0, G0, b), 5) for _ in range(args.repeats))
-            print(f"{name:7s} direction: structured {1e3 * tf:.2f} ms, dense explicit matrix {1e3 * td:.2f} ms, "
-                  f"ratio {td / tf:.1f}")
+def _baselines(p, n, F0, G0, args):
+    from compare.experiments_linrep import FIG1_METHODS
 
-        # baseline 3: a step-size sweep (9 step sizes x SGD, AMGD, Adam, AMGD+BN, KFAC), stacked vs run by run
-        grid = [float(x) for x in 10.0 ** (np.arange(-6, 3) / 2.0)]
-        specs = [sl.OptimizerSpec(f"{m}@{lr}", m, lr) for m in ("sgd", "amgd", "adam", "amgd_bn", "kfac") for lr in grid]
-        steps = 30
-        out = {}
-        for stack in (True, False):
-            t0 = time.perf_counter()
-            sl.run_common(p, specs, steps=steps, batch=n, rng=np.random.default_rng(3), record_every=steps, stack=stack)
-            out[stack] = (time.perf_counter() - t0) / steps
-        print(f"sweep iteration ({len(specs)} runs): stacked {1e3 * out[True]:.2f} ms, run by run "
-              f"{1e3 * out[False]:.2f} ms, ratio {out[False] / out[True]:.2f}")
-    print(f"\nworst step / floor ratio: {worst:.2f} (target <= {args.limit:g})")
-    return 1 if (args.strict and worst > args.limit) else 0
+    print("\n4. baselines")
+    # common random numbers vs one batch per optimizer
+    LR = {name: lr for name, (lr, _, _) in CASES.items()}
+    specs = [sl.OptimizerSpec(m.label, m.name, LR[m.name], m.options) for m in FIG1_METHODS]
+    steps = 30
+    t0 = time.process_time()
+    sl.run_common(p, specs, steps=steps, batch=n, rng=np.random.default_rng(2), record_every=steps)
+    crn = (time.process_time() - t0) / steps
+    t0 = time.process_time()
+    for s in specs:
+        sl.run(p, s.name, steps=steps, lr=s.lr, batch=n, rng=np.random.default_rng(2), options=dict(s.options))
+    sep = (time.process_time() - t0) / steps
+    print(f"   Figure 1 iteration: run_common {1e3 * crn:.2f} ms, separate runs with their own batches "
+          f"{1e3 * sep:.2f} ms, ratio {sep / crn:.2f}")
+    # structured vs explicit dense second-order solves
+    b = so.Batch.from_moments(sd.draw_batch_moments(p, n, rng=np.random.default_rng(4)))
+    for name in ("ngd", "newton"):
+        fast = so.make(name, lr=0.1)
+        dense = so.make(name, lr=0.1, solver="dense")
+        tf = float(np.median(_times(lambda: fast.direction(F0, G0, b), 20)))
+        td = float(np.median(_times(lambda: dense.direction(F0, G0, b), 5)))
+        print(f"   {name:7s} direction: structured {1e3 * tf:.2f} ms, dense explicit matrix {1e3 * td:.2f} ms, "
+              f"ratio {td / tf:.1f}")
+    # a step-size sweep (9 step sizes x SGD, AMGD, Adam, AMGD+BN, KFAC), stacked vs run by run
+    grid = [float(x) for x in 10.0 ** (np.arange(-6, 3) / 2.0)]
+    specs = [sl.OptimizerSpec(f"{m}@{lr}", m, lr) for m in ("sgd", "amgd", "adam", "amgd_bn", "kfac") for lr in grid]
+    steps = 20
+    out = {}
+    for stack in (True, False):
+        t0 = time.process_time()
+        sl.run_common(p, specs, steps=steps, batch=n, rng=np.random.default_rng(3), record_every=steps, stack=stack)
+        out[stack] = (time.process_time() - t0) / steps
+    print(f"   sweep iteration ({len(specs)} runs): stacked {1e3 * out[True]:.2f} ms, run by run "
+          f"{1e3 * out[False]:.2f} ms, ratio {out[False] / out[True]:.2f}")
 
 
 if __name__ == "__main__":

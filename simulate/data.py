@@ -13,6 +13,11 @@ paper's exact generators are unknown):
   geometric from 1 to :math:`1/\\kappa_F`.
 - ``sample_inputs``: :math:`x = \\Sigma_x^{1/2} w` with :math:`w` Rademacher, uniform or Gaussian
   of unit variance.
+
+Training batches of :math:`y = F^*G^*x + \\varepsilon` are drawn as their sufficient statistics by
+:class:`BatchSampler` (Rademacher signs from raw random bits, one float32 SYRK :math:`W^\\top W`, exact; no
+:math:`X` formed); :func:`draw_batch_fast` materialises the same batch (same draws) and
+:func:`draw_batch` is the plain sample path (``rng.integers`` signs).
 """
 
 from __future__ import annotations
@@ -216,25 +221,168 @@ def draw_batch(problem: LinRepProblem, n: int, *, rng: np.random.Generator) -> t
     return X, Y
 
 
-def rademacher_signs(n: int, d: int, *, rng: np.random.Generator) -> np.ndarray:
-    """(n, d) iid Rademacher signs built from random bytes, eight signs per byte.
+#: Sign lookup: row b holds the eight bits of byte b (most significant first, as ``np.unpackbits``) as +-1.
+_SIGN_TABLE = {np.dtype(t): (np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(t) * 2 - 1)
+               for t in (np.float32, np.float64)}
+#: Largest batch whose Rademacher Gram matrix W'W is formed in float32: its entries are integers of
+#: modulus <= n, and so is every partial sum, hence exact below 2**24 (the float32 significand).
+EXACT_FLOAT32_N = 2**24
 
-    The same law as ``standard_inputs(n, d, law="rademacher")`` (each bit of ``rng.bytes`` is a fair
-    coin) at an eighth of the random draws; the stream is consumed differently, so the signs differ.
+
+def random_bits(nbits: int, rng: np.random.Generator) -> np.ndarray:
+    """``ceil(nbits / 64)`` raw 64-bit words of ``rng``'s bit generator as little-endian bytes (uint8),
+    eight fair coins per byte: the cheapest draw of independent fair bits (``random_raw``)."""
+    words = rng.bit_generator.random_raw(-(-nbits // 64))
+    return words.astype("<u8", copy=False).view(np.uint8)
+
+
+def rademacher_signs(n: int, d: int, *, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
+    """(n, d) iid Rademacher signs from raw random bits (:func:`random_bits`), 64 signs per word.
+
+    The same law as ``standard_inputs(n, d, law="rademacher")`` (each bit of the raw stream is a fair
+    coin) from a sixty-fourth of the draws; the stream is consumed differently, so the signs differ.
+    Bit ``j`` (byte ``j // 8`` of the little-endian words, most significant bit first) is entry
+    ``(j // d, j % d)``. dtype: ``float64`` or ``float32`` (+-1 is exact in both).
     """
     n = _int("rademacher_signs", "n", n)
     d = _int("rademacher_signs", "d", d)
-    bits = np.unpackbits(np.frombuffer(_rng("rademacher_signs", rng).bytes(-(-n * d // 8)), dtype=np.uint8))
-    return (bits[: n * d].astype(np.float64) * 2.0 - 1.0).reshape(n, d)
+    dt = np.dtype(dtype)
+    if dt not in _SIGN_TABLE:
+        raise V.fail("rademacher_signs", "dtype", "float32 or float64", dt)
+    raw = random_bits(n * d, _rng("rademacher_signs", rng))
+    return np.take(_SIGN_TABLE[dt], raw, axis=0).reshape(-1)[: n * d].reshape(n, d)
 
 
 def draw_batch_fast(problem: LinRepProblem, n: int, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(X, Y) like :func:`draw_batch` (same law), with Rademacher inputs from :func:`rademacher_signs`."""
+    r"""(X, Y) like :func:`draw_batch` (same law), materialised from the draws of :class:`BatchSampler`.
+
+    Consumes ``rng`` exactly as :meth:`BatchSampler.draw` does (the standard inputs W, Rademacher from
+    raw random bits, then the standard label noise E), so both give the same batch
+    :math:`X = W\Sigma_x^{1/2}`, :math:`Y = XM^\top + \sigma E`: this is the sampler's materialised reference.
+    """
     n = _int("draw_batch_fast", "n", n)
-    if problem.law != "rademacher":
-        return draw_batch(problem, n, rng=rng)
-    X = rademacher_signs(n, problem.d_x, rng=rng) @ problem.Sigma_x_sqrt
+    rng = _rng("draw_batch_fast", rng)
+    if problem.law == "rademacher":
+        W = rademacher_signs(n, problem.d_x, rng=rng)
+    else:
+        W = standard_inputs(n, problem.d_x, law=problem.law, rng=rng)
+    X = W @ problem.Sigma_x_sqrt
     Y = X @ problem.M.T
     if problem.noise_std > 0:
         Y += problem.noise_std * rng.standard_normal(Y.shape)
     return X, Y
+
+
+@dataclass(frozen=True)
+class BatchMoments:
+    r"""Sufficient statistics of one batch of :math:`y = Mx + \varepsilon` (rows of X, Y are samples).
+
+    Sigma_x: :math:`X^\top X/n`. Sigma_yx: :math:`Y^\top X/n`. trace_yy: :math:`\lVert Y\rVert_F^2/n`.
+    n: batch size. x_mean, y_mean: the sample means :math:`\bar x = X^\top\mathbf 1/n`, :math:`\bar y`.
+    """
+
+    Sigma_x: np.ndarray
+    Sigma_yx: np.ndarray
+    trace_yy: float
+    n: int
+    x_mean: np.ndarray | None = None
+    y_mean: np.ndarray | None = None
+
+
+class BatchSampler:
+    r"""Draws fresh batches of ``n`` samples of one task as their sufficient statistics, never forming X.
+
+    With :math:`X = WS` (:math:`S = \Sigma_x^{1/2}`, W the (n, d_x) standard inputs of ``problem.law``)
+    and :math:`Y = XM^\top + \sigma E` (:math:`M = F^*G^*`, E (n, d_y) standard Gaussian label noise),
+
+    .. math::
+
+        \hat\Sigma_x = \tfrac1n\,S\,(W^\top W)\,S,\qquad
+        \hat\Sigma_{yx} = \tfrac1n\big(MS\,(W^\top W) + \sigma E^\top W\big)S,\qquad
+        \tfrac1n\lVert Y\rVert_F^2 = \langle M\hat\Sigma_x, M\rangle + \tfrac{2\sigma}{n}\langle E^\top W, MS\rangle
+        + \tfrac{\sigma^2}{n}\lVert E\rVert_F^2,
+
+    :math:`\bar x = S\,W^\top\mathbf 1/n` and :math:`\bar y = M\bar x + \sigma E^\top\mathbf 1/n`. For
+    Rademacher W the Gram matrix :math:`W^\top W` is one float32 SYRK, exact: its entries and every
+    partial sum are integers of modulus :math:`\le n \le 2^{24}` (:data:`EXACT_FLOAT32_N`; above it, float64).
+    Everything else is float64, so the statistics equal those of :func:`draw_batch_fast` (the same draws,
+    X formed) to float64 round-off; :math:`\hat\Sigma_x` is symmetrised (exactly symmetric, as a SYRK
+    of X would be). Cost per batch: the sign draw, the SYRK (:math:`nd_x^2/2` multiply-adds, float32),
+    the noise draw, then :math:`2d_x^3 + nd_xd_y + 2d_yd_x^2` float64 multiply-adds and a float64 copy of
+    W (the old path, X formed, took :math:`nd_x^2 + nd_x^2/2 + nd_xd_y` float64 multiply-adds).
+
+    The work buffers (the signs and their float64 copy, the noise) are reused from draw to draw:
+    one sampler per run, not shared between threads. problem: the task. n >= 1: batch size.
+    """
+
+    def __init__(self, problem: LinRepProblem, n: int, *, means: bool = True):
+        n = _int("BatchSampler", "n", n)
+        if not isinstance(problem, LinRepProblem):
+            raise V.fail("BatchSampler", "problem", "a LinRepProblem", type(problem).__name__)
+        d, d_y = problem.d_x, problem.d_y
+        self.problem, self.n, self.means = problem, n, bool(means)
+        S, M = problem.Sigma_x_sqrt, problem.M
+        self._S, self._M, self._MS = S, M, M @ S
+        self._sigma = float(problem.noise_std)
+        self._bits = problem.law == "rademacher"
+        self._W64 = None
+        if self._bits:
+            dt = np.float32 if n <= EXACT_FLOAT32_N else np.float64
+            self._table = _SIGN_TABLE[np.dtype(dt)]
+            self._signs = np.empty((8 * -(-n * d // 64), 8), dtype=dt)
+            self._ones_w = np.ones(n, dtype=dt)
+            self._W64 = np.empty((n, d)) if dt == np.float32 and self._sigma > 0 else None
+        self._E = np.empty((n, d_y)) if self._sigma > 0 else None
+        self._ones = np.ones(n)
+        self._block = n // 2 if n >= 1024 else n   # E'W in two row blocks for large n (faster here, OpenBLAS)
+
+    def draw(self, rng: np.random.Generator) -> BatchMoments:
+        """The statistics of one fresh batch (consumes ``rng`` as :func:`draw_batch_fast`)."""
+        if not isinstance(rng, np.random.Generator):
+            raise V.fail("BatchSampler.draw", "rng", "a numpy.random.Generator", type(rng).__name__)
+        n, d = self.n, self.problem.d_x
+        S, MS, sigma = self._S, self._MS, self._sigma
+        if self._bits:
+            raw = random_bits(n * d, rng)
+            np.take(self._table, raw, axis=0, out=self._signs, mode="clip")  # raw < 256: nothing is clipped
+            W = self._signs.reshape(-1)[: n * d].reshape(n, d)
+            colsum = self._ones_w @ W if self.means else None            # exact integers
+        else:
+            W = standard_inputs(n, d, law=self.problem.law, rng=rng)
+            colsum = self._ones @ W if self.means else None
+        C = (W.T @ W).astype(np.float64, copy=False)                  # W'W: one SYRK (float32, exact, for signs)
+        Sx = (S @ C) @ S
+        Sx = np.add(Sx, Sx.T)                                         # exactly symmetric
+        Sx *= 0.5 / n
+        V = MS @ C                                                    # M S W'W
+        trace_yy = float(np.vdot(V, MS)) / n                          # tr(M Sigma_x M')
+        if self._E is not None:
+            E = self._E
+            rng.standard_normal(out=E)
+            W64 = W
+            if self._W64 is not None:
+                W64 = self._W64
+                np.copyto(W64, W)
+            h = self._block
+            P = E[:h].T @ W64[:h]                                     # E'W, float64
+            if h < n:
+                P += E[h:].T @ W64[h:]
+            P *= sigma
+            trace_yy += 2.0 * float(np.vdot(P, MS)) / n + sigma * sigma * float(np.vdot(E, E)) / n
+            V += P
+        Syx = V @ S
+        Syx *= 1.0 / n
+        x_mean = y_mean = None
+        if self.means:
+            x_mean = S @ (colsum.astype(np.float64) / n)
+            y_mean = self._M @ x_mean
+            if self._E is not None:
+                y_mean += (sigma / n) * (self._ones @ self._E)
+        return BatchMoments(Sx, Syx, trace_yy, n, x_mean, y_mean)
+
+
+def draw_batch_moments(problem: LinRepProblem, n: int, *, rng: np.random.Generator,
+                       means: bool = True) -> BatchMoments:
+    """The sufficient statistics of one fresh batch (:class:`BatchSampler`; for many batches of one task,
+    keep one sampler). Consumes ``rng`` as :func:`draw_batch_fast`."""
+    return BatchSampler(problem, n, means=means).draw(_rng("draw_batch_moments", rng))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from simulate import _validate as V
-from simulate.data import LinRepProblem, draw_batch, draw_batch_fast, sample_inputs, symmetric_sqrt
+from simulate.data import BatchSampler, LinRepProblem, draw_batch_fast, sample_inputs, symmetric_sqrt
 from simulate.optimizers import Batch, Optimizer, batch_loss, make, stacked
 
 
@@ -122,8 +122,8 @@ def run(
 
     problem: the task (simulate.data.linrep_problem). algorithm: a registered name or an optimizer.
     steps >= 0. lr > 0: the optimizer's step size (``lr`` option). batch: samples per fresh
-    batch, or ``None`` for the population setting. rng: the run's generator (initialisation and
-    batches). options: further optimizer options (``eta_F``, ``lam_G``, ...). F0, G0: start
+    batch (:func:`_batches`), or ``None`` for the population setting. rng: the run's generator
+    (initialisation and batches). options: further optimizer options (``eta_F``, ``lam_G``, ...). F0, G0: start
     (default :func:`initial_point`). init_head: ``"least_squares"`` replaces F0 by the
     least-squares head of G0 on the first batch.
     """
@@ -150,10 +150,9 @@ def run(
     F = V.matrix(f, "F0", F0, shape=(problem.d_y, problem.k)).copy()
     G = V.matrix(f, "G0", G0, shape=(problem.k, problem.d_x)).copy()
 
-    pop = Batch.population(problem.Sigma_x, problem.M, problem.noise_std) if batch is None else None
-
-    def next_batch() -> Batch:
-        return pop if pop is not None else Batch.from_samples(*draw_batch(problem, batch, rng=rng))
+    if batch is None and (getattr(opt, "needs_samples", False) or getattr(opt, "needs_means", False)):
+        raise V.fail(f, "batch", f"a batch size for {name!r} (it needs samples, not population moments)", None)
+    next_batch = _batches(problem, batch, [opt], rng)
 
     Sqrt_t = symmetric_sqrt(problem.Sigma_test)
     loss = np.empty(steps + 1)
@@ -189,6 +188,22 @@ def run(
                 raise DivergenceError(name, t + 1, _partial(loss, dist, trans, t + 1))
             b = next_batch()
     return Trajectory(name, float(lr), loss, dist, tan2, trans, F, G, options)
+
+
+def _batches(problem: LinRepProblem, batch: int | None, opts: list, rng: np.random.Generator):
+    r"""``next_batch() -> Batch`` for ``opts`` stepping together: the population moments (``batch=None``),
+    else a fresh batch per call, drawn as its sufficient statistics by one
+    :class:`simulate.data.BatchSampler` (no :math:`X` formed; with the batch means when a rule has
+    ``needs_means``), or materialised by :func:`simulate.data.draw_batch_fast` when a rule has
+    ``needs_samples`` (it reads ``batch.X``, ``batch.Y``). Both consume ``rng`` identically, so the
+    batches are the same either way (to round-off)."""
+    if batch is None:
+        pop = Batch.population(problem.Sigma_x, problem.M, problem.noise_std)
+        return lambda: pop
+    if any(getattr(o, "needs_samples", False) for o in opts):
+        return lambda: Batch.from_samples(*draw_batch_fast(problem, batch, rng=rng))
+    sampler = BatchSampler(problem, batch, means=any(getattr(o, "needs_means", False) for o in opts))
+    return lambda: Batch.from_moments(sampler.draw(rng))
 
 
 def _partial(loss, dist, trans, t):
@@ -356,8 +371,8 @@ def run_common(
     iteration, one batch shared by all of them; the transfer samples are shared too.
 
     problem: the task. specs: :class:`OptimizerSpec` s with distinct labels. steps >= 0.
-    batch: samples per fresh batch (:func:`simulate.data.draw_batch_fast`), or ``None`` for the
-    population moments. rng: the trial's generator
+    batch: samples per fresh batch (:func:`_batches`: every optimizer steps on the same batch), or
+    ``None`` for the population moments. rng: the trial's generator
     (draws, in order: the start unless F0/G0 are given, the transfer samples, then the batches).
     record_every >= 1: metrics every that many iterations (and at the last). transfer_samples: n_t for
     the finite-sample transfer loss (``None``: not recorded). transfer_eval: fresh evaluation samples for
@@ -389,7 +404,7 @@ def run_common(
                 and not getattr(opt, "lam_G", 0.0):
             raise V.fail(f, "batch", f">= d_x = {problem.d_x} for {s.label!r} (its Sigma_hat_x would be singular)",
                          batch)
-        if batch is None and getattr(opt, "needs_samples", False):
+        if batch is None and (getattr(opt, "needs_samples", False) or getattr(opt, "needs_means", False)):
             raise V.fail(f, "batch", f"a batch size for {s.label!r} (it needs samples, not population moments)",
                          None)
 
@@ -414,7 +429,7 @@ def run_common(
     Mt_w2 = float(np.einsum("ij,ij->", Mt_w, Mt_w))
     Qs = problem.G_star.T  # orthonormal columns
     noise_term = 0.5 * problem.d_y * problem.noise_std**2
-    pop = Batch.population(problem.Sigma_x, problem.M, problem.noise_std) if batch is None else None
+    next_batch = _batches(problem, batch, opts, rng)
 
     def metrics(j: int, F: np.ndarray, G: np.ndarray, state: Any, i: int) -> None:
         W, c = opts[j].eval_map(F, G, state) if hasattr(opts[j], "eval_map") else (F @ G, None)
@@ -434,7 +449,7 @@ def run_common(
     failures = (np.linalg.LinAlgError, FloatingPointError, ValueError)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for t in range(steps + 1):
-            b = pop if pop is not None else Batch.from_samples(*draw_batch_fast(problem, batch, rng=rng))
+            b = next_batch()
             check = t in slot or t % check_every == 0
             for u in units:
                 if not u.members:

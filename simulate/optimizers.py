@@ -35,7 +35,7 @@ preconditioners ``kfac_diag`` (:math:`P_G = F^\top F`) and ``amgd_diag`` (:math:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
 import scipy.linalg as sla
@@ -52,6 +52,7 @@ class Batch:
     trace_yy: :math:`\\hat{\\mathbb E}\\lVert y\\rVert^2` (for the loss value).
     n: number of samples (``None`` for the population).
     X, Y: the samples themselves when available (rows are samples), for rules that need them.
+    x_mean, y_mean: the batch means :math:`\\bar x`, :math:`\\bar y` when available (batch-norm reads them).
     """
 
     Sigma_x: np.ndarray
@@ -60,13 +61,22 @@ class Batch:
     n: int | None = None
     X: np.ndarray | None = None
     Y: np.ndarray | None = None
+    x_mean: np.ndarray | None = None
+    y_mean: np.ndarray | None = None
 
     @classmethod
     def from_samples(cls, X: np.ndarray, Y: np.ndarray) -> "Batch":
         n = X.shape[0]
         if Y.shape[0] != n:
             raise V.fail("Batch.from_samples", "Y", f"with n = {n} rows like X", f"{Y.shape[0]} rows")
-        return cls(X.T @ X / n, Y.T @ X / n, float(np.einsum("ij,ij->", Y, Y) / n), n, X, Y)
+        return cls(X.T @ X / n, Y.T @ X / n, float(np.einsum("ij,ij->", Y, Y) / n), n, X, Y,
+                   X.mean(axis=0), Y.mean(axis=0))
+
+    @classmethod
+    def from_moments(cls, m: Any) -> "Batch":
+        """From drawn sufficient statistics (``simulate.data.BatchMoments``: Sigma_x, Sigma_yx, trace_yy,
+        n, x_mean, y_mean); no samples."""
+        return cls(m.Sigma_x, m.Sigma_yx, m.trace_yy, m.n, x_mean=m.x_mean, y_mean=m.y_mean)
 
     @classmethod
     def population(cls, Sigma_x: np.ndarray, M: np.ndarray, noise_std: float) -> "Batch":
@@ -241,8 +251,9 @@ def kfac_head_step(F: np.ndarray, G: np.ndarray, X: np.ndarray, Y: np.ndarray, *
 # Issue 4 additions (THEORY.md section 2, algorithm catalogue; settings of the paper's baselines are
 # reconstructed [R]): ``adam``, ``amgd_bn`` (AMGD on f = F BN(Gx)), ``ngd`` (damped Gauss-Newton /
 # natural gradient on the joint parameters) and ``newton`` (damped Newton with the exact Hessian).
-# Optional protocol extensions read by simulate.linrep.run_common: ``needs_samples`` (the rule uses
-# batch.X, batch.Y), ``batch_loss(F, G, batch, state)`` (the training loss of the rule's own model)
+# Optional protocol extensions read by simulate.linrep.run / run_common: ``needs_samples`` (the rule
+# uses batch.X, batch.Y: the batch is then materialised), ``needs_means`` (it uses batch.x_mean,
+# batch.y_mean: a batch, not the population), ``batch_loss(F, G, batch, state)`` (the training loss of the rule's own model)
 # and ``eval_map(F, G, state) -> (W, c)`` (the evaluation-mode network x -> W x + c).
 
 
@@ -342,23 +353,12 @@ class BatchNormState:
     running_var: np.ndarray
 
 
-def _features_t(G: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Hidden features transposed, :math:`H^\\top = GX^\\top` of shape (..., k, n): one matrix product
-    for a whole stack of G (..., k, d)."""
-    return (G.reshape(-1, G.shape[-1]) @ X.T).reshape(G.shape[:-1] + (X.shape[0],))
-
-
-def _bn_forward(Ht: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
-    """Training-mode batch-norm of the features Ht (..., k, n) over the samples (last axis);
-    gamma, beta (..., k). Returns (Z^T, H_hat^T, 1/sqrt(var + eps), batch mean, biased batch
-    variance), the last three (..., k)."""
-    n = Ht.shape[-1]
-    mu = Ht.mean(axis=-1)
-    Hc = Ht - mu[..., None]
-    var = np.einsum("...i,...i->...", Hc, Hc) / n
-    inv = 1.0 / np.sqrt(var + eps)
-    Hh = Hc * inv[..., None]
-    return Hh * gamma[..., None] + beta[..., None], Hh, inv, mu, var
+def _bn_statistics(G: np.ndarray, Cxx: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch statistics of the features h = Gx from the centred input moment Cxx (d, d), for a stack G
+    (..., k, d): (G Cxx, biased batch variances diag(G Cxx G') (..., k), 1/sqrt(var + eps) (..., k))."""
+    GC = G @ Cxx
+    var = np.einsum("...ij,...ij->...i", GC, G)
+    return GC, var, 1.0 / np.sqrt(var + eps)
 
 
 def _T(A: np.ndarray) -> np.ndarray:
@@ -404,7 +404,7 @@ class AMGDBatchNorm:
     eps: float = 1e-5
     affine: bool = True
     name: str = "amgd_bn"
-    needs_samples: bool = True
+    needs_means: ClassVar[bool] = True
 
     def __post_init__(self):
         f = f"optimizer {self.name!r}"
@@ -416,49 +416,78 @@ class AMGDBatchNorm:
         k = G.shape[0]
         return BatchNormState(np.ones(k), np.zeros(k), np.zeros(k), np.ones(k))
 
-    def _samples(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        if batch.X is None or batch.Y is None:
-            raise V.fail(f"optimizer {self.name!r}", "batch", "a Batch with samples X, Y (batch-norm needs them)",
-                         "moments only")
-        return batch.X, batch.Y
+    def _moments(self, batch: Batch):
+        """Centred batch moments (C_xx, C_yx, c_yy) and the means (x_bar, y_bar) and n of ``batch``."""
+        if batch.x_mean is None or batch.y_mean is None or batch.n is None:
+            raise V.fail(f"optimizer {self.name!r}", "batch",
+                         "a Batch of samples with its means x_mean, y_mean (batch-norm uses batch statistics)",
+                         "moments without means")
+        xb, yb = batch.x_mean, batch.y_mean
+        Cxx = batch.Sigma_x - np.outer(xb, xb)
+        Cyx = batch.Sigma_yx - np.outer(yb, xb)
+        return Cxx, Cyx, batch.trace_yy - float(yb @ yb), xb, yb, batch.n
 
     def step(self, F, G, batch, state):
         return self.update(F, G, batch, state, self.lr)
 
     def update(self, F, G, batch, state, lr):
-        """One step (any leading axes on F, G and the state; ``lr`` broadcasts over them).
-        Samples are kept on the last axis (features transposed) so that a stack costs one product."""
-        X, Y = self._samples(batch)
-        n = X.shape[0]
+        r"""One step (any leading axes on F, G and the state; ``lr`` broadcasts over them), from the batch
+        moments: every quantity of the sample-wise forward and backward pass is a linear function of the
+        samples, so it enters only through :math:`\bar x`, :math:`\bar y`, the centred moments
+        :math:`C_{xx} = \hat\Sigma_x - \bar x\bar x^\top`, :math:`C_{yx} = \hat\Sigma_{yx} - \bar y\bar x^\top`.
+        With :math:`D = \mathrm{diag}(1/\sqrt{\hat\sigma^2 + \epsilon})`, :math:`\hat\sigma^2 = \mathrm{diag}(GC_{xx}G^\top)`,
+        :math:`A = \Gamma DG` (so :math:`z_i = A(x_i - \bar x) + \beta`) and :math:`R = F^\top(FAC_{xx} - C_{yx})`,
+
+        .. math::
+
+            \nabla_\gamma\hat L = D\,\mathrm{diag}(RG^\top),\quad
+            \nabla_\beta\hat L = F^\top(F\beta - \bar y),\quad
+            \nabla_G\hat L = \Gamma D\big(R - \mathrm{diag}(D\nabla_\gamma\hat L)\,GC_{xx}\big),
+
+        the back-propagation through the batch mean and variance (each row of :math:`\partial\hat L/\partial H`
+        sums to zero, so :math:`\bar x` drops out of :math:`\nabla_G`); the head solves
+        :math:`F\hat\Sigma_z = \hat\Sigma_{yz}` with :math:`\hat\Sigma_z = AC_{xx}A^\top + \beta\beta^\top`,
+        :math:`\hat\Sigma_{yz} = C_{yx}A^\top + \bar y\beta^\top`; the batch mean of the features is :math:`G\bar x`.
+        Equal to the sample-wise pass to round-off (tested against it)."""
+        Cxx, Cyx, _, xb, yb, n = self._moments(batch)
         lr = np.asarray(lr, dtype=float)
         lr_k = lr[..., None] if lr.ndim else lr                       # for (..., k) parameters
         lr_m = lr[..., None, None] if lr.ndim else lr                 # for (..., k, d) matrices
         g, b = state.gamma, state.beta
-        Zt, Hh, inv, _, _ = _bn_forward(_features_t(G, X), g, b, self.eps)
-        dZ = _T(F) @ (F @ Zt - Y.T) / n                               # dL/dZ^T, (..., k, n)
-        dHh = dZ * g[..., None]
-        dH = inv[..., None] * (dHh - dHh.mean(axis=-1)[..., None]
-                               - Hh * (np.einsum("...i,...i->...", dHh, Hh) / n)[..., None])
-        dG = (dH.reshape(-1, n) @ X).reshape(G.shape)
+        Ft = _T(F)
+        GC, _, inv = _bn_statistics(G, Cxx, self.eps)
+        s = g * inv                                                   # A = diag(s) G
+        R = (Ft @ F) @ (s[..., None] * GC) - Ft @ Cyx                 # F'(F A Cxx - Cyx), (..., k, d)
+        d_gamma = inv * np.einsum("...ij,...ij->...i", R, G)
+        dG = s[..., None] * (R - (d_gamma * inv)[..., None] * GC)
         G_new = G - lr_m * dG
         if self.affine:
-            g = g - lr_k * np.einsum("...i,...i->...", dZ, Hh)
-            b = b - lr_k * dZ.sum(axis=-1)
-        Zt, _, _, mu, var = _bn_forward(_features_t(G_new, X), g, b, self.eps)
-        Sz = Zt @ _T(Zt) / n
-        F_new = _T(_spd_solve(0.5 * (Sz + _T(Sz)), Zt @ Y / n))
+            d_beta = np.einsum("...ji,...j->...i", F, np.einsum("...ij,...j->...i", F, b) - yb)
+            g = g - lr_k * d_gamma
+            b = b - lr_k * d_beta
+        GC, var, inv = _bn_statistics(G_new, Cxx, self.eps)
+        s = g * inv
+        Sz = (s[..., :, None] * s[..., None, :]) * (GC @ _T(G_new)) + b[..., :, None] * b[..., None, :]
+        Szy = s[..., None] * (G_new @ Cyx.T) + b[..., None] * yb      # Sigma_zy hat, (..., k, d_y)
+        F_new = _T(_spd_solve(0.5 * (Sz + _T(Sz)), Szy))
         m = self.momentum
-        rm = (1.0 - m) * state.running_mean + m * mu
+        rm = (1.0 - m) * state.running_mean + m * (G_new @ xb)
         rv = (1.0 - m) * state.running_var + m * var * (n / (n - 1) if n > 1 else 1.0)
         return F_new, G_new, BatchNormState(g, b, rm, rv)
 
     def batch_loss(self, F, G, batch, state):
-        """Training-mode loss on ``batch`` (batch statistics), the loss a training loop logs
-        (a float; an array over the leading axes of a stack)."""
-        X, Y = self._samples(batch)
-        Zt = _bn_forward(_features_t(G, X), state.gamma, state.beta, self.eps)[0]
-        R = F @ Zt - Y.T
-        out = 0.5 * np.einsum("...ij,...ij->...", R, R) / X.shape[0]
+        r"""Training-mode loss on ``batch`` (batch statistics), the loss a training loop logs (a float;
+        an array over the leading axes of a stack):
+        :math:`\tfrac12\big(c_{yy} - 2\langle C_{yx}, FA\rangle + \langle FAC_{xx}A^\top, F\rangle
+        + \lVert\bar y - F\beta\rVert^2\big)`, :math:`c_{yy} = \hat{\mathbb E}\lVert y\rVert^2 - \lVert\bar y\rVert^2`."""
+        Cxx, Cyx, cyy, _, yb, _ = self._moments(batch)
+        GC, _, inv = _bn_statistics(G, Cxx, self.eps)
+        s = state.gamma * inv
+        A = s[..., None] * G
+        Kz = (s[..., :, None] * s[..., None, :]) * (GC @ _T(G))      # A Cxx A'
+        r = yb - np.einsum("...ij,...j->...i", F, state.beta)
+        out = 0.5 * (cyy - 2.0 * np.einsum("...ij,...ij->...", Cyx @ _T(A), F)
+                     + np.einsum("...ij,...ij->...", F @ Kz, F) + np.einsum("...i,...i->...", r, r))
         return float(out) if np.ndim(out) == 0 else out
 
     def eval_map(self, F, G, state) -> tuple[np.ndarray, np.ndarray]:
