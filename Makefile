@@ -29,7 +29,7 @@ test-fast: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -m 'not slow' tests README.md theory
 
 bench: $(STAMP)
-	@for f in benchmarks/*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || exit 1; done
+	@status=0; for f in benchmarks/*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) report .cache .pytest_cache build *.egg-info
