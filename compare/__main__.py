@@ -1,11 +1,22 @@
-"""Command line: ``python -m compare {list,check,report}``.
+"""Command line: ``python -m compare {list,check,report,seeds}``.
 
 - ``list [--figures]``: one line per claim (id, paper reference, kind, statement), then the figures.
-- ``check [IDS...] [--size fast|paper] [--seed S] [--jobs J] [--scheduler ADDR] [--json PATH]``:
-  runs claims, prints a table, exits 0 iff every selected claim holds.
+- ``check [IDS...] [--size fast|paper] [--seed S] [--jobs J] [--scheduler ADDR] [--json PATH]
+  [--strict]``: runs claims and prints a table.
 - ``report [IDS...] [--size fast|paper] [--seed S] [--out DIR] [--jobs J] [--scheduler ADDR]
-  [--figures NAMES]``: writes ``DIR/index.html`` (default ``report/``), every figure as PNG and
-  SVG, and ``results.json``; exits 1 iff some verdict is "fails" (or a figure could not be made).
+  [--figures NAMES] [--strict]``: writes ``DIR/index.html`` (default ``report/``), every figure as
+  PNG and SVG, and ``results.json``.
+- ``seeds [IDS...] --count K [--size fast|paper] [--jobs J]``: runs the claims for master seeds
+  0..K-1 and prints, per claim, how many seeds gave each verdict next to the number of false
+  failures the claim's alpha predicts.
+
+Exit status: 0 done; 1 when some verdict is ``fails`` (theory and simulation disagree beyond what
+the test allows: the toolkit's own error signal) or a figure could not be made; with ``--strict``
+also when a statement of the paper is ``inconclusive`` or ``contradicted`` (scientific findings,
+reported, never tuned away); ``seeds`` exits 1 when some claim fails on more seeds than its alpha
+allows (binomial tail probability below 1e-3). 2: bad input or environment (unknown ids, a negative
+or non-integer seed, an unwritable ``--out`` or ``--json``, an unreachable scheduler), reported
+before any work.
 
 Common options: ``--quiet`` (no progress), ``--cache-dir DIR`` / ``--no-cache`` (finished claims and
 figures are stored there atomically and reused by a rerun with the same settings and code
@@ -54,7 +65,7 @@ def print_table(records: Sequence[dict], file=None) -> None:
 
 def write_json_atomic(path: str, obj) -> None:
     """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    from compare.report import jsonable
+    from compare.engine.report import jsonable
 
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
@@ -115,6 +126,52 @@ def _select_figures(spec: str | None, ids: Sequence[str]) -> list[str]:
         raise UsageError(f"unknown figure(s) {', '.join(unknown)}; valid figures: "
                          f"{', '.join(valid) or '(none registered)'}, or 'all' / 'none'")
     return list(dict.fromkeys(names))
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (``--seed``); anything else is a usage error (exit 2)."""
+    try:
+        v = int(text, 10)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--count``)."""
+    v = nonnegative_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text!r}")
+    return v
+
+
+def _probe_dir(d: str) -> str | None:
+    """Why a file cannot be created in directory ``d`` (``None`` if it can)."""
+    if not os.path.isdir(d):
+        return "no such directory"
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def check_json_path(path: str | None) -> None:
+    """Validate ``--json PATH`` before any work: a file path in a writable directory."""
+    if path is None:
+        return
+    if not path.strip():
+        raise UsageError("--json must be a file path; got an empty string")
+    if os.path.isdir(path):
+        raise UsageError(f"--json must be a file path, not a directory; got {path!r}")
+    d = os.path.dirname(os.path.abspath(path))
+    why = _probe_dir(d)
+    if why:
+        raise UsageError(f"--json must be a file in a writable directory; got {path!r} ({d}: {why})")
 
 
 def _jobs(j: int) -> int:
@@ -190,10 +247,7 @@ def cmd_check(args) -> int:
     modules = _modules(args)
     ids = _select(args.ids)
     jobs = _jobs(args.jobs)
-    if args.json:
-        d = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(d) or not os.access(d, os.W_OK):
-            raise UsageError(f"--json {args.json!r}: directory {d!r} does not exist or is not writable")
+    check_json_path(args.json)
     cache = _cache(args, default=os.environ.get(ENV_DIR) or None)
     client = _connect(args.scheduler)
 
@@ -213,11 +267,18 @@ def cmd_check(args) -> int:
             print(f"{r['id']}: error: {r['error']}", file=sys.stderr)
     if args.json:
         write_json_atomic(args.json, records)
-    return 0 if all(r["passed"] for r in records) else 1
+    return exit_status(records, strict=args.strict)
+
+
+def exit_status(records: Sequence[dict], *, strict: bool = False, figure_errors: bool = False) -> int:
+    """1 when some verdict is ``fails`` (or a figure failed); with ``strict`` also ``inconclusive`` /
+    ``contradicted``; else 0."""
+    bad = {"fails", "inconclusive", "contradicted"} if strict else {"fails"}
+    return 1 if figure_errors or any(r["verdict"] in bad for r in records) else 0
 
 
 def cmd_report(args) -> int:
-    from compare import report as rp
+    from compare.engine import report as rp
     from compare.cache import code_version
     from compare.runner import Task, claims, figure_specs, run
 
@@ -226,6 +287,10 @@ def cmd_report(args) -> int:
     ids = _select(args.ids)
     fig_names = _select_figures(args.figures, args.ids)
     jobs = _jobs(args.jobs)
+    if not args.out.strip():
+        raise UsageError("--out must be a directory path; got an empty string")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out must be a writable directory; got {args.out!r} (an existing file)")
     try:
         out = rp.check_writable(args.out)
     except ValueError as e:
@@ -274,8 +339,76 @@ def cmd_report(args) -> int:
         if f["error"]:
             print(f"{f['name']}: figure error: {f['error']}", file=sys.stderr)
     print(f"report: {rp.summary_line(records, figs)}; wrote {index} in {prov['wall_s']:.1f} s")
-    failed = any(r["verdict"] == "fails" for r in records) or any(f["error"] for f in figs)
-    return 1 if failed else 0
+    return exit_status(records, strict=args.strict, figure_errors=any(f["error"] for f in figs))
+
+
+def cmd_seeds(args) -> int:
+    from compare.runner import Task, claims, run
+
+    modules = _modules(args)
+    ids = _select(args.ids)
+    jobs = _jobs(args.jobs)
+    check_json_path(args.json)
+    cache = _cache(args, default=os.environ.get(ENV_DIR) or DEFAULT_CACHE)
+    client = _connect(args.scheduler)
+    tasks = [Task("claim", i, args.size, s) for s in range(args.count) for i in ids]
+    try:
+        res = run(tasks, jobs=jobs, scheduler=client, cache=cache, modules=modules, progress=_progress(args),
+                  desc="seeds")
+    finally:
+        if client is not None:
+            client.close()
+    table = seeds_table({i: [res.results[Task("claim", i, args.size, s)] for s in range(args.count)] for i in ids})
+    cl = claims()
+    print_seeds_table(table, cl)
+    if args.json:
+        write_json_atomic(args.json, table)
+    worst = min((row["p_fails"] for row in table), default=1.0)
+    for row in table:
+        if row["p_fails"] < 1e-3:
+            print(f"{row['id']}: {row['counts']['fails']} of {row['seeds']} seeds fail, more than alpha = "
+                  f"{row['alpha']} allows (binomial tail probability {row['p_fails']:.2g})", file=sys.stderr)
+    return 1 if worst < 1e-3 else 0
+
+
+def seeds_table(by_claim: dict[str, list[dict]]) -> list[dict]:
+    """Per claim: verdict counts over the seeds, the expected number of false failures (seeds x alpha
+    for agreement claims, where alpha bounds false failure) and the binomial tail probability of
+    seeing at least the observed number of failures if the claim's theory is right."""
+    from scipy import stats as st
+
+    from compare.stats import VERDICTS
+
+    out = []
+    for cid, recs in by_claim.items():
+        counts = {v: sum(1 for r in recs if r["verdict"] == v) for v in VERDICTS}
+        alpha = recs[0].get("alpha")
+        bounds = recs[0].get("alpha_bounds")
+        k = len(recs)
+        if bounds == "false failure" and alpha:
+            expected = k * alpha
+            p = float(st.binom.sf(counts["fails"] - 1, k, alpha)) if counts["fails"] else 1.0
+        else:  # exact claims: a failure is never expected; ordering claims never "fail"
+            expected = 0.0
+            p = 0.0 if counts["fails"] else 1.0
+        out.append({"id": cid, "kind": recs[0]["kind"], "seeds": k, "counts": counts, "alpha": alpha,
+                    "alpha_bounds": bounds, "expected_false_failures": expected, "p_fails": p,
+                    "seeds_by_verdict": {v: [r["seed"] for r in recs if r["verdict"] == v] for v in VERDICTS
+                                         if counts[v]}})
+    return out
+
+
+def print_seeds_table(table: Sequence[dict], cl: dict, file=None) -> None:
+    file = sys.stdout if file is None else file
+    from compare.stats import VERDICTS
+
+    head = ["id", "kind", "seeds", *VERDICTS, "expected false failures", "alpha bounds"]
+    rows = [[r["id"], r["kind"], str(r["seeds"]), *(str(r["counts"][v]) for v in VERDICTS),
+             f"{r['expected_false_failures']:.3g}", r["alpha_bounds"] or "- (exact)"] for r in table]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)] if rows else [len(h) for h in head]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)), file=file)
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)), file=file)
 
 
 # --------------------------------------------------------------------------- parser
@@ -287,7 +420,6 @@ def build_parser() -> argparse.ArgumentParser:
     run_opts = argparse.ArgumentParser(add_help=False)
     run_opts.add_argument("ids", nargs="*", metavar="ID", help="claim ids (default: all)")
     run_opts.add_argument("--size", choices=SIZES, default="fast")
-    run_opts.add_argument("--seed", type=int, default=0)
     run_opts.add_argument("--jobs", type=int, default=1, metavar="J",
                           help="parallel worker processes (1: serial, -1: every core)")
     run_opts.add_argument("--scheduler", default=None, metavar="ADDR",
@@ -299,21 +431,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", parents=[common], help="one line per claim (and figure, with --figures)")
     ls.add_argument("--figures", action="store_true", help="also list the registered figures")
-    c = sub.add_parser("check", parents=[common, run_opts],
-                       help="run claims and print a table; exit 0 iff all hold")
+    seeded = argparse.ArgumentParser(add_help=False)
+    seeded.add_argument("--seed", type=nonnegative_int, default=0, help="master seed (an integer >= 0)")
+    seeded.add_argument("--strict", action="store_true",
+                        help="also exit 1 when a statement of the paper is inconclusive or contradicted")
+    c = sub.add_parser("check", parents=[common, run_opts, seeded],
+                       help="run claims and print a table; exit 1 iff some verdict is 'fails'")
     c.add_argument("--json", default=None, metavar="PATH")
-    r = sub.add_parser("report", parents=[common, run_opts],
+    r = sub.add_parser("report", parents=[common, run_opts, seeded],
                        help="write DIR/index.html, figures (PNG, SVG) and results.json")
     r.add_argument("--out", default="report", metavar="DIR")
     r.add_argument("--figures", default=None, metavar="NAMES",
                    help="comma-separated figure names, 'all' or 'none' (default: all, or those backing IDS)")
+    sd = sub.add_parser("seeds", parents=[common, run_opts],
+                        help="run claims for master seeds 0..K-1 and count the verdicts")
+    sd.add_argument("--count", type=positive_int, required=True, metavar="K", help="number of master seeds")
+    sd.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"list": cmd_list, "check": cmd_check, "report": cmd_report}[args.command](args)
+        return {"list": cmd_list, "check": cmd_check, "report": cmd_report, "seeds": cmd_seeds}[args.command](args)
     except UsageError as e:
         print(f"python -m compare {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -19,9 +19,12 @@ probability at least 0.9,
 
 .. math::
 
-    r\,|p| = a + \big(t_{1-\alpha/2,\,\nu} + t_{0.9,\,\nu}\big)\,\widehat{\mathrm{se}}
+    r\,|p| = a + \lambda_{0.9}\,\widehat{\mathrm{se}},\qquad
+    P\big(|T'_{\nu,\lambda_{0.9}}| > t_{1-\alpha/2,\,\nu}\big) = 0.9,
 
-(the central-t approximation to the noncentral-t power; exact for a known s.e.).
+:math:`T'_{\nu,\lambda}` noncentral t with noncentrality :math:`\lambda` (the power of the t test
+when the prediction is off by :math:`\lambda` true standard errors beyond the allowance; normal for a
+known s.e.).
 
 **Ordering checks** (a statement of the paper comparing methods, "A is below B"; verdict
 ``holds`` / ``inconclusive`` / ``contradicted``). Per-trial paired differences :math:`D_t`
@@ -196,11 +199,33 @@ class Agreement:
         return {**labels, **d, "alpha_bounds": self.alpha_bounds}
 
 
-def _detectable(prediction: float, allowance: float, crit: float, se: float, df: float) -> float | None:
+def noncentrality_for_power(crit: float, df: float | None, *, power: float = POWER, one_sided: bool = False) -> float:
+    """The noncentrality :math:`\\lambda` at which a t test with critical value ``crit`` on ``df``
+    degrees of freedom rejects with probability ``power`` (two-sided unless ``one_sided``)."""
+    from scipy.optimize import brentq
+
+    dfv = _check_df(df, "noncentrality_for_power")
+
+    def rejects(lam: float) -> float:
+        if math.isinf(dfv):
+            up, down = _st.norm.sf(crit - lam), _st.norm.cdf(-crit - lam)
+        else:
+            up = _st.nct.sf(crit, dfv, lam)
+            down = 0.0 if one_sided else float(np.nan_to_num(_st.nct.cdf(-crit, dfv, lam)))  # < 1e-6 for lam > 0
+        return float(up + (0.0 if one_sided else down)) - power
+
+    hi = crit + _quantile(1.0 - power, dfv) + 1.0
+    while rejects(hi) < 0:
+        hi *= 2.0
+    return float(brentq(rejects, 0.0, hi, xtol=1e-10))
+
+
+def _detectable(prediction: float, allowance: float, crit: float, se: float, df: float,
+                one_sided: bool = False) -> float | None:
     scale = abs(prediction)
     if scale == 0:
         return None
-    return float((allowance + (crit + _quantile(1.0 - POWER, df)) * se) / scale)
+    return float((allowance + noncentrality_for_power(crit, df, one_sided=one_sided) * se) / scale)
 
 
 def agreement(measured: float, stderr: float, prediction: float, *, df: float | None, alpha: float,
@@ -230,7 +255,7 @@ def agreement(measured: float, stderr: float, prediction: float, *, df: float | 
     return Agreement(measured=float(measured), prediction=float(prediction), stderr=se, df=dfv,
                      allowance=float(allowance), tolerance=float(tol), critical=crit, statistic=float(stat),
                      alpha=a, test=name, direction="measured <= prediction" if one_sided else "two-sided",
-                     detectable=_detectable(float(prediction), float(allowance), crit, se, dfv),
+                     detectable=_detectable(float(prediction), float(allowance), crit, se, dfv, one_sided),
                      passed=bool(passed))
 
 

@@ -10,6 +10,17 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+#: The suite's master seed: ``CONCURRENCE_TEST_SEED`` (default 0). Claims must hold for any seed, so a
+#: run with another seed is a legitimate check of the suite (``CONCURRENCE_TEST_SEED=7 make test``).
+TEST_SEED = int(os.environ.get("CONCURRENCE_TEST_SEED", "0"))
+
+
+@pytest.fixture
+def seed() -> int:
+    """The master seed every claim test runs with (``CONCURRENCE_TEST_SEED``, default 0)."""
+    return TEST_SEED
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20250201)

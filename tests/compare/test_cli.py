@@ -20,7 +20,7 @@ import pytest
 
 from compare.__main__ import main
 from compare.cache import ENV_DIR, ENV_VERSION
-from compare.report import strip_timing
+from compare.engine.report import strip_timing
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = str(ROOT / "tests" / "compare" / "fake_claims.py")
@@ -78,6 +78,72 @@ def test_bad_input_lists_valid_choices(argv, needle, capsys, tmp_path):
     assert main([*argv, "--quiet"] + (["--out", str(tmp_path / "o")] if argv[0] == "report" else [])) == 2
     err = capsys.readouterr().err
     assert needle in err, err
+
+
+@pytest.mark.parametrize("command", ["check", "report"])
+@pytest.mark.parametrize("value", ["-1", "1.5", "seven", ""])
+def test_bad_seed_is_a_usage_error_before_any_work(command, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "C1", "--seed", value, "--quiet", "--cache-dir", str(tmp_path / "cache")])
+    assert e.value.code == 2
+    assert "argument --seed: must be an integer >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("json_arg, needle", [
+    ("", "--json must be a file path; got an empty string"),
+    ("{tmp}", "--json must be a file path, not a directory"),
+    ("/proc/concurrence.json", "--json must be a file in a writable directory"),
+    ("{tmp}/no/such/dir/r.json", "--json must be a file in a writable directory"),
+])
+def test_bad_json_path_fails_before_any_work(json_arg, needle, tmp_path, capsys):
+    arg = json_arg.replace("{tmp}", str(tmp_path))
+    assert main(["check", "C1", "--quiet", "--json", arg, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "claims").exists()
+
+
+@pytest.mark.parametrize("out_arg, needle", [
+    ("", "--out must be a directory path; got an empty string"),
+    ("/proc/concurrence-report", "--out must be a writable directory"),
+    ("{tmp}/file", "--out must be a writable directory"),
+])
+def test_bad_out_fails_before_any_work(out_arg, needle, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    arg = out_arg.replace("{tmp}", str(tmp_path))
+    assert main(["report", "C1", "--quiet", "--out", arg, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "claims").exists()
+
+
+def test_seeds_counts_verdicts_per_claim(tmp_path, capsys):
+    path = tmp_path / "seeds.json"
+    assert main(["seeds", "C1", "C3", "--count", "3", "--quiet", "--cache-dir", str(tmp_path / "cache"),
+                 "--json", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:4] == ["id", "kind", "seeds", "holds"]
+    table = json.loads(path.read_text())
+    assert [r["id"] for r in table] == ["C1", "C3"]
+    assert all(r["seeds"] == 3 and r["counts"]["holds"] == 3 and r["expected_false_failures"] == 0 for r in table)
+    # the runs are cached per seed: a check at seed 2 reuses them
+    assert main(["check", "C1", "--seed", "2", "--quiet", "--cache-dir", str(tmp_path / "cache")]) == 0
+
+
+def test_seeds_table_expected_false_failures_and_exit_rule():
+    from compare.__main__ import seeds_table
+
+    rec = lambda v, s: {"verdict": v, "seed": s, "alpha": 1e-3, "alpha_bounds": "false failure",  # noqa: E731
+                        "kind": "statistical"}
+    one = seeds_table({"X": [rec("fails", 0)] + [rec("holds", s) for s in range(1, 20)]})[0]
+    assert one["expected_false_failures"] == pytest.approx(0.02) and one["p_fails"] > 1e-3  # one failure: plausible
+    many = seeds_table({"X": [rec("fails", s) for s in range(3)] + [rec("holds", s) for s in range(3, 20)]})[0]
+    assert many["p_fails"] < 1e-3 and many["seeds_by_verdict"]["fails"] == [0, 1, 2]
+
+
+def test_seeds_needs_a_positive_count(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["seeds", "C1", "--count", "0"])
+    assert e.value.code == 2 and "argument --count: must be an integer >= 1" in capsys.readouterr().err
 
 
 def test_unknown_size_lists_valid_sizes(capsys):
@@ -273,6 +339,16 @@ def test_report_exit_codes_errors_and_figures(tmp_path):
     r = subprocess.run(_cmd("report", "Z3", *base), cwd=ROOT, env=_env(tmp_path, "c.log"), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "0 holds, 0 fails, 0 inconclusive, 1 contradicted" in r.stdout
+    # --strict: a contradicted paper statement is a non-zero exit too (check and report)
+    r = subprocess.run(_cmd("report", "Z3", "--strict", *base), cwd=ROOT, env=_env(tmp_path, "c2.log"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    r = subprocess.run(_cmd("check", "Z3", "--cache-dir", str(tmp_path / "cache")), cwd=ROOT,
+                       env=_env(tmp_path, "c3.log"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(_cmd("check", "Z3", "--strict", "--cache-dir", str(tmp_path / "cache")), cwd=ROOT,
+                       env=_env(tmp_path, "c4.log"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
     # figures backing the selected claims come along: Z2 names zfig
     r = subprocess.run(_cmd("report", "Z2", *base), cwd=ROOT, env=_env(tmp_path, "d.log"), capture_output=True,
                        text=True, timeout=120)

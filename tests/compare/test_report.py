@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from compare import report as rp
+from compare.engine import report as rp
 from compare.runner import render_figure
 
 CONTRACT_KEYS = {"id", "paper_ref", "kind", "prediction", "measured", "stderr", "tolerance", "alpha", "passed",

@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from compare.stats import VERDICTS  # noqa: E402  (holds, fails, inconclusive, contradicted)
+from compare.engine.files import atomic_write
+from compare.stats import VERDICTS  # holds, fails, inconclusive, contradicted
 #: Keys of a record that change from run to run (timing only); everything else is reproducible.
 TIMING_KEYS = ("seconds",)
 _PACKAGES = ("numpy", "scipy", "sympy", "mpmath", "matplotlib", "joblib", "threadpoolctl", "tqdm", "jinja2",
@@ -50,29 +51,6 @@ _PACKAGES = ("numpy", "scipy", "sympy", "mpmath", "matplotlib", "joblib", "threa
 
 
 # --------------------------------------------------------------------------- helpers
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is meant to be shared
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    m = os.umask(0o022)
-    os.umask(m)
-    return m
-
-
 def check_writable(out_dir: str | os.PathLike) -> Path:
     """Create ``out_dir`` and prove a file can be written there; raise ``ValueError`` otherwise.
 

@@ -1,0 +1,122 @@
+"""Results to a JSON tree plus numpy arrays, and back, without executing code on read.
+
+A cached result is a tree of ``None``, ``bool``, ``int``, ``float`` (non-finite ones included),
+``str``, lists, tuples, string-keyed dicts, numpy arrays of numeric or boolean dtype, and
+dataclass instances whose fields are such trees. :func:`encode` turns it into a JSON-able tree in
+which each array is replaced by a reference into a list of arrays; :func:`decode` rebuilds it.
+
+Reading never runs code from the file: arrays are read by numpy with ``allow_pickle=False`` (the
+caller's job), and a dataclass is rebuilt only if its type is *already imported* from the
+project's packages (``theory``, ``simulate``, ``compare``) or from a loaded plugin module; its
+fields are set directly (no ``__init__``, no ``__post_init__``). A tree naming any other type is
+rejected with ``ValueError``, never imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+#: module prefixes whose dataclasses may be rebuilt from a cache file (plugins are added at load).
+TRUSTED_MODULES: set[str] = {"theory", "simulate", "compare"}
+
+
+def trust_module(name: str) -> None:
+    """Allow dataclasses of the (already imported) module ``name`` to be rebuilt (plugins)."""
+    TRUSTED_MODULES.add(name)
+
+
+def _trusted(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in TRUSTED_MODULES)
+
+
+def encode(obj: Any) -> tuple[Any, list[np.ndarray]]:
+    """``(tree, arrays)``: a JSON-able tree and the arrays it refers to by index."""
+    arrays: list[np.ndarray] = []
+
+    def enc(x: Any) -> Any:
+        if x is None or isinstance(x, (bool, str)):
+            return x
+        if isinstance(x, (int, np.integer)) and not isinstance(x, np.bool_):
+            return int(x)
+        if isinstance(x, np.bool_):
+            return bool(x)
+        if isinstance(x, (float, np.floating)):
+            v = float(x)
+            return v if math.isfinite(v) else {"__float__": repr(v)}
+        if isinstance(x, np.ndarray):
+            if x.dtype.kind not in "biufc":
+                raise ValueError(f"codec: arrays must have a numeric or boolean dtype; got {x.dtype}.")
+            arrays.append(np.ascontiguousarray(x))
+            return {"__array__": len(arrays) - 1}
+        if dataclasses.is_dataclass(x) and not isinstance(x, type):
+            cls = type(x)
+            return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}",
+                    "fields": {f.name: enc(getattr(x, f.name)) for f in dataclasses.fields(x)}}
+        if isinstance(x, tuple):
+            return {"__tuple__": [enc(v) for v in x]}
+        if isinstance(x, list):
+            return [enc(v) for v in x]
+        if isinstance(x, dict):
+            if not all(isinstance(k, str) for k in x):
+                raise ValueError("codec: dict keys must be strings.")
+            if any(k.startswith("__") and k.endswith("__") for k in x):
+                return {"__dict__": {k: enc(v) for k, v in x.items()}}
+            return {k: enc(v) for k, v in x.items()}
+        raise ValueError(f"codec: cannot store a value of type {type(x).__name__}.")
+
+    return enc(obj), arrays
+
+
+def _resolve(name: str) -> type:
+    module, _, qual = name.partition(":")
+    if not _trusted(module):
+        raise ValueError(f"codec: the entry names type {name!r} from a module that is not trusted.")
+    mod = sys.modules.get(module)
+    if mod is None:
+        raise ValueError(f"codec: the entry names type {name!r} from a module that is not loaded.")
+    obj: Any = mod
+    for part in qual.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ValueError(f"codec: the entry names an unknown type {name!r}.")
+    if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
+        raise ValueError(f"codec: {name!r} is not a dataclass.")
+    return obj
+
+
+def decode(tree: Any, arrays: list[np.ndarray]) -> Any:
+    """The value :func:`encode` was given (dataclasses of trusted, loaded modules only)."""
+
+    def dec(x: Any) -> Any:
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
+        if isinstance(x, list):
+            return [dec(v) for v in x]
+        if isinstance(x, dict):
+            if "__array__" in x:
+                return arrays[int(x["__array__"])]
+            if "__float__" in x:
+                return float(x["__float__"])
+            if "__tuple__" in x:
+                return tuple(dec(v) for v in x["__tuple__"])
+            if "__dict__" in x:
+                return {k: dec(v) for k, v in x["__dict__"].items()}
+            if "__dataclass__" in x:
+                cls = _resolve(str(x["__dataclass__"]))
+                fields = {f.name for f in dataclasses.fields(cls)}
+                given = x.get("fields", {})
+                if set(given) != fields:
+                    raise ValueError(f"codec: fields of {cls.__qualname__} do not match the entry.")
+                obj = object.__new__(cls)
+                for k, v in given.items():
+                    object.__setattr__(obj, k, dec(v))
+                return obj
+            return {k: dec(v) for k, v in x.items()}
+        raise ValueError(f"codec: unexpected node {type(x).__name__}.")
+
+    return dec(tree)

@@ -1,0 +1,144 @@
+"""compare.stats: critical values from the right distribution, the error rates they state, power,
+ordering verdicts, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from compare import stats
+from compare.registry import Outcome
+
+
+def test_t_critical_matches_student_t_and_normal_limit():
+    assert stats.t_critical(1e-3, 29) == pytest.approx(st.t.isf(5e-4, 29), rel=1e-12)
+    assert stats.t_critical(1e-3, 29, sided="one") == pytest.approx(st.t.isf(1e-3, 29), rel=1e-12)
+    assert stats.t_critical(1e-3, None) == pytest.approx(3.2905267, rel=1e-7)
+    # the normal value understates the t value at small df (what made the old alphas wrong)
+    assert stats.t_critical(1e-3, 11) > 1.3 * stats.t_critical(1e-3, None)
+
+
+@pytest.mark.parametrize("T", [5, 12, 30])
+def test_agreement_false_failure_rate_is_alpha_under_the_null(T):
+    """Monte Carlo: with normal trials and a right prediction, the t check fails at rate alpha
+    (binomial 99.9% band), while the old normal critical value failed several times as often."""
+    rng = np.random.default_rng(1)
+    alpha, reps = 0.05, 20000
+    x = rng.standard_normal((reps, T))
+    m, se = x.mean(axis=1), x.std(axis=1, ddof=1) / math.sqrt(T)
+    crit_t = stats.t_critical(alpha, T - 1)
+    rate_t = float(np.mean(np.abs(m) > crit_t * se))
+    band = st.binom.ppf([5e-4, 1 - 5e-4], reps, alpha) / reps
+    assert band[0] <= rate_t <= band[1], f"T={T}: false-failure rate {rate_t:.4f} outside {band} for alpha {alpha}"
+    rate_z = float(np.mean(np.abs(m) > stats.t_critical(alpha, None) * se))
+    if T <= 12:
+        assert rate_z > 1.2 * alpha, f"normal critical value gave {rate_z:.4f}"
+
+
+@pytest.mark.parametrize("T", [10, 30])
+def test_agreement_detectable_error_is_caught_with_probability_0_9(T):
+    """At the true s.e., a prediction off by the stated detectable error fails with probability 0.9
+    (noncentral t); Monte Carlo within its binomial 99.9% band."""
+    rng = np.random.default_rng(2)
+    alpha, p, sd = 1e-3, 2.0, 0.1
+    r = stats.agreement(p, sd / math.sqrt(T), p, df=T - 1, alpha=alpha).detectable
+    reps = 20000
+    x = p + sd * rng.standard_normal((reps, T))
+    m, se = x.mean(axis=1), x.std(axis=1, ddof=1) / math.sqrt(T)
+    power = float(np.mean(np.abs(m - p * (1 + r)) > stats.t_critical(alpha, T - 1) * se))
+    lo, hi = st.binom.ppf([5e-4, 1 - 5e-4], reps, 0.9) / reps
+    assert lo <= power <= hi, f"power {power:.4f} at the stated detectable {r:.4g} (expected 0.9)"
+
+
+def test_agreement_row_and_one_sided_bound():
+    a = stats.agreement(1.2, 0.1, 1.0, df=9, alpha=1e-3, one_sided=True)
+    assert a.passed and a.direction == "measured <= prediction" and a.test == "one-sided t, 9 df"
+    b = stats.agreement(2.0, 0.1, 1.0, df=9, alpha=1e-3, one_sided=True)
+    assert not b.passed
+    row = a.row(eta=0.3)
+    assert row["eta"] == 0.3 and row["alpha_bounds"] == "false failure" and row["df"] == 9
+
+
+def test_batch_means_and_richardson_degrees_of_freedom():
+    m, se, df = stats.batch_means(np.arange(100.0), n_batches=20)
+    assert df == 19 and m == pytest.approx(49.5)
+    a = stats.agreement_batch_means(np.ones(40) + 1e-3 * np.arange(40), 1.0195, alpha=1e-3, n_batches=20)
+    assert a.test == "two-sided t (batch means), 19 df"
+    rng = np.random.default_rng(3)
+    out, parts = stats.richardson(1 + 0.01 + 0.1 * rng.standard_normal(30), 1.0,
+                                  1 + 0.005 + 0.07 * rng.standard_normal(30), 1.0, alpha=1e-3)
+    assert 29 < out.df < 58 and "Richardson" in out.test
+    assert set(parts) == {"mean_d", "se_d", "prediction_2d", "mean_2d", "se_2d", "bias_d"}
+
+
+def test_exact_check_has_no_alpha_and_a_relative_detectable():
+    e = stats.exact(1.0 + 5e-5, 1.0, tolerance=1e-4)
+    assert e.passed and e.alpha is None and e.alpha_bounds is None and e.detectable == pytest.approx(1e-4)
+    assert not stats.exact(1.0 + 2e-4, 1.0, tolerance=1e-4).passed
+
+
+def test_ordering_three_way_verdicts():
+    rng = np.random.default_rng(4)
+    yes = stats.ordering(1.0 + 0.1 * rng.standard_normal(10), alpha=1e-3)
+    assert yes.shown and yes.verdict == "holds" and yes.test == "paired one-sided t, 9 df"
+    noisy = stats.ordering(0.05 + rng.standard_normal(10), alpha=1e-3)
+    assert noisy.verdict == "inconclusive"
+    rev = stats.ordering(-1.0 + 0.1 * rng.standard_normal(10), alpha=1e-3, reverse_alpha=1e-3 / 4)
+    assert rev.verdict == "contradicted"
+    assert stats.ordering_verdict([yes, noisy]) == "inconclusive"
+    assert stats.ordering_verdict([yes, rev]) == "contradicted"
+    assert stats.ordering_verdict([yes, yes]) == "holds"
+
+
+def test_ordering_uses_the_sign_test_for_unbounded_log_ratios():
+    kfac = np.array([0.0] * 6 + [1e-16] * 4)            # exactly zero in 6 of 10 trials
+    sgd = np.full(10, 1e-2)
+    d = stats.log10_ratio(sgd, kfac)
+    assert np.isinf(d).sum() == 6
+    o = stats.ordering(d, alpha=1e-3)
+    assert o.test.startswith("one-sided sign test") and o.verdict == "holds"
+    assert o.p_value == pytest.approx(2.0 ** -10)
+    both_zero = stats.ordering(stats.log10_ratio(np.zeros(10), np.zeros(10)), alpha=1e-3)
+    assert both_zero.n == 0 and both_zero.verdict == "inconclusive"
+
+
+def test_ordering_false_holds_rate_is_at_most_alpha_at_the_boundary():
+    rng = np.random.default_rng(5)
+    alpha, reps = 0.05, 20000
+    d = rng.standard_normal((reps, 10))  # E d = 0: the statement "E d > 0" is false (boundary)
+    m, se = d.mean(axis=1), d.std(axis=1, ddof=1) / math.sqrt(10)
+    rate = float(np.mean(m / se > stats.t_critical(alpha, 9, sided="one")))
+    assert rate <= st.binom.ppf(1 - 5e-4, reps, alpha) / reps, rate
+
+
+def test_outcome_headline_is_the_deciding_row():
+    ok = stats.agreement(1.0, 0.01, 1.0, df=29, alpha=1e-3).row(case="a")
+    bad = stats.agreement(1.5, 0.01, 1.0, df=29, alpha=1e-3).row(case="b")
+    out = Outcome.agreement([ok, bad], source="test", alpha=1e-3)
+    assert out.verdict == "fails" and out.measured == 1.5 and out.test == "two-sided t, 29 df"
+    assert out.detectable == max(ok["detectable"], bad["detectable"])
+    rng = np.random.default_rng(6)
+    shown = stats.ordering(1 + 0.1 * rng.standard_normal(10), alpha=1e-3).row(what="shown")
+    weak = stats.ordering(0.05 + rng.standard_normal(10), alpha=1e-3).row(what="weak")
+    o = Outcome.ordering([shown, weak], source="test", alpha=1e-3)
+    assert o.verdict == "inconclusive" and o.measured == weak["estimate"] and o.alpha_bounds == "false holds"
+    assert o.direction == "measured > 0"
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda: stats.t_critical(0.0, 5), "argument 'alpha'"),
+    (lambda: stats.t_critical(1e-3, 0), "argument 'df'"),
+    (lambda: stats.t_critical(1e-3, 5, sided="left"), "argument 'sided'"),
+    (lambda: stats.bonferroni(1e-3, 0), "argument 'm'"),
+    (lambda: stats.mean_se([1.0]), "argument 'samples'"),
+    (lambda: stats.batch_means(np.ones(10), n_batches=20), "argument 'series'"),
+    (lambda: stats.agreement(1.0, -1.0, 1.0, df=3, alpha=1e-3), "argument 'stderr'"),
+    (lambda: stats.ordering_t([1.0, np.inf, 2.0], alpha=1e-3), "argument 'd'"),
+    (lambda: stats.deciding_row([], "holds"), "argument 'rows'"),
+])
+def test_bad_arguments_name_themselves(call, needle):
+    with pytest.raises(ValueError, match=needle):
+        call()
