@@ -90,7 +90,10 @@ def _rate_rows(jac: sj.StepJacobian, *, radius: float, spectrum: np.ndarray, kap
     i = int(np.argmax(dev))
     measured = gap_pred[i] + math.copysign(dev[i], (1.0 - lam[i].real) - gap_pred[i])
     tol_s = FD_FACTOR * jac.difference_eigenvalues + roundoff
-    rows.append(stats.exact(measured, gap_pred[i], tolerance=tol_s).row(
+    a = stats.exact(measured, gap_pred[i], tolerance=tol_s)
+    # detectable: a relative error r of any one predicted gap (the smallest included) moves it by more than
+    # the tolerance once r > tol / min(gap)
+    rows.append(replace(a, detectable=float(tol_s / gap_pred.min())).row(
         **labels, quantity=f"rate gap 1 - lambda (worst of {gap_pred.size} sorted eigenvalues)", index=i,
         eigenvalue_measured=[float(lam[i].real), float(lam[i].imag)], max_imag=float(np.abs(lam.imag).max()),
         fd_difference=jac.difference_eigenvalues, **common))

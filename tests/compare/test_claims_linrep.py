@@ -198,3 +198,17 @@ def test_c7_fails_when_the_floor_is_off_by_its_detectable(sign, seed, monkeypatc
     r = 1.5 * base("C7", seed)["detectable"]
     monkeypatch.setattr(tl, "kfac_noise_floor", _scaled(tl.kfac_noise_floor, 1.0 + sign * r))
     assert_fails("C7", seed, f"kfac_noise_floor x (1 {'+' if sign > 0 else '-'} {r:.3f})")
+
+
+def test_c4_catches_an_error_of_the_slowest_gap_alone(seed, monkeypatch):
+    """Only the smallest R-LR-1 product eta l_min m_min off, by three times the stated detectable."""
+    r = 3.0 * max(x["detectable"] for x in rows_of(base("C4", seed), "rate gap"))
+    orig = tl.local_rate_factors
+
+    def slowest_off(*args, **kwargs):
+        ell, m = orig(*args, **kwargs)
+        m = m.copy()
+        m[0] *= 1.0 + r
+        return ell, m
+    monkeypatch.setattr(tl, "local_rate_factors", slowest_off)
+    assert_fails("C4", seed, f"m_min x (1 + {r:.2e})")
