@@ -193,7 +193,7 @@ def c2_kfac_rate(*, size: str, seed: int) -> Outcome:
     """
     grid_x = (1.0, 1e2, 1e4)
     grid_F = (1.0, 10.0, 100.0) if size == "fast" else (1.0, 3.0, 10.0, 30.0, 100.0)
-    d_x = 20 if size == "fast" else 40
+    d_x = 12 if size == "fast" else 40
     rows = []
     rngs = iter(spawn_generators(seed, len(grid_x) * len(grid_F)))
     for kx in grid_x:
