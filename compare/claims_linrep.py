@@ -1,36 +1,109 @@
-"""Claims C1-C7: linear representation learning, exact and per-step results (THEORY.md 3.1, section 6).
+r"""Claims C1-C7: linear representation learning, exact and per-step results (THEORY.md 3.1, section 6).
 
 Each claim runs a literal simulation (:mod:`simulate`) and holds it to a closed form
-(:mod:`theory.linrep`). Exact claims compare to a stated numerical tolerance; C7 is a z test
-with a batch-means standard error.
+(:mod:`theory.linrep`). C1-C6 are deterministic: each row is :func:`compare.stats.exact` with a
+tolerance derived from the measurement's own error (round-off bounds, finite-difference error
+estimates, the linearisation error of a trajectory), stated in the row. C7 is a Student-t test on
+batch means.
+
+**Rates as eigenvalues (C2, C4, C6).** A rate is measured as the spectral radius, and the whole
+spectrum, of the Jacobian :math:`J` of one literal population step at the solution, in the tangent
+coordinates :math:`Z = A^{-1}B` of :math:`G = AG^* + BG^*_\perp`
+(:func:`simulate.jacobian.step_jacobian`: central differences of the update of
+:mod:`simulate.optimizers` at step :math:`h = 10^{-3}` and :math:`h/2`). R-LR-1 predicts
+
+.. math::
+
+    Z_+ = Z - \eta\,(P^{-1}F^\top F)\,Z\,\big(\Sigma_{22\cdot1}(Q^{-1})_{22}\big) + O(\lVert Z\rVert^2),\qquad
+    \mathrm{spec}(J) = \{1 - \eta\,\ell_i m_j\},\quad \rho(J) = \max_{i,j}|1-\eta\,\ell_im_j|.
+
+Tolerance of a rate :math:`q` (spectral radius, or a sorted rate gap :math:`1-\lambda_i`): central
+differences have error :math:`ch^2 + O(h^4) + R_h` with round-off :math:`|R_h|\le Nr/h`
+(:math:`r` the largest :math:`|Z_+|` measured at exact fixed points, :math:`N = k(d-k)`), so
+:math:`q(J_h) - q(J_{h/2}) = \tfrac34ch^2 + R_h - R_{h/2}` and
+
+.. math::
+
+    |q(J_h) - q(J)| \le \tfrac43|q(J_h) - q(J_{h/2})| + \big(1 + \tfrac43\cdot3\big)\kappa_V\,Nr/h .
+
+We allow :math:`2|q(J_h) - q(J_{h/2})| + 5\kappa_VNr/h` (the :math:`\tfrac43` with a 1.5 margin for
+the :math:`O(h^4)` remainder; tests/simulate/test_jacobian.py shows the ratio of successive differences
+is 4), :math:`\kappa_V` the eigenvector condition of R-LR-1's Jacobian (1 when it is symmetric;
+Bauer-Fike: a perturbation :math:`E` moves eigenvalues by at most :math:`\kappa_V\lVert E\rVert_2`).
+The sorted spectra are compared as multisets (sorting is the optimal matching of real numbers; an
+imaginary part counts as error).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import replace
 
 import numpy as np
 
 from compare import stats
 from compare.registry import Outcome, register
 from simulate import data as sd
+from simulate import jacobian as sj
 from simulate import linrep as sl
 from simulate import optimizers as so
 from simulate.trials import spawn_generators
 from theory import linrep as tl
 
+U = float(np.finfo(float).eps)
+#: finite-difference step of the Jacobians: truncation ~ch^2 against round-off ~N r/h; r grows like
+#: kappa(F) kappa(Sigma_x) u, so h = 1e-4 up to kappa_x = 1e2 and 1e-3 at kappa_x = 1e4 (C2).
+H = 1e-4
+H_ILL = 1e-3
+#: multiple of |q(J_h) - q(J_{h/2})| allowed for the error of q(J_h): 4/3 (h^2 model) x 1.5 margin.
+FD_FACTOR = 2.0
+#: multiple of the round-off bound N r / h of J_h: |R_h| + (4/3)|R_h - R_{h/2}| <= (1 + 4/3 x 3) N r / h.
+ROUNDOFF_FACTOR = 5.0
+FD_SOURCE = ("2 |q(J_h) - q(J_h/2)| (central differences: 4/3 from the h^2 error model x 1.5 margin for O(h^4)) "
+             "+ 5 kappa_V N r / h round-off (r: largest |Z_+| at exact fixed points)")
 
-def _near_start(problem: sd.LinRepProblem, dist: float, rng: np.random.Generator) -> np.ndarray:
-    """A G0 at subspace distance about ``dist`` from G*: G* + dist * W G*_perp (W of unit op norm)."""
-    k, d = problem.G_star.shape
-    Q, _ = np.linalg.qr(problem.G_star.T, mode="complete")
-    W = rng.standard_normal((k, d - k))
-    return problem.G_star + dist * (W / np.linalg.norm(W, 2)) @ Q[:, k:].T
+
+def _gamma(n: int) -> float:
+    """Higham's :math:`\\gamma_{3n+1} = (3n+1)u/(1-(3n+1)u)`, the normwise Cholesky-solve constant."""
+    c = (3 * n + 1) * U
+    return c / (1.0 - c)
 
 
-def _tail_rate(d: np.ndarray, frac: float = 0.1, min_steps: int = 3) -> float:
-    """Geometric mean of dist_{t+1}/dist_t over the last ``frac`` of the run."""
-    m = max(min_steps, int(frac * (d.size - 1)))
-    r = d[-m:] / d[-m - 1:-1]
-    return float(np.exp(np.mean(np.log(r))))
+def _cond(A: np.ndarray) -> float:
+    s = np.linalg.svd(A, compute_uv=False)
+    return float(s[0] / s[-1])
+
+
+def _rate_rows(jac: sj.StepJacobian, *, radius: float, spectrum: np.ndarray, kappa_v: float = 1.0,
+               **labels) -> list[dict]:
+    r"""Rows comparing the measured spectral radius and sorted spectrum of ``jac`` with R-LR-1: the radius,
+    and the worst of the sorted rate gaps :math:`1 - \lambda_i` (R-LR-1: :math:`\eta\ell_im_j`)."""
+    roundoff = ROUNDOFF_FACTOR * kappa_v * jac.roundoff_matrix_norm
+    tol_r = FD_FACTOR * jac.difference_spectral_radius + roundoff
+    common = {"fd_step": jac.h, "roundoff_per_evaluation": jac.roundoff, "roundoff_allowance": roundoff,
+              "fixed_point_residual": jac.fixed_point_residual}
+    rows = [stats.exact(jac.spectral_radius, radius, tolerance=tol_r).row(
+        **labels, quantity="spectral radius", fd_difference=jac.difference_spectral_radius, **common)]
+    lam = jac.eigenvalues
+    gap_pred = 1.0 - np.sort(np.asarray(spectrum, dtype=float).ravel())   # descending gaps, like 1 - lam
+    dev = np.abs((1.0 - lam) - gap_pred)  # complex modulus: an imaginary part counts as error
+    i = int(np.argmax(dev))
+    measured = gap_pred[i] + math.copysign(dev[i], (1.0 - lam[i].real) - gap_pred[i])
+    tol_s = FD_FACTOR * jac.difference_eigenvalues + roundoff
+    a = stats.exact(measured, gap_pred[i], tolerance=tol_s)
+    # detectable: a relative error r of any one predicted gap (the smallest included) moves it by more than
+    # the tolerance once r > tol / min(gap)
+    rows.append(replace(a, detectable=float(tol_s / gap_pred.min())).row(
+        **labels, quantity=f"rate gap 1 - lambda (worst of {gap_pred.size} sorted eigenvalues)", index=i,
+        eigenvalue_measured=[float(lam[i].real), float(lam[i].imag)], max_imag=float(np.abs(lam.imag).max()),
+        fd_difference=jac.difference_eigenvalues, **common))
+    return rows
+
+
+def _spectrum(F, Sigma_x, G_star, *, eta: float, left: str, right: str) -> np.ndarray:
+    """R-LR-1's spectrum {1 - eta l_i m_j} (theory.linrep.local_rate_factors)."""
+    ell, m = tl.local_rate_factors(F, Sigma_x, G_star, left=left, right=right)
+    return 1.0 - eta * np.outer(ell, m).ravel()
 
 
 # --------------------------------------------------------------------------- C1
@@ -40,66 +113,106 @@ def _tail_rate(d: np.ndarray, frac: float = 0.1, min_steps: int = 3) -> float:
               "(linear and tanh features, lam_G = 0 and > 0).",
 )
 def c1_lemma_3_1(*, size: str, seed: int) -> Outcome:
+    r"""Relative Frobenius differences :math:`\lVert X_{lit} - X_{EMA}\rVert_F/\lVert X_{EMA}\rVert_F` of
+    one literal step and Lemma 3.1's EMA form, worst over :math:`\eta\in\{0.1,0.5,1\}` and
+    :math:`\lambda_G\in\{0, 0.3\}` per case and quantity.
+
+    Tolerance (first-order normwise round-off bound, Higham 2002 Thm 10.4 with
+    :math:`\gamma = \gamma_{3n+1}`, :math:`n` = the longest inner dimension):
+    G: the literal form computes the residual :math:`FG\hat\Sigma_x - \hat\Sigma_{yx}` (absolute error
+    :math:`\gamma(\lVert F\rVert\lVert G\rVert\lVert\hat\Sigma_x\rVert + \lVert\hat\Sigma_{yx}\rVert)`) and
+    maps it through :math:`(F^\top F)^{-1}F^\top` and :math:`(\hat\Sigma_x+\lambda_G I)^{-1}`, both forms
+    solve two SPD systems, so
+    :math:`\gamma[\kappa(F)\kappa(\hat\Sigma_\lambda)(1 + \lVert G\rVert/\lVert G_{EMA}\rVert)
+    + \kappa(F^\top F) + \kappa(\hat\Sigma_\lambda)]`;
+    F (linear and tanh): the same with :math:`F\hat\Sigma_z - \hat\Sigma_{yz}` and :math:`\hat\Sigma_z^{-1}`:
+    :math:`\gamma\,\kappa(\hat\Sigma_z)(2 + \lVert F\rVert/\lVert F_{EMA}\rVert)`.
+    """
     cases = 4 if size == "fast" else 12
     d_x, d_y, k, n = 50, 10, 4, 200
-    tol = 1e-10  # THEORY.md C1: max relative difference <= 1e-10 (float64 round-off, seen 8e-15)
-    rows, worst = [], 0.0
+    g = _gamma(max(d_x, n))
+    rows = []
     for c, rng in enumerate(spawn_generators(seed, cases)):
-        p = sd.linrep_problem(d_x, d_y, k, kappa_x=10.0 ** rng.uniform(0, 3), kappa_F=10.0, noise_std=0.1, rng=rng)
+        kx = 10.0 ** rng.uniform(0, 3)
+        p = sd.linrep_problem(d_x, d_y, k, kappa_x=kx, kappa_F=10.0, noise_std=0.1, rng=rng)
         X, Y = sd.draw_batch(p, n, rng=rng)
         b = so.Batch.from_samples(X, Y)
         F = rng.standard_normal((d_y, k))
         G = rng.standard_normal((k, d_x)) / np.sqrt(d_x)
+        worst: dict[str, tuple[float, float, dict]] = {}
+
+        def keep(name: str, err: float, tol: float, **lab) -> None:
+            if name not in worst or err / tol > worst[name][0] / worst[name][1]:
+                worst[name] = (err, tol, lab)
+
         for eta in (0.1, 0.5, 1.0):
             for lam in (0.0, 0.3):
                 opt = so.make("kfac", lr=eta, eta_F=eta, lam_G=lam)
                 F1, G1, _ = opt.step(F, G, b, None)
                 G_th = tl.ema_representation(G, F, b.Sigma_x, b.Sigma_yx, eta_G=eta, lam_G=lam)
-                Z = X @ G1.T
-                F_th = tl.ema_head(F, Z.T @ Z / n, Y.T @ Z / n, eta_F=eta)
-                eG = np.abs(G1 - G_th).max() / np.abs(G_th).max()
-                eF = np.abs(F1 - F_th).max() / np.abs(F_th).max()
-                # tanh features: the head identity holds for any activation
-                Ft = so.kfac_head_step(F, G1, X, Y, eta_F=eta, activation="tanh")
-                Zt = np.tanh(X @ G1.T)
-                Ft_th = tl.ema_head(F, Zt.T @ Zt / n, Y.T @ Zt / n, eta_F=eta)
-                eT = np.abs(Ft - Ft_th).max() / np.abs(Ft_th).max()
-                worst = max(worst, eG, eF, eT)
-                rows.append({"case": c, "eta": eta, "lam_G": lam, "rel_err_G": eG, "rel_err_F_linear": eF,
-                             "rel_err_F_tanh": eT})
-    return Outcome(0.0, worst, None, tol, None, worst <= tol,
-                   "float64 round-off bound 1e-10 relative (THEORY.md C1; observed ~1e-14)", tuple(rows))
+                S_lam = b.Sigma_x + lam * np.eye(d_x)
+                kS = _cond(S_lam)
+                tolG = g * (_cond(F) * kS * (1 + np.linalg.norm(G) / np.linalg.norm(G_th)) + _cond(F.T @ F) + kS)
+                keep("G", np.linalg.norm(G1 - G_th) / np.linalg.norm(G_th), tolG, eta=eta, lam_G=lam,
+                     kappa_Sigma_hat=kS)
+                for act, Fl in (("identity", F1), ("tanh", so.kfac_head_step(F, G1, X, Y, eta_F=eta, activation="tanh"))):
+                    Zf = X @ G1.T if act == "identity" else np.tanh(X @ G1.T)
+                    Sz = Zf.T @ Zf / n
+                    F_th = tl.ema_head(F, Sz, Y.T @ Zf / n, eta_F=eta)
+                    tolF = g * _cond(Sz) * (2 + np.linalg.norm(F) / np.linalg.norm(F_th))
+                    keep(f"F ({act} features)", np.linalg.norm(Fl - F_th) / np.linalg.norm(F_th), tolF, eta=eta,
+                         lam_G=lam, kappa_Sigma_z=_cond(Sz))
+        for name, (err, tol, lab) in worst.items():
+            a = stats.exact(err, 0.0, tolerance=tol)
+            # measured is a relative difference: a relative error r of the EMA form shows as r
+            rows.append(replace(a, detectable=float(tol)).row(case=c, kappa_x=kx, quantity=f"rel. diff. {name}", **lab))
+    return Outcome.agreement(rows, alpha=None, source=(
+        "float64 round-off: first-order normwise bound gamma_{3n+1} x (condition numbers of the solves and of "
+        "the residual's map), per case (docstring)"))
 
 
 # --------------------------------------------------------------------------- C2
 @register(
     "C2", paper_ref="Sec. 3.1 (KFAC guarantee)", theory_ref="R-LR-1", kind="exact",
-    statement="KFAC with the least-squares head contracts the subspace distance at exactly 1 - eta, "
+    statement="KFAC with the least-squares head contracts the subspace distance at exactly 1 - eta: the Jacobian "
+              "of its step at the solution has spectral radius 1 - eta and every eigenvalue 1 - eta, "
               "for every (kappa_x, kappa_F) up to (1e4, 1e2).",
 )
 def c2_kfac_rate(*, size: str, seed: int) -> Outcome:
+    r"""Spectral radius and spectrum of the literal ``kfac_ls`` step's Jacobian (module docstring) against
+    :func:`theory.linrep.kfac_rate` and R-LR-1's spectrum, on a grid up to :math:`\kappa_x = 10^4`,
+    :math:`\kappa_F = 10^2`; :math:`\kappa_V = 1` (R-LR-1's Jacobian is :math:`(1-\eta)I`).
+
+    Numerical soundness at :math:`\kappa_x = 10^4`: the step factors :math:`\Sigma_x` (Cholesky) and
+    :math:`F^\top F`; a row per setting checks the fixed-point residual :math:`\max|Z_+(0)|` (exactly 0 in
+    exact arithmetic) against its first-order round-off bound
+    :math:`\eta\,d\,u\,\kappa(F^*)\kappa(\Sigma_x)` (the residual :math:`FG\Sigma_x - \Sigma_{yx}` is
+    computed to :math:`\sim du\lVert F\rVert\lVert\Sigma_x\rVert` and mapped through
+    :math:`(F^\top F)^{-1}F^\top` and :math:`\Sigma_x^{-1}`), and the round-off allowance of the
+    rate rows uses the measured round-off level.
+    """
     grid_x = (1.0, 1e2, 1e4)
     grid_F = (1.0, 10.0, 100.0) if size == "fast" else (1.0, 3.0, 10.0, 30.0, 100.0)
-    tol = 1e-3  # THEORY.md C2; the O(dist^2) term is eta * tan^2 <= 1e-6 here (R-LR-2), round-off ~1e-5 at kappa_x = 1e4
-    rows, worst, first = [], 0.0, None
+    d_x = 12 if size == "fast" else 40
+    rows = []
     rngs = iter(spawn_generators(seed, len(grid_x) * len(grid_F)))
     for kx in grid_x:
         for kF in grid_F:
-            rng = next(rngs)
-            p = sd.linrep_problem(40, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
-            G0 = _near_start(p, 1e-5, rng)
+            p = sd.linrep_problem(d_x, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=next(rngs))
+            lam_x = np.linalg.eigvalsh(p.Sigma_x)
+            cond_x = float(lam_x[-1] / lam_x[0])
+            cond_F = _cond(p.F_star)
             for eta in (0.3, 0.7):
-                tr = sl.run(p, "kfac_ls", steps=8, lr=eta, batch=None, rng=rng, G0=G0, F0=p.F_star,
-                            init_head="least_squares")
-                ratios = tr.subspace_distance[1:] / tr.subspace_distance[:-1]
-                err = float(np.abs(ratios - tl.kfac_rate(eta)).max())
-                worst = max(worst, err)
-                first = first or (tl.kfac_rate(eta), float(ratios[-1]))
-                rows.append({"kappa_x": kx, "kappa_F": kF, "eta": eta, "predicted": tl.kfac_rate(eta),
-                             "measured_last": float(ratios[-1]), "max_abs_err": err})
-    return Outcome(first[0], first[1], None, tol, None, worst <= tol,
-                   "THEORY.md C2: 1e-3; start at distance 1e-5 so the quadratic term (R-LR-2) is < 1e-6",
-                   tuple(rows), data={"max_abs_err": worst})
+                jac = sj.step_jacobian(p, "kfac_ls", lr=eta, h=H_ILL if kx > 1e2 else H)
+                lab = {"kappa_x": kx, "kappa_F": kF, "eta": eta, "cond_Sigma_x_eigh": cond_x, "cond_F": cond_F}
+                rows += _rate_rows(jac, radius=tl.kfac_rate(eta),
+                                   spectrum=_spectrum(p.F_star, p.Sigma_x, p.G_star, eta=eta, left="FtF",
+                                                      right="Sigma_x"), **lab)
+                bound = eta * d_x * U * cond_F * cond_x
+                rows.append(stats.exact(jac.fixed_point_residual, 0.0, tolerance=bound).row(
+                    **lab, quantity="fixed-point residual max|Z_+(0)| (round-off)"))
+    return Outcome.agreement(rows, alpha=None, source=FD_SOURCE + "; fixed-point residual <= eta d u kappa(F) "
+                             "kappa(Sigma_x)")
 
 
 # --------------------------------------------------------------------------- C3
@@ -108,26 +221,53 @@ def c2_kfac_rate(*, size: str, seed: int) -> Outcome:
     statement="From any start, one population KFAC step maps whitened tangents t to (1-eta) t / (1 + eta t^2).",
 )
 def c3_whitened_recursion(*, size: str, seed: int) -> Outcome:
+    r"""Whitened tangents after one literal ``kfac_ls`` step against R-LR-2 applied to the measured
+    tangents before it; one row per (start, eta): the component with the largest error relative to its
+    tolerance.
+
+    Tolerance (first-order round-off; an angle between row spaces moves by at most
+    :math:`\lVert\Delta A\rVert/\sigma_{\min}(A)` when :math:`A` moves by :math:`\Delta A`, and
+    :math:`\tan\theta` by :math:`(1+\tan^2\theta)\,\delta\theta`), with :math:`\gamma = \gamma_{3d+1}`:
+
+    - before: :math:`\delta\theta_0 = \gamma[\lVert G_0\rVert\lVert\Sigma^{1/2}\rVert/\sigma_{\min}(G_0\Sigma^{1/2})
+      + \kappa(\Sigma^{1/2}) + 2]` (the product, the reference subspace, QR);
+    - after: :math:`\delta\theta_1` the same for :math:`G_1` plus the step's own error
+      :math:`\lVert\Delta G_1\rVert \le \gamma\kappa(F_0)\kappa(\Sigma_x)(\lVert G_0\rVert + \lVert G_1\rVert)`
+      (as C1, :math:`F_0` the least-squares head of :math:`G_0`) over :math:`\sigma_{\min}(G_1\Sigma^{1/2})/\lVert\Sigma^{1/2}\rVert`;
+    - tolerance of component :math:`i`: :math:`(1+t_{1,i}^2)\delta\theta_1 + |f'(t_{0,i})|(1+t_{0,i}^2)\delta\theta_0`,
+      :math:`f(t) = (1-\eta)t/(1+\eta t^2)`.
+    """
     starts = 3 if size == "fast" else 10
-    tol = 1e-8  # THEORY.md C3: relative error < 1e-8 (observed 1.5e-10)
-    rows, worst, head = [], 0.0, None
+    d_x = 40
+    g = _gamma(d_x)
+    rows = []
     for s, rng in enumerate(spawn_generators(seed, starts)):
-        p = sd.linrep_problem(40, 6, 3, kappa_x=50.0, kappa_F=10.0, noise_std=0.0, rng=rng)
+        p = sd.linrep_problem(d_x, 6, 3, kappa_x=50.0, kappa_F=10.0, noise_std=0.0, rng=rng)
         F0, G0 = sl.initial_point(p, rng=rng)
-        Gw_star = p.G_star @ p.Sigma_x_sqrt
-        t0 = sl.principal_tangents(G0 @ p.Sigma_x_sqrt, Gw_star)
+        S_half = p.Sigma_x_sqrt
+        Gw_star = p.G_star @ S_half
+        t0 = sl.principal_tangents(G0 @ S_half, Gw_star)
+        nS, kS = np.linalg.norm(S_half, 2), _cond(S_half)
+        A0 = G0 @ S_half
+        dth0 = g * (np.linalg.norm(G0, 2) * nS / np.linalg.svd(A0, compute_uv=False)[-1] + kS + 2)
+        F_ls = sl.least_squares_head(G0, so.Batch.population(p.Sigma_x, p.M, p.noise_std))
         for eta in (0.2, 0.4, 0.5, 0.9):
             tr = sl.run(p, "kfac_ls", steps=1, lr=eta, batch=None, rng=rng, G0=G0, F0=F0, init_head="least_squares")
-            t1 = sl.principal_tangents(tr.G @ p.Sigma_x_sqrt, Gw_star)
+            A1 = tr.G @ S_half
+            smin1 = np.linalg.svd(A1, compute_uv=False)[-1]
+            dG1 = g * _cond(F_ls) * _cond(p.Sigma_x) * (np.linalg.norm(G0, 2) + np.linalg.norm(tr.G, 2))
+            dth1 = (dG1 * nS + g * np.linalg.norm(tr.G, 2) * nS) / smin1 + g * (kS + 2)
+            t1 = sl.principal_tangents(A1, Gw_star)
             pred = np.sort(tl.kfac_whitened_step(t0, eta=eta))[::-1]
-            err = float(np.max(np.abs(t1 - pred) / pred))
-            worst = max(worst, err)
-            head = head or (float(pred[0]), float(t1[0]))
-            rows.append({"start": s, "eta": eta, "tan_before": t0.round(6).tolist(),
-                         "predicted": pred.tolist(), "measured": t1.tolist(), "max_rel_err": err})
-    return Outcome(head[0], head[1], None, tol, None, worst <= tol,
-                   "THEORY.md C3: relative error < 1e-8 (float64 with kappa_x = 50)", tuple(rows),
-                   data={"max_rel_err": worst})
+            fprime = np.abs((1 - eta) * (1 - eta * t0**2) / (1 + eta * t0**2) ** 2)
+            tol = (1 + t1**2) * dth1 + fprime * (1 + t0**2) * dth0
+            i = int(np.argmax(np.abs(t1 - pred) / tol))
+            a = stats.exact(float(t1[i]), float(pred[i]), tolerance=float(tol[i]))
+            rows.append(a.row(start=s, eta=eta, component=i, tan_before=t0.tolist(), predicted=pred.tolist(),
+                              measured_all=t1.tolist(), max_rel_err=float(np.max(np.abs(t1 - pred) / pred))))
+    return Outcome.agreement(rows, alpha=None, source=(
+        "float64 round-off: first-order bound on the principal angles (Wedin) through the step's round-off, "
+        "per component (docstring); kappa_x = 50, kappa_F = 10"))
 
 
 # --------------------------------------------------------------------------- C4
@@ -136,122 +276,238 @@ AMGD_SETTINGS = ((20.0, 1.0), (20.0, 5.0), (1.0, 5.0), (100.0, 3.0))
 
 @register(
     "C4", paper_ref="Sec. 3.1 (SGD suboptimality)", theory_ref="R-LR-1", kind="exact",
-    statement="AMGD's local rate is max |1 - eta sigma_i(F)^2 mu_j(Sigma_22.1)| (at a non-optimal eta, "
-              "where one mode dominates).",
+    statement="AMGD's local rate, the spectral radius of its step's Jacobian at the solution, is "
+              "max |1 - eta sigma_i(F)^2 mu_j(Sigma_22.1)|, and its spectrum is {1 - eta sigma_i(F)^2 mu_j} "
+              "(at half the optimal eta, where one mode dominates, and at the optimal eta, where two tie).",
 )
 def c4_amgd_rate(*, size: str, seed: int) -> Outcome:
+    r"""Spectral radius and sorted spectrum of the literal ``amgd`` step's Jacobian (module docstring)
+    against :func:`theory.linrep.local_rate` and R-LR-1's spectrum (:math:`P = Q = I`) at
+    :math:`F = F^*` (the least-squares head at :math:`G^*`); :math:`\kappa_V = 1` (R-LR-1's Jacobian
+    :math:`Z\mapsto Z - \eta F^\top FZ\Sigma_{22\cdot1}` is symmetric)."""
     settings = AMGD_SETTINGS[:2] if size == "fast" else AMGD_SETTINGS
-    tol = 1e-3  # THEORY.md C4: transient of sub-dominant modes + O(dist) terms (observed 2e-5 to 6e-4)
-    rows, worst, head = [], 0.0, None
+    rows = []
     for (kx, kF), rng in zip(settings, spawn_generators(seed, len(settings))):
         p = sd.linrep_problem(40, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
-        eta = 0.5 * tl.amgd_optimal_eta(p.F_star, p.Sigma_x, p.G_star)
-        rho0 = tl.local_rate(p.F_star, p.Sigma_x, p.G_star, eta=eta, left="identity", right="identity")
-        steps = int(min(20000, np.ceil(np.log(1e-6) / np.log(rho0))))
-        tr = sl.run(p, "amgd", steps=steps, lr=eta, batch=None, rng=rng, G0=_near_start(p, 1e-3, rng),
-                    F0=p.F_star, init_head="least_squares")
-        measured = _tail_rate(tr.subspace_distance)
-        # R-LR-1 uses the least-squares head at the current scale of G: evaluate at the final head
-        pred = tl.local_rate(tr.F, p.Sigma_x, p.G_star, eta=eta, left="identity", right="identity")
-        err = abs(measured - pred)
-        worst = max(worst, err)
-        head = head or (pred, measured)
-        rows.append({"kappa_x": kx, "kappa_F": kF, "eta": eta, "steps": steps, "predicted": pred,
-                     "predicted_at_F_star": rho0, "measured": measured, "abs_err": err})
-    return Outcome(head[0], head[1], None, tol, None, worst <= tol,
-                   "THEORY.md C4: 1e-3 (sub-dominant transient after ~log(1e-6)/log(rho) steps, O(dist) terms)",
-                   tuple(rows), data={"max_abs_err": worst})
+        eta_opt = tl.amgd_optimal_eta(p.F_star, p.Sigma_x, p.G_star)
+        for frac in (0.5, 1.0):
+            eta = frac * eta_opt
+            jac = sj.step_jacobian(p, "amgd", lr=eta, h=H)
+            rows += _rate_rows(jac, radius=tl.local_rate(p.F_star, p.Sigma_x, p.G_star, eta=eta, left="identity",
+                                                         right="identity"),
+                               spectrum=_spectrum(p.F_star, p.Sigma_x, p.G_star, eta=eta, left="identity",
+                                                  right="identity"),
+                               kappa_x=kx, kappa_F=kF, eta=eta, eta_over_optimal=frac)
+    return Outcome.agreement(rows, alpha=None, source=FD_SOURCE + "; kappa_V = 1")
 
 
 # --------------------------------------------------------------------------- C5
+C5_FAST = ((2.0, 1.0), (1.0, 3.0), (10.0, 2.0), (1.0, 10.0), (100.0, 2.0))
+C5_PAPER = C5_FAST + ((3.0, 1.0), (30.0, 3.0), (1000.0, 1.0), (300.0, 3.0))
+C5_D0, C5_TARGET, C5_KFAC_ETA = 1e-6, 1e-10, 0.5
+
+
 def iterations_to(d: np.ndarray, target: float) -> int:
+    """First index t with ``d[t] <= target`` (-1: never)."""
     hit = np.nonzero(d <= target)[0]
     return int(hit[0]) if hit.size else -1
 
 
+def _count_row(dist: np.ndarray, *, rho: float, eps: float, n_max: int, d_x: int, k: int, **labels) -> tuple[dict, float, float]:
+    r"""Row for one iteration count. Linear regime: :math:`\tan\theta_{\max,t} = d_0\rho^t(1\pm\epsilon)` and the
+    computed distance is within :math:`a = d_xku` of :math:`\sin\theta_{\max}`, so with
+    :math:`\tau = \mathrm{target}/\sqrt{1-\mathrm{target}^2}`, :math:`x = \log(d_0/\tau)/\log(1/\rho)` and
+    :math:`s = \log\frac{1+\epsilon'}{1-\epsilon'}/\log(1/\rho)`, :math:`\epsilon' = \epsilon + a/\mathrm{target}`,
+    the first hit lies in :math:`[\lceil x - s\rceil, \lceil x + s\rceil]`: the check is
+    :math:`|N - \lceil x\rceil| \le \lceil s\rceil`. Returns (row, x, s)."""
+    tau = C5_TARGET / math.sqrt(1.0 - C5_TARGET**2)
+    x = math.log(C5_D0 / tau) / math.log(1.0 / rho)
+    e = eps + d_x * k * U / C5_TARGET
+    s = math.log((1 + e) / (1 - e)) / math.log(1.0 / rho) if e < 1 else math.inf
+    n = iterations_to(dist, C5_TARGET)
+    a = stats.exact(float(n if n >= 0 else n_max + 1), float(math.ceil(x)), tolerance=float(math.ceil(s)))
+    return a.row(**labels, x_continuous=x, allowance_steps=s, linearisation_eps=float(eps)), x, s
+
+
 @register(
-    "C5", paper_ref="Sec. 3.1 (SGD lower bound vs KFAC)", theory_ref="R-LR-1", kind="qualitative",
-    statement="Iterations to reach distance 1e-6 grow like kappa_eff = kappa(F)^2 kappa(Sigma_22.1) for AMGD "
-              "(at its best eta) and do not depend on conditioning for KFAC.",
+    "C5", paper_ref="Sec. 3.1 (SGD lower bound vs KFAC)", theory_ref="R-LR-1", kind="exact",
+    statement="Iterations to shrink the distance by a fixed factor grow like kappa_eff = kappa(F)^2 kappa(Sigma_22.1) "
+              "for AMGD at its best eta (N = log(d0/target) / log((kappa_eff+1)/(kappa_eff-1)), slope 1 in "
+              "log-log) and do not depend on conditioning for KFAC (N = log(d0/target) / log(1/(1-eta))).",
 )
 def c5_iterations(*, size: str, seed: int) -> Outcome:
-    grid = [(kx, kF) for kx in (1.0, 10.0, 100.0) for kF in (1.0, 3.0)]
-    if size == "paper":
-        grid += [(300.0, 3.0), (100.0, 5.0)]
-    d0, target, eta_kfac = 1e-2, 1e-6, 0.5
-    rows = []
+    r"""Literal population runs of ``amgd`` (at :func:`theory.linrep.amgd_optimal_eta`) and ``kfac_ls``
+    (:math:`\eta = 0.5`) from :math:`G_0 = G^* + Z_0G^*_\perp`, :math:`Z_0 = d_0v`, :math:`d_0 = 10^{-6}`,
+    :math:`v` the slowest mode of AMGD's *measured* step Jacobian (:math:`\sigma_{\max}(v) = 1`), counting
+    iterations to distance :math:`10^{-10}`. Prediction: :math:`\rho = (\kappa_{\rm eff}-1)/(\kappa_{\rm eff}+1)`
+    (:func:`theory.linrep.amgd_optimal_rate`), resp. :math:`1-\eta` (:func:`theory.linrep.kfac_rate`).
+
+    Why the count is deterministic: on the slowest mode :math:`Z_t = \lambda^tZ_0` exactly in the
+    linear regime, so :math:`\tan\theta_{\max,t} = d_0\rho^t` (the tie of the two extreme modes at the
+    optimal :math:`\eta` does not matter: only the start's mode is excited). Stated corrections, as a
+    relative error :math:`\epsilon` of :math:`\tan\theta_{\max,t}` for every :math:`t\le N`
+    (R-LR-1's Jacobian is symmetric, :math:`\lVert J^t\rVert = \rho^t`):
+
+    - nonlinearity: :math:`Z_{t+1} = JZ_t + Q(Z_t, Z_t) + \dots` gives
+      :math:`\lVert Z_t - J^tZ_0\rVert \le q d_0^2\rho^{t-1}/(1-\rho)`, i.e.
+      :math:`\epsilon_{nl} = 2qd_0/(\rho(1-\rho))` with :math:`q = \lVert Q(v,v)\rVert_F` measured by second
+      differences (:func:`simulate.jacobian.quadratic_term`; factor 2 for the higher-order terms);
+    - start off the mode (AMGD): the smaller of :math:`\tfrac43\cdot1.5\,\lVert v_h - v_{h/2}\rVert_F`
+      (simple eigenvalue) and :math:`(N+1)(\lVert J_hv - \lambda v\rVert + \lVert E\rVert_2 + \delta\rho)/\rho`
+      (any eigenvalue; :math:`\lVert E\rVert_2 \le 2\lVert J_h - J_{h/2}\rVert_2 + Nr/h`,
+      :math:`\delta\rho` the C4 tolerance of the spectral radius); KFAC: 0 (R-LR-1's Jacobian is
+      :math:`(1-\eta)I`, every direction is a mode);
+    - the computed distance: absolute error :math:`a = d_xku` (QR backward error; measured
+      :math:`\le 5\times10^{-15}`), relative :math:`a/\mathrm{target}`; :math:`\sin` vs :math:`\tan` is exact
+      in the threshold :math:`\tau`. The gauge block moves by :math:`O(d_0^2\kappa_{\rm eff})` (reported:
+      :math:`\max|A_N - I|`, about :math:`10^{-12}`), negligible.
+
+    Per setting: :math:`|N - \lceil x\rceil| \le \lceil s\rceil` (:func:`_count_row`), detectable
+    :math:`\lceil s\rceil/\lceil x\rceil`. Fit: least squares of :math:`\log N` on :math:`\log\kappa_{\rm eff}`
+    (AMGD rows), slope against 1 and intercept against :math:`\log(L/2)`, :math:`L = \log(d_0/\tau)`
+    (:math:`N\approx\kappa_{\rm eff}L/2`). With :math:`w_i` the least-squares weights of the slope
+    (:math:`v_i` of the intercept), each :math:`\log N_i - \log(\kappa_iL/2)` lies in
+    :math:`[\log(1 - s_i/x_i), \log(1 + (1+s_i)/x_i)] - \log(\kappa_i\,\mathrm{artanh}(1/\kappa_i))` (the
+    count's interval and the exact-vs-asymptotic gap), and the allowance is the largest
+    :math:`|\sum_iw_ie_i|` over that box (interval arithmetic).
+    """
+    grid = C5_FAST if size == "fast" else C5_PAPER
+    d_x = 40
+    tau = C5_TARGET / math.sqrt(1.0 - C5_TARGET**2)
+    L = math.log(C5_D0 / tau)
+    rows, fit = [], []
     for (kx, kF), rng in zip(grid, spawn_generators(seed, len(grid))):
-        p = sd.linrep_problem(40, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
+        p = sd.linrep_problem(d_x, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
         ke = tl.amgd_effective_condition(p.F_star, p.Sigma_x, p.G_star)
         eta = tl.amgd_optimal_eta(p.F_star, p.Sigma_x, p.G_star)
         rho = tl.amgd_optimal_rate(p.F_star, p.Sigma_x, p.G_star)
-        n_pred = int(np.ceil(np.log(target / d0) / np.log(rho))) if rho > 0 else 1
-        G0 = _near_start(p, d0, rng)
-        tr_a = sl.run(p, "amgd", steps=int(3 * n_pred + 20), lr=eta, batch=None, rng=rng, G0=G0, F0=p.F_star,
-                      init_head="least_squares")
-        tr_k = sl.run(p, "kfac_ls", steps=60, lr=eta_kfac, batch=None, rng=rng, G0=G0, F0=p.F_star,
-                      init_head="least_squares")
-        rows.append({"kappa_x": kx, "kappa_F": kF, "kappa_eff": ke, "amgd_eta": eta,
-                     "amgd_iters": iterations_to(tr_a.subspace_distance, target), "amgd_iters_pred": n_pred,
-                     "kfac_iters": iterations_to(tr_k.subspace_distance, target),
-                     "kfac_iters_pred": int(np.ceil(np.log(target / d0) / np.log(1 - eta_kfac)))})
-    ke = np.array([r["kappa_eff"] for r in rows])
-    na = np.array([r["amgd_iters"] for r in rows], dtype=float)
-    nk = np.array([r["kfac_iters"] for r in rows], dtype=float)
-    big = ke >= 10
-    slope = float(np.polyfit(np.log(ke[big]), np.log(na[big]), 1)[0])
-    # Asymptotically N = log(d0/target) / -log(rho*) ~ kappa_eff log(1e4) / 2: slope 1 in log-log.
-    # Allowance 0.25: the two tied extreme modes at the optimal eta and the O(1) start-up transient
-    # shift N by O(kappa_eff^0); over kappa_eff in [10, 1e3] that moves the fitted slope by < 0.25.
-    tol = 0.25
-    kfac_flat = bool(np.all(na > 0) and np.all(nk > 0) and nk.max() - nk.min() <= 1)
-    passed = bool(abs(slope - 1.0) <= tol and kfac_flat)
-    return Outcome(1.0, slope, None, tol, None, passed,
-                   "slope of log N_AMGD vs log kappa_eff within 0.25 of 1 (O(1) transient); KFAC counts equal +-1",
-                   tuple(rows), data={"kfac_iters_range": [float(nk.min()), float(nk.max())]})
+        lab = {"kappa_x": kx, "kappa_F": kF, "kappa_eff": ke}
+        # the start: the slowest mode of the measured Jacobian (simulation only)
+        jac = sj.step_jacobian(p, "amgd", lr=eta, h=H)
+        mode = jac.mode(0)
+        v = mode.tangent
+        G0 = sj.tangent_start(p, C5_D0 * v)
+        x_pred = L / math.log(1.0 / rho) if 0 < rho < 1 else 1.0
+        n_max = int(math.ceil(1.2 * x_pred)) + 10
+        E2 = FD_FACTOR * jac.difference_norm + ROUNDOFF_FACTOR * jac.roundoff_matrix_norm
+        drho = FD_FACTOR * jac.difference_spectral_radius + ROUNDOFF_FACTOR * jac.roundoff_matrix_norm
+        r_meas = abs(mode.eigenvalue)
+        eps_mode = float(min(FD_FACTOR * mode.difference,
+                             (n_max + 1) * (mode.residual + E2 * np.linalg.norm(v) + drho) / r_meas))
+        q = sj.quadratic_term(p, "amgd", v, lr=eta, h=H)
+        eps_nl = 2 * q * C5_D0 / (r_meas * (1 - r_meas))
+        tr = sl.run(p, "amgd", steps=n_max, lr=eta, batch=None, rng=rng, G0=G0, F0=p.F_star,
+                    init_head="least_squares")
+        drift = float(np.abs(tr.G @ p.G_star.T - np.eye(p.k)).max())
+        row, x, s = _count_row(tr.subspace_distance, rho=rho, eps=eps_nl + eps_mode, n_max=n_max, d_x=d_x, k=p.k,
+                               method="amgd", eta=eta, quantity="AMGD iterations", q=q, eps_mode=eps_mode,
+                               gauge_drift=drift, **lab)
+        rows.append(row)
+        fit.append((ke, row["measured"], x, s))
+        # KFAC from the same start
+        rk = tl.kfac_rate(C5_KFAC_ETA)
+        qk = sj.quadratic_term(p, "kfac_ls", v, lr=C5_KFAC_ETA, h=H)
+        xk = L / math.log(1.0 / rk)
+        trk = sl.run(p, "kfac_ls", steps=int(math.ceil(xk)) + 10, lr=C5_KFAC_ETA, batch=None, rng=rng, G0=G0,
+                     F0=p.F_star, init_head="least_squares")
+        rowk, _, _ = _count_row(trk.subspace_distance, rho=rk, eps=2 * qk * C5_D0 / (rk * (1 - rk)),
+                                n_max=int(math.ceil(xk)) + 10, d_x=d_x, k=p.k, method="kfac_ls", eta=C5_KFAC_ETA,
+                                quantity="KFAC iterations", q=qk, **lab)
+        rows.append(rowk)
+    # log-log fit of the AMGD counts
+    ke = np.array([f[0] for f in fit])
+    N = np.array([f[1] for f in fit])
+    x = np.array([f[2] for f in fit])
+    s = np.array([f[3] for f in fit])
+    u = np.log(ke)
+    w = (u - u.mean()) / np.sum((u - u.mean()) ** 2)   # slope = sum w_i y_i
+    vint = 1.0 / u.size - u.mean() * w                 # intercept = sum v_i y_i
+    y = np.log(np.maximum(N, 1.0))
+    gap = np.log(ke * np.arctanh(1.0 / ke))            # log(kappa L / 2) - log(x) >= 0
+    lo = np.log(np.maximum(1 - np.ceil(s) / x, 1e-300)) - gap
+    hi = np.log(1 + (1 + np.ceil(s)) / x) - gap
+
+    def box(weights):
+        return float(max(abs(np.sum(np.minimum(weights * lo, weights * hi))),
+                         abs(np.sum(np.maximum(weights * lo, weights * hi)))))
+
+    fl = {"n_points": int(u.size), "kappa_eff_decades": float(np.log10(ke.max() / ke.min()))}
+    rows.append(stats.exact(float(w @ y), 1.0, tolerance=box(w)).row(
+        quantity="log-log slope of AMGD iterations vs kappa_eff", **fl))
+    rows.append(stats.exact(float(vint @ y), math.log(L / 2), tolerance=box(vint)).row(
+        quantity="log-log intercept (log(L/2), L = log(d0/target))", **fl))
+    return Outcome.agreement(rows, alpha=None, source=(
+        "per setting |N - ceil(x)| <= ceil(s): x = log(d0/target)/log(1/rho), s from the stated linearisation "
+        "error (nonlinear term, start off the mode, distance round-off); fit: the counts' intervals propagated "
+        "through the least-squares weights (docstring)"))
 
 
 # --------------------------------------------------------------------------- C6
+C6_GAIN_MAX = 1.5
+
+
 @register(
     "C6", paper_ref="Sec. 3.1 (Adam / batch-norm)", theory_ref="R-LR-1", kind="exact",
-    statement="A diagonal right preconditioner diag(Sigma_x) gives no gain on a rotated Sigma_x but a "
-              "KFAC-like rate 1 - eta on an axis-aligned one; measured rates match R-LR-1.",
+    statement="A diagonal right preconditioner diag(Sigma_x) gives no gain on a rotated Sigma_x (best-step "
+              "iterations within a factor 1.5 of Q = I) but a KFAC-like rate 1 - eta on an axis-aligned one; "
+              "the measured rates (Jacobian spectra) match R-LR-1.",
 )
 def c6_diagonal(*, size: str, seed: int) -> Outcome:
+    r"""Spectral radius and spectrum of the literal ``kfac_diag`` (:math:`Q = \mathrm{diag}\Sigma_x`) and
+    ``kfac_left`` (:math:`Q = I`) Jacobians (module docstring), both with :math:`P = F^\top F`, against
+    R-LR-1, on rotated and axis-aligned :math:`\Sigma_x`, at :math:`\eta = 0.5/m_{\max}` of each rule.
+    :math:`\kappa_V`: 1 for :math:`Q = I` (symmetric); for the diagonal one
+    :math:`\Sigma_{22\cdot1}K` with :math:`K = (Q^{-1})_{22}` is similar to a symmetric matrix through
+    :math:`K^{1/2}`, so :math:`\kappa_V \le \kappa(K)^{1/2} \le (\max_i\Sigma_{ii}/\min_i\Sigma_{ii})^{1/2}`.
+
+    Axis-aligned: ``kfac_diag``'s spectral radius against :func:`theory.linrep.kfac_rate` (:math:`1-\eta`).
+    Rotated: the *gain* :math:`\kappa(m_I)/\kappa(m_{diag})` (ratio of the best-step iteration counts,
+    :math:`m = (1-\lambda)/\eta` read off the measured spectra, :math:`\kappa(m) = (1-\lambda_{\min})/(1-\lambda_{\max})`)
+    against R-LR-1's, tolerance propagated to first order
+    (:math:`\delta\kappa/\kappa \le T/(1-\lambda_{\min}) + T/(1-\lambda_{\max})`, :math:`T` the spectrum
+    tolerance); and the statement "no gain": measured gain :math:`\le 1.5` (one-sided; on an axis-aligned
+    :math:`\Sigma_x` the gain is :math:`\kappa(\Sigma_{22\cdot1})`, about 15 at :math:`\kappa_x = 20`).
+    """
     settings = ((20.0, 1.0), (20.0, 5.0)) if size == "fast" else ((20.0, 1.0), (20.0, 5.0), (100.0, 3.0))
-    tol = 1e-3  # as C4: sub-dominant transient and O(dist) terms
-    rows, worst, ok, head = [], 0.0, True, None
+    rows = []
     rngs = iter(spawn_generators(seed, 2 * len(settings)))
     for kx, kF in settings:
         for rotate in (True, False):
-            rng = next(rngs)
-            p = sd.linrep_problem(40, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng, rotate=rotate)
-            G0 = _near_start(p, 1e-3, rng)
+            p = sd.linrep_problem(40, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=next(rngs), rotate=rotate)
+            diag = np.diag(p.Sigma_x)
             res = {}
             for right, name in (("diag", "kfac_diag"), ("identity", "kfac_left")):
                 _, m = tl.local_rate_factors(p.F_star, p.Sigma_x, p.G_star, left="FtF", right=right)
-                eta = 0.5 / m[-1]  # non-optimal step: the slowest mode 1 - 0.5 m_min/m_max dominates
-                pred = tl.local_rate(p.F_star, p.Sigma_x, p.G_star, eta=eta, left="FtF", right=right)
-                steps = int(min(20000, np.ceil(np.log(1e-6) / np.log(max(pred, 1e-3)))) + 2)
-                tr = sl.run(p, name, steps=steps, lr=eta, batch=None, rng=rng, G0=G0, F0=p.F_star,
-                            init_head="least_squares")
-                meas = _tail_rate(tr.subspace_distance)
-                # the least-squares head at the current scale (left = FtF makes the rate scale-free)
-                res[right] = (eta, pred, meas)
-                worst = max(worst, abs(meas - pred))
-                rows.append({"kappa_x": kx, "kappa_F": kF, "rotated": rotate, "right": right, "eta": eta,
-                             "predicted": pred, "measured": meas, "abs_err": abs(meas - pred)})
-            diag_meas, id_meas = res["diag"][2], res["identity"][2]
+                eta = 0.5 / m[-1]
+                jac = sj.step_jacobian(p, name, lr=eta, h=H)
+                kv = float(np.sqrt(diag.max() / diag.min())) if right == "diag" else 1.0
+                spec = _spectrum(p.F_star, p.Sigma_x, p.G_star, eta=eta, left="FtF", right=right)
+                lab = {"kappa_x": kx, "kappa_F": kF, "rotated": rotate, "right": right, "eta": eta, "kappa_V": kv}
+                new = _rate_rows(jac, radius=tl.local_rate(p.F_star, p.Sigma_x, p.G_star, eta=eta, left="FtF",
+                                                           right=right), spectrum=spec, kappa_v=kv, **lab)
+                rows += new
+                tol_s = new[1]["tolerance"]
+                lam = jac.eigenvalues.real
+                kap = (1 - lam[0]) / (1 - lam[-1])
+                rel = tol_s / (1 - lam[0]) + tol_s / (1 - lam[-1])
+                kap_pred = (1 - spec.min()) / (1 - spec.max())
+                res[right] = (kap, rel, kap_pred)
+                if right == "diag" and not rotate:
+                    rows.append(stats.exact(jac.spectral_radius, tl.kfac_rate(eta), tolerance=new[0]["tolerance"]).row(
+                        **lab, quantity="KFAC-like rate 1 - eta (axis-aligned Sigma_x)"))
             if rotate:
-                # "no gain": diag's rate per step is not better than Q = I by more than a factor 1.5 in log-rate
-                ok &= bool(np.log(diag_meas) >= 1.5 * np.log(id_meas))
-                head = head or (res["diag"][1], diag_meas)
-            else:
-                ok &= bool(abs(diag_meas - (1 - res["diag"][0])) <= tol)  # KFAC-like: 1 - eta
-    passed = bool(ok and worst <= tol)
-    return Outcome(head[0], head[1], None, tol, None, passed,
-                   "rates to 1e-3 (as C4); rotated: |log rate_diag| <= 1.5 |log rate_I|; aligned: rate = 1 - eta",
-                   tuple(rows), data={"max_abs_err": worst})
+                gain = res["identity"][0] / res["diag"][0]
+                tol_g = gain * (res["identity"][1] + res["diag"][1])
+                gain_pred = res["identity"][2] / res["diag"][2]
+                lab = {"kappa_x": kx, "kappa_F": kF, "rotated": True}
+                rows.append(stats.exact(gain, gain_pred, tolerance=tol_g).row(
+                    **lab, quantity="gain kappa(m_I) / kappa(m_diag) vs R-LR-1"))
+                a = stats.exact(gain, C6_GAIN_MAX, tolerance=tol_g)
+                a = replace(a, direction="measured <= prediction", passed=bool(gain - C6_GAIN_MAX <= tol_g))
+                rows.append(a.row(**lab, quantity=f"no gain: kappa(m_I) / kappa(m_diag) <= {C6_GAIN_MAX} (statement)",
+                                  gain_predicted=gain_pred))
+    return Outcome.agreement(rows, alpha=None, source=FD_SOURCE + "; kappa_V = sqrt(max diag / min diag) for "
+                             "Q = diag(Sigma_x); gain tolerance propagated to first order")
 
 
 # --------------------------------------------------------------------------- C7
@@ -261,25 +517,27 @@ def c6_diagonal(*, size: str, seed: int) -> Outcome:
               "eta/(2-eta) sigma^2 ||F*^+||_F^2 tr(Sigma_22.1^{-1}) / (n - d - 1).",
 )
 def c7_noise_floor(*, size: str, seed: int) -> Outcome:
+    r"""Mean of :math:`\sum_i\tan^2\theta_i` after burn-in against R-LR-3, per :math:`\eta`: two-sided
+    Student t on 19 degrees of freedom with a 20-batch-means standard error
+    (:func:`compare.stats.agreement_batch_means`), Bonferroni over the three :math:`\eta`
+    (family-wise false-failure rate :data:`compare.stats.ALPHA`). The run starts at the solution
+    (:math:`Z_0 = 0`), so :math:`\mathbb E\lVert Z_t\rVert^2` approaches the floor as
+    :math:`1-(1-\eta)^{2t}`: a burn-in of 40 steps (fast) leaves a relative bias :math:`0.49^{40}<10^{-12}`; batches of 30 (fast) steps are long against the
+    autocorrelation time :math:`(1+(1-\eta)^2)/(1-(1-\eta)^2)\le 3` of :math:`\lVert Z\rVert^2`."""
     etas = (0.3, 0.6, 1.0)
-    burn, keep = (100, 600) if size == "fast" else (200, 2400)
-    alpha = stats.bonferroni(stats.ALPHA, len(etas))  # family-wise false-failure rate 1e-3
+    burn, keep = (40, 600) if size == "fast" else (100, 2400)
+    alpha = stats.bonferroni(stats.ALPHA, len(etas))
     d_x, d_y, k, n, noise = 50, 8, 3, 1000, 0.1
-    rows, ok, head = [], True, None
+    rows = []
     for eta, rng in zip(etas, spawn_generators(seed, len(etas))):
-        U = sd.haar_orthogonal(d_y, rng=rng)[:, :k]
-        F_star = (U * np.array([1.0, 0.7, 0.5])) @ sd.haar_orthogonal(k, rng=rng)
+        U_ = sd.haar_orthogonal(d_y, rng=rng)[:, :k]
+        F_star = (U_ * np.array([1.0, 0.7, 0.5])) @ sd.haar_orthogonal(k, rng=rng)
         p = sd.linrep_problem(d_x, d_y, k, kappa_x=10.0, kappa_F=1.0, noise_std=noise, rng=rng, law="gaussian",
                               F_star=F_star)
         tr = sl.run(p, "kfac", steps=burn + keep, lr=eta, batch=n, rng=rng, G0=p.G_star.copy(), F0=p.F_star.copy(),
                     options={"eta_F": eta})
-        mean, se = stats.batch_means_se(tr.tangent_sq[burn + 1:], n_batches=20)
         pred = tl.kfac_noise_floor(p.F_star, p.Sigma_x, p.G_star, eta=eta, noise_std=noise, n=n)
-        zt = stats.z_test(mean, se, pred, alpha=alpha)
-        ok &= zt.passed
-        head = head or zt
-        rows.append({"eta": eta, "predicted": pred, "measured": mean, "stderr": se, "z": zt.z,
-                     "tolerance": zt.tolerance, "passed": zt.passed})
-    return Outcome(head.prediction, head.measured, head.stderr, head.tolerance, alpha, bool(ok),
-                   f"z_(1-alpha/2) x batch-means s.e. (20 batches), alpha = 1e-3/{len(etas)} per eta (Bonferroni)",
-                   tuple(rows))
+        a = stats.agreement_batch_means(tr.tangent_sq[burn + 1:], pred, alpha=alpha, n_batches=20)
+        rows.append(a.row(eta=eta, n=n, steps_kept=keep))
+    return Outcome.agreement(rows, alpha=stats.ALPHA, source=(
+        f"two-sided t on 19 df (20 batch means), alpha = 1e-3/{len(etas)} per eta (Bonferroni)"))
