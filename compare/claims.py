@@ -1,41 +1,46 @@
-"""The claim registry, filled: every checkable statement of the paper (THEORY.md section 6).
+"""The claims: every checkable statement of the paper (docs/theory.md section 6), live.
 
-``CLAIMS`` maps a claim id to its :class:`compare.registry.Claim`; :func:`check` runs one and
-returns its record (the keys of DESIGN.md). Claim definitions live in topic modules that are
-imported here for their registrations:
+``CLAIMS`` is the live registry (:data:`compare.engine.registry.CLAIMS`): a claim registered later
+(by a plugin) appears in it at once. :func:`check` runs one claim in this process and returns its
+record (the keys of DESIGN.md)::
 
-- :mod:`compare.claims_linrep`: C1-C7, linear representation learning, exact results.
+    >>> from compare import claims
+    >>> rec = claims.check("C3", size="fast", seed=0)
+    >>> rec["verdict"], rec["kind"]
+    ('holds', 'exact')
+    >>> claims.check("C7", size="fast", seed=0, settings={"kappa_x": 1000.0})["settings"]["kappa_x"]
+    1000.0
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import Any, Mapping
 
-from compare.registry import Claim, Outcome, evaluate, registry, register  # noqa: F401
+from compare.engine import plugins as _plugins
+from compare.engine import registry as _registry
+from compare.engine.registry import Outcome, claim, ref  # noqa: F401  (the API a claim module uses)
 
-_MODULES = (
-    "compare.claims_linrep",
-    "compare.claims_single_index",
-    "compare.figures_single_index",
-    "compare.claims_experiments",
-)
-for _m in _MODULES:
-    importlib.import_module(_m)
-
-def _order_key(claim_id: str) -> tuple:
-    head = claim_id.rstrip("0123456789")
-    tail = claim_id[len(head):]
-    return (head, int(tail) if tail else -1, claim_id)
+_plugins.load()
+CLAIMS: dict[str, _registry.Claim] = _registry.CLAIMS
 
 
-CLAIMS: dict[str, Claim] = dict(sorted(registry().items(), key=lambda kv: _order_key(kv[0])))
+def check(claim_id: str, *, size: str = "fast", seed: int = 0, settings: Mapping[str, Any] | None = None,
+          plugins: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run claim ``claim_id`` at preset ``size`` with master ``seed`` in this process (no cache).
 
+    settings: overrides ``{name: value}`` of the claim's settings (a leaf name such as ``"noise_std"``
+        or a dotted path; unknown names raise ``ValueError`` listing the valid ones).
+    plugins: modules to import first (their claims become checkable).
+    """
+    from compare.engine import runner
+    from compare.engine.settings import check_size
 
-def check(claim_id: str, *, size: str = "fast", seed: int = 0) -> dict[str, Any]:
-    """Run claim ``claim_id`` at ``size`` (``"fast"`` or ``"paper"``) with master ``seed``."""
+    _plugins.load(plugins)
     if claim_id not in CLAIMS:
-        raise ValueError(
-            f"check: argument 'claim_id' must be one of {', '.join(CLAIMS)}; got {claim_id!r}."
-        )
-    return evaluate(CLAIMS[claim_id], size=size, seed=seed)
+        raise ValueError(f"check: argument 'claim_id' must be one of {', '.join(_registry.claims())}; "
+                         f"got {claim_id!r}.")
+    check_size("check", size)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"check: argument 'seed' must be an integer >= 0; got {seed!r}.")
+    job = runner.claim_job(claim_id, size=size, seed=seed, overrides=dict(settings or {}))
+    return runner.run([job], workers=1, plugins=plugins).results[job]

@@ -20,7 +20,7 @@ from typing import Sequence
 from compare.engine import codec
 
 #: modules whose import registers the built-in experiments, claims and figures.
-BUILTIN: tuple[str, ...] = ()  # set when the model packages move to the engine
+BUILTIN: tuple[str, ...] = ("compare.linrep",)
 
 _LOADED: dict[str, object] = {}
 _FILES: dict[str, str] = {}

@@ -57,3 +57,8 @@ def trial_seeds(ss: np.random.SeedSequence, start: int, stop: int) -> list[np.ra
 def generators(seeds: Sequence[np.random.SeedSequence]) -> list[np.random.Generator]:
     """One ``numpy.random.Generator`` (PCG64) per seed sequence."""
     return [np.random.default_rng(s) for s in seeds]
+
+
+def rngs(seed: int, *path: str | int | float, n: int) -> list[np.random.Generator]:
+    """``n`` generators: trials 0..n-1 of the stream ``path`` under ``seed``."""
+    return generators(trial_seeds(stream(seed, *path), 0, n))

@@ -1,4 +1,4 @@
-r"""Claims C1-C7: linear representation learning, exact and per-step results (THEORY.md 3.1, section 6).
+r"""Claims C1-C7: linear representation learning, exact and per-step results (docs/theory.md 3.1, section 6).
 
 Each claim runs a literal simulation (:mod:`simulate`) and holds it to a closed form
 (:mod:`theory.linrep`). C1-C6 are deterministic: each row is :func:`compare.stats.exact` with a
@@ -37,17 +37,18 @@ imaginary part counts as error).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from compare import stats
-from compare.registry import Outcome, register
+from compare.engine.registry import Outcome, claim
+from compare.engine.seeds import rngs
+from compare.engine.settings import Settings, check_size
 from simulate import data as sd
 from simulate import jacobian as sj
 from simulate import linrep as sl
 from simulate import optimizers as so
-from simulate.trials import spawn_generators
 from theory import linrep as tl
 
 U = float(np.finfo(float).eps)
@@ -106,13 +107,243 @@ def _spectrum(F, Sigma_x, G_star, *, eta: float, left: str, right: str) -> np.nd
     return 1.0 - eta * np.outer(ell, m).ravel()
 
 
+# --------------------------------------------------------------------------- settings
+def _positive_ints(cls: str, obj, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{cls}: argument '{n}' must be a positive integer; got {v!r}.")
+
+
+def _conditions(cls: str, obj, *names: str) -> None:
+    for n in names:
+        vs = getattr(obj, n)
+        if not vs or any(not (float(v) >= 1.0 and math.isfinite(float(v))) for v in vs):
+            raise ValueError(f"{cls}: argument '{n}' must be condition numbers >= 1; got {vs!r}.")
+
+
+def _steps(cls: str, name: str, vs, *, high: float) -> None:
+    if not vs or any(not (0.0 < float(v) <= high) for v in vs):
+        raise ValueError(f"{cls}: argument '{name}' must be step sizes in (0, {high:g}]; got {vs!r}.")
+
+
+def _paired(cls: str, obj) -> None:
+    if len(obj.kappa_x) != len(obj.kappa_F):
+        raise ValueError(f"{cls}: arguments 'kappa_x' and 'kappa_F' must pair up (same length); got "
+                         f"{len(obj.kappa_x)} and {len(obj.kappa_F)}.")
+
+
+def _dims(cls: str, obj) -> None:
+    _positive_ints(cls, obj, "d_x", "d_y", "k")
+    if not obj.k < obj.d_x or obj.k > obj.d_y:
+        raise ValueError(f"{cls}: arguments 'k', 'd_x', 'd_y' must satisfy k < d_x and k <= d_y; got k = {obj.k}, "
+                         f"d_x = {obj.d_x}, d_y = {obj.d_y}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class C1Settings(Settings):
+    """C1: ``cases`` random problems (kappa_x log-uniform in [1, 10^log10_kappa_x_max]) and batches of n."""
+
+    cases: int = 4
+    d_x: int = 50
+    d_y: int = 10
+    k: int = 4
+    n: int = 200
+    kappa_F: float = 10.0
+    log10_kappa_x_max: float = 3.0
+    noise_std: float = 0.1
+    etas: tuple[float, ...] = (0.1, 0.5, 1.0)
+    lams: tuple[float, ...] = (0.0, 0.3)
+
+    def __post_init__(self):
+        _positive_ints("C1Settings", self, "cases", "n")
+        _dims("C1Settings", self)
+        if not (self.kappa_F >= 1 and 0 <= self.log10_kappa_x_max <= 6):
+            raise ValueError(f"C1Settings: arguments 'kappa_F' >= 1 and 'log10_kappa_x_max' in [0, 6] required; "
+                             f"got {self.kappa_F!r}, {self.log10_kappa_x_max!r}.")
+        _steps("C1Settings", "etas", self.etas, high=1.0)
+        if not self.lams or any(not float(v) >= 0 for v in self.lams):
+            raise ValueError(f"C1Settings: argument 'lams' must be ridges >= 0; got {self.lams!r}.")
+
+    @classmethod
+    def preset(cls, size: str) -> "C1Settings":
+        return cls(cases=4 if check_size("C1Settings.preset", size) == "fast" else 12)
+
+
+@dataclass(frozen=True, kw_only=True)
+class C2Settings(Settings):
+    """C2: every (kappa_x, kappa_F) of the grid, each eta."""
+
+    kappa_x: tuple[float, ...] = (1.0, 1e2, 1e4)
+    kappa_F: tuple[float, ...] = (1.0, 10.0, 100.0)
+    etas: tuple[float, ...] = (0.3, 0.7)
+    d_x: int = 12
+    d_y: int = 6
+    k: int = 3
+
+    def __post_init__(self):
+        _dims("C2Settings", self)
+        _conditions("C2Settings", self, "kappa_x", "kappa_F")
+        _steps("C2Settings", "etas", self.etas, high=1.0)
+
+    @classmethod
+    def preset(cls, size: str) -> "C2Settings":
+        if check_size("C2Settings.preset", size) == "fast":
+            return cls()  # the rate is dimension-free: d_x = 12 keeps 18 Jacobians at ~0.5 s
+        return cls(kappa_F=(1.0, 3.0, 10.0, 30.0, 100.0), d_x=40)
+
+
+@dataclass(frozen=True, kw_only=True)
+class C3Settings(Settings):
+    """C3: ``starts`` random far starts on one problem family, each eta."""
+
+    starts: int = 3
+    kappa_x: float = 50.0
+    kappa_F: float = 10.0
+    etas: tuple[float, ...] = (0.2, 0.4, 0.5, 0.9)
+    d_x: int = 40
+    d_y: int = 6
+    k: int = 3
+
+    def __post_init__(self):
+        _positive_ints("C3Settings", self, "starts")
+        _dims("C3Settings", self)
+        if not (self.kappa_x >= 1 and self.kappa_F >= 1):
+            raise ValueError(f"C3Settings: arguments 'kappa_x', 'kappa_F' must be >= 1; got {self.kappa_x!r}, "
+                             f"{self.kappa_F!r}.")
+        _steps("C3Settings", "etas", self.etas, high=1.0)
+
+    @classmethod
+    def preset(cls, size: str) -> "C3Settings":
+        return cls(starts=3 if check_size("C3Settings.preset", size) == "fast" else 10)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairedSettings(Settings):
+    """Paired (kappa_x[i], kappa_F[i]) problems of dimension (d_x, d_y, k)."""
+
+    kappa_x: tuple[float, ...] = ()
+    kappa_F: tuple[float, ...] = ()
+    d_x: int = 40
+    d_y: int = 6
+    k: int = 3
+
+    def __post_init__(self):
+        name = type(self).__name__
+        _dims(name, self)
+        _conditions(name, self, "kappa_x", "kappa_F")
+        _paired(name, self)
+
+    @property
+    def pairs(self) -> tuple[tuple[float, float], ...]:
+        return tuple(zip(self.kappa_x, self.kappa_F))
+
+
+@dataclass(frozen=True, kw_only=True)
+class C4Settings(PairedSettings):
+    """C4: AMGD at ``fractions`` of its optimal step, per (kappa_x, kappa_F) pair."""
+
+    kappa_x: tuple[float, ...] = (20.0, 20.0)
+    kappa_F: tuple[float, ...] = (1.0, 5.0)
+    fractions: tuple[float, ...] = (0.5, 1.0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        _steps("C4Settings", "fractions", self.fractions, high=1.0)
+
+    @classmethod
+    def preset(cls, size: str) -> "C4Settings":
+        if check_size("C4Settings.preset", size) == "fast":
+            return cls()
+        return cls(kappa_x=(20.0, 20.0, 1.0, 100.0), kappa_F=(1.0, 5.0, 5.0, 3.0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class C5Settings(PairedSettings):
+    """C5: iteration counts from distance d0 to target per (kappa_x, kappa_F) pair; KFAC at kfac_eta."""
+
+    kappa_x: tuple[float, ...] = (2.0, 1.0, 10.0, 1.0, 100.0)
+    kappa_F: tuple[float, ...] = (1.0, 3.0, 2.0, 10.0, 2.0)
+    d0: float = 1e-6
+    target: float = 1e-10
+    kfac_eta: float = 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 < self.target < self.d0 <= 1e-3:
+            raise ValueError(f"C5Settings: arguments 'target', 'd0' must satisfy 0 < target < d0 <= 1e-3 (the "
+                             f"linear regime); got {self.target!r}, {self.d0!r}.")
+        _steps("C5Settings", "kfac_eta", (self.kfac_eta,), high=1.0)
+        if len(self.kappa_x) < 2:
+            raise ValueError(f"C5Settings: argument 'kappa_x' must give >= 2 settings for the fit; got {self.kappa_x!r}.")
+
+    @classmethod
+    def preset(cls, size: str) -> "C5Settings":
+        if check_size("C5Settings.preset", size) == "fast":
+            return cls()
+        return cls(kappa_x=(2.0, 1.0, 10.0, 1.0, 100.0, 3.0, 30.0, 1000.0, 300.0),
+                   kappa_F=(1.0, 3.0, 2.0, 10.0, 2.0, 1.0, 3.0, 1.0, 3.0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class C6Settings(PairedSettings):
+    """C6: rotated and axis-aligned Sigma_x per (kappa_x, kappa_F) pair."""
+
+    kappa_x: tuple[float, ...] = (20.0, 20.0)
+    kappa_F: tuple[float, ...] = (1.0, 5.0)
+
+    @classmethod
+    def preset(cls, size: str) -> "C6Settings":
+        if check_size("C6Settings.preset", size) == "fast":
+            return cls()
+        return cls(kappa_x=(20.0, 20.0, 100.0), kappa_F=(1.0, 5.0, 3.0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class C7Settings(Settings):
+    """C7: fresh Gaussian batches of n, ``burn`` steps discarded, ``keep`` steps in n_batches batch means."""
+
+    etas: tuple[float, ...] = (0.3, 0.6, 1.0)
+    burn: int = 40
+    keep: int = 600
+    n_batches: int = 20
+    d_x: int = 50
+    d_y: int = 8
+    k: int = 3
+    n: int = 1000
+    kappa_x: float = 10.0
+    noise_std: float = 0.1
+    head_singular_values: tuple[float, ...] = (1.0, 0.7, 0.5)
+
+    def __post_init__(self):
+        _positive_ints("C7Settings", self, "burn", "keep", "n")
+        _dims("C7Settings", self)
+        _steps("C7Settings", "etas", self.etas, high=1.0)
+        if isinstance(self.n_batches, bool) or not isinstance(self.n_batches, int) or not 2 <= self.n_batches <= self.keep // 2:
+            raise ValueError(f"C7Settings: argument 'n_batches' must be an integer in [2, keep/2]; got {self.n_batches!r}.")
+        if not self.n > self.d_x + 1:
+            raise ValueError(f"C7Settings: argument 'n' must exceed d_x + 1 (R-LR-3); got {self.n!r}.")
+        if not self.kappa_x >= 1 or not self.noise_std > 0:
+            raise ValueError(f"C7Settings: arguments 'kappa_x' >= 1 and 'noise_std' > 0 required; got "
+                             f"{self.kappa_x!r}, {self.noise_std!r}.")
+        if len(self.head_singular_values) != self.k or any(not v > 0 for v in self.head_singular_values):
+            raise ValueError(f"C7Settings: argument 'head_singular_values' must be k = {self.k} positive numbers; "
+                             f"got {self.head_singular_values!r}.")
+
+    @classmethod
+    def preset(cls, size: str) -> "C7Settings":
+        if check_size("C7Settings.preset", size) == "fast":
+            return cls()
+        return cls(burn=100, keep=2400)
+
+
 # --------------------------------------------------------------------------- C1
-@register(
-    "C1", paper_ref="Lemma 3.1", theory_ref="Lemma 3.1", kind="exact",
+@claim(
+    "C1", settings=C1Settings, paper_ref="Lemma 3.1", theory_ref="Lemma 3.1", kind="exact",
     statement="One literal KFAC step (eq. 5) equals the EMA of the least-squares solution, for F and G "
               "(linear and tanh features, lam_G = 0 and > 0).",
 )
-def c1_lemma_3_1(*, size: str, seed: int) -> Outcome:
+def c1_lemma_3_1(s: C1Settings, *, seed: int) -> Outcome:
     r"""Relative Frobenius differences :math:`\lVert X_{lit} - X_{EMA}\rVert_F/\lVert X_{EMA}\rVert_F` of
     one literal step and Lemma 3.1's EMA form, worst over :math:`\eta\in\{0.1,0.5,1\}` and
     :math:`\lambda_G\in\{0, 0.3\}` per case and quantity.
@@ -128,13 +359,12 @@ def c1_lemma_3_1(*, size: str, seed: int) -> Outcome:
     F (linear and tanh): the same with :math:`F\hat\Sigma_z - \hat\Sigma_{yz}` and :math:`\hat\Sigma_z^{-1}`:
     :math:`\gamma\,\kappa(\hat\Sigma_z)(2 + \lVert F\rVert/\lVert F_{EMA}\rVert)`.
     """
-    cases = 4 if size == "fast" else 12
-    d_x, d_y, k, n = 50, 10, 4, 200
+    d_x, d_y, k, n = s.d_x, s.d_y, s.k, s.n
     g = _gamma(max(d_x, n))
     rows = []
-    for c, rng in enumerate(spawn_generators(seed, cases)):
-        kx = 10.0 ** rng.uniform(0, 3)
-        p = sd.linrep_problem(d_x, d_y, k, kappa_x=kx, kappa_F=10.0, noise_std=0.1, rng=rng)
+    for c, rng in enumerate(rngs(seed, "C1", n=s.cases)):
+        kx = 10.0 ** rng.uniform(0, s.log10_kappa_x_max)
+        p = sd.linrep_problem(d_x, d_y, k, kappa_x=kx, kappa_F=s.kappa_F, noise_std=s.noise_std, rng=rng)
         X, Y = sd.draw_batch(p, n, rng=rng)
         b = so.Batch.from_samples(X, Y)
         F = rng.standard_normal((d_y, k))
@@ -145,8 +375,8 @@ def c1_lemma_3_1(*, size: str, seed: int) -> Outcome:
             if name not in worst or err / tol > worst[name][0] / worst[name][1]:
                 worst[name] = (err, tol, lab)
 
-        for eta in (0.1, 0.5, 1.0):
-            for lam in (0.0, 0.3):
+        for eta in s.etas:
+            for lam in s.lams:
                 opt = so.make("kfac", lr=eta, eta_F=eta, lam_G=lam)
                 F1, G1, _ = opt.step(F, G, b, None)
                 G_th = tl.ema_representation(G, F, b.Sigma_x, b.Sigma_yx, eta_G=eta, lam_G=lam)
@@ -172,13 +402,13 @@ def c1_lemma_3_1(*, size: str, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- C2
-@register(
-    "C2", paper_ref="Sec. 3.1 (KFAC guarantee)", theory_ref="R-LR-1", kind="exact",
+@claim(
+    "C2", settings=C2Settings, paper_ref="Sec. 3.1 (KFAC guarantee)", theory_ref="R-LR-1", kind="exact",
     statement="KFAC with the least-squares head contracts the subspace distance at exactly 1 - eta: the Jacobian "
               "of its step at the solution has spectral radius 1 - eta and every eigenvalue 1 - eta, "
               "for every (kappa_x, kappa_F) up to (1e4, 1e2).",
 )
-def c2_kfac_rate(*, size: str, seed: int) -> Outcome:
+def c2_kfac_rate(s: C2Settings, *, seed: int) -> Outcome:
     r"""Spectral radius and spectrum of the literal ``kfac_ls`` step's Jacobian (module docstring) against
     :func:`theory.linrep.kfac_rate` and R-LR-1's spectrum, on a grid up to :math:`\kappa_x = 10^4`,
     :math:`\kappa_F = 10^2`; :math:`\kappa_V = 1` (R-LR-1's Jacobian is :math:`(1-\eta)I`).
@@ -191,18 +421,16 @@ def c2_kfac_rate(*, size: str, seed: int) -> Outcome:
     :math:`(F^\top F)^{-1}F^\top` and :math:`\Sigma_x^{-1}`), and the round-off allowance of the
     rate rows uses the measured round-off level.
     """
-    grid_x = (1.0, 1e2, 1e4)
-    grid_F = (1.0, 10.0, 100.0) if size == "fast" else (1.0, 3.0, 10.0, 30.0, 100.0)
-    d_x = 12 if size == "fast" else 40
+    d_x = s.d_x
     rows = []
-    rngs = iter(spawn_generators(seed, len(grid_x) * len(grid_F)))
-    for kx in grid_x:
-        for kF in grid_F:
-            p = sd.linrep_problem(d_x, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=next(rngs))
+    gens = iter(rngs(seed, "C2", n=len(s.kappa_x) * len(s.kappa_F)))
+    for kx in s.kappa_x:
+        for kF in s.kappa_F:
+            p = sd.linrep_problem(d_x, s.d_y, s.k, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=next(gens))
             lam_x = np.linalg.eigvalsh(p.Sigma_x)
             cond_x = float(lam_x[-1] / lam_x[0])
             cond_F = _cond(p.F_star)
-            for eta in (0.3, 0.7):
+            for eta in s.etas:
                 jac = sj.step_jacobian(p, "kfac_ls", lr=eta, h=H_ILL if kx > 1e2 else H)
                 lab = {"kappa_x": kx, "kappa_F": kF, "eta": eta, "cond_Sigma_x_eigh": cond_x, "cond_F": cond_F}
                 rows += _rate_rows(jac, radius=tl.kfac_rate(eta),
@@ -216,11 +444,11 @@ def c2_kfac_rate(*, size: str, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- C3
-@register(
-    "C3", paper_ref="Sec. 3.1 (KFAC guarantee)", theory_ref="R-LR-2", kind="exact",
+@claim(
+    "C3", settings=C3Settings, paper_ref="Sec. 3.1 (KFAC guarantee)", theory_ref="R-LR-2", kind="exact",
     statement="From any start, one population KFAC step maps whitened tangents t to (1-eta) t / (1 + eta t^2).",
 )
-def c3_whitened_recursion(*, size: str, seed: int) -> Outcome:
+def c3_whitened_recursion(s: C3Settings, *, seed: int) -> Outcome:
     r"""Whitened tangents after one literal ``kfac_ls`` step against R-LR-2 applied to the measured
     tangents before it; one row per (start, eta): the component with the largest error relative to its
     tolerance.
@@ -237,12 +465,11 @@ def c3_whitened_recursion(*, size: str, seed: int) -> Outcome:
     - tolerance of component :math:`i`: :math:`(1+t_{1,i}^2)\delta\theta_1 + |f'(t_{0,i})|(1+t_{0,i}^2)\delta\theta_0`,
       :math:`f(t) = (1-\eta)t/(1+\eta t^2)`.
     """
-    starts = 3 if size == "fast" else 10
-    d_x = 40
+    d_x = s.d_x
     g = _gamma(d_x)
     rows = []
-    for s, rng in enumerate(spawn_generators(seed, starts)):
-        p = sd.linrep_problem(d_x, 6, 3, kappa_x=50.0, kappa_F=10.0, noise_std=0.0, rng=rng)
+    for start, rng in enumerate(rngs(seed, "C3", n=s.starts)):
+        p = sd.linrep_problem(d_x, s.d_y, s.k, kappa_x=s.kappa_x, kappa_F=s.kappa_F, noise_std=0.0, rng=rng)
         F0, G0 = sl.initial_point(p, rng=rng)
         S_half = p.Sigma_x_sqrt
         Gw_star = p.G_star @ S_half
@@ -251,7 +478,7 @@ def c3_whitened_recursion(*, size: str, seed: int) -> Outcome:
         A0 = G0 @ S_half
         dth0 = g * (np.linalg.norm(G0, 2) * nS / np.linalg.svd(A0, compute_uv=False)[-1] + kS + 2)
         F_ls = sl.least_squares_head(G0, so.Batch.population(p.Sigma_x, p.M, p.noise_std))
-        for eta in (0.2, 0.4, 0.5, 0.9):
+        for eta in s.etas:
             tr = sl.run(p, "kfac_ls", steps=1, lr=eta, batch=None, rng=rng, G0=G0, F0=F0, init_head="least_squares")
             A1 = tr.G @ S_half
             smin1 = np.linalg.svd(A1, compute_uv=False)[-1]
@@ -263,34 +490,30 @@ def c3_whitened_recursion(*, size: str, seed: int) -> Outcome:
             tol = (1 + t1**2) * dth1 + fprime * (1 + t0**2) * dth0
             i = int(np.argmax(np.abs(t1 - pred) / tol))
             a = stats.exact(float(t1[i]), float(pred[i]), tolerance=float(tol[i]))
-            rows.append(a.row(start=s, eta=eta, component=i, tan_before=t0.tolist(), predicted=pred.tolist(),
+            rows.append(a.row(start=start, eta=eta, component=i, tan_before=t0.tolist(), predicted=pred.tolist(),
                               measured_all=t1.tolist(), max_rel_err=float(np.max(np.abs(t1 - pred) / pred))))
     return Outcome.agreement(rows, alpha=None, source=(
         "float64 round-off: first-order bound on the principal angles (Wedin) through the step's round-off, "
-        "per component (docstring); kappa_x = 50, kappa_F = 10"))
+        f"per component (docstring); kappa_x = {s.kappa_x:g}, kappa_F = {s.kappa_F:g}"))
 
 
 # --------------------------------------------------------------------------- C4
-AMGD_SETTINGS = ((20.0, 1.0), (20.0, 5.0), (1.0, 5.0), (100.0, 3.0))
-
-
-@register(
-    "C4", paper_ref="Sec. 3.1 (SGD suboptimality)", theory_ref="R-LR-1", kind="exact",
+@claim(
+    "C4", settings=C4Settings, paper_ref="Sec. 3.1 (SGD suboptimality)", theory_ref="R-LR-1", kind="exact",
     statement="AMGD's local rate, the spectral radius of its step's Jacobian at the solution, is "
               "max |1 - eta sigma_i(F)^2 mu_j(Sigma_22.1)|, and its spectrum is {1 - eta sigma_i(F)^2 mu_j} "
               "(at half the optimal eta, where one mode dominates, and at the optimal eta, where two tie).",
 )
-def c4_amgd_rate(*, size: str, seed: int) -> Outcome:
+def c4_amgd_rate(s: C4Settings, *, seed: int) -> Outcome:
     r"""Spectral radius and sorted spectrum of the literal ``amgd`` step's Jacobian (module docstring)
     against :func:`theory.linrep.local_rate` and R-LR-1's spectrum (:math:`P = Q = I`) at
     :math:`F = F^*` (the least-squares head at :math:`G^*`); :math:`\kappa_V = 1` (R-LR-1's Jacobian
     :math:`Z\mapsto Z - \eta F^\top FZ\Sigma_{22\cdot1}` is symmetric)."""
-    settings = AMGD_SETTINGS[:2] if size == "fast" else AMGD_SETTINGS
     rows = []
-    for (kx, kF), rng in zip(settings, spawn_generators(seed, len(settings))):
-        p = sd.linrep_problem(40, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
+    for (kx, kF), rng in zip(s.pairs, rngs(seed, "C4", n=len(s.pairs))):
+        p = sd.linrep_problem(s.d_x, s.d_y, s.k, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
         eta_opt = tl.amgd_optimal_eta(p.F_star, p.Sigma_x, p.G_star)
-        for frac in (0.5, 1.0):
+        for frac in s.fractions:
             eta = frac * eta_opt
             jac = sj.step_jacobian(p, "amgd", lr=eta, h=H)
             rows += _rate_rows(jac, radius=tl.local_rate(p.F_star, p.Sigma_x, p.G_star, eta=eta, left="identity",
@@ -302,40 +525,36 @@ def c4_amgd_rate(*, size: str, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- C5
-C5_FAST = ((2.0, 1.0), (1.0, 3.0), (10.0, 2.0), (1.0, 10.0), (100.0, 2.0))
-C5_PAPER = C5_FAST + ((3.0, 1.0), (30.0, 3.0), (1000.0, 1.0), (300.0, 3.0))
-C5_D0, C5_TARGET, C5_KFAC_ETA = 1e-6, 1e-10, 0.5
-
-
 def iterations_to(d: np.ndarray, target: float) -> int:
     """First index t with ``d[t] <= target`` (-1: never)."""
     hit = np.nonzero(d <= target)[0]
     return int(hit[0]) if hit.size else -1
 
 
-def _count_row(dist: np.ndarray, *, rho: float, eps: float, n_max: int, d_x: int, k: int, **labels) -> tuple[dict, float, float]:
+def _count_row(dist: np.ndarray, *, rho: float, eps: float, n_max: int, d_x: int, k: int, d0: float, target: float,
+               **labels) -> tuple[dict, float, float]:
     r"""Row for one iteration count. Linear regime: :math:`\tan\theta_{\max,t} = d_0\rho^t(1\pm\epsilon)` and the
     computed distance is within :math:`a = d_xku` of :math:`\sin\theta_{\max}`, so with
     :math:`\tau = \mathrm{target}/\sqrt{1-\mathrm{target}^2}`, :math:`x = \log(d_0/\tau)/\log(1/\rho)` and
     :math:`s = \log\frac{1+\epsilon'}{1-\epsilon'}/\log(1/\rho)`, :math:`\epsilon' = \epsilon + a/\mathrm{target}`,
     the first hit lies in :math:`[\lceil x - s\rceil, \lceil x + s\rceil]`: the check is
     :math:`|N - \lceil x\rceil| \le \lceil s\rceil`. Returns (row, x, s)."""
-    tau = C5_TARGET / math.sqrt(1.0 - C5_TARGET**2)
-    x = math.log(C5_D0 / tau) / math.log(1.0 / rho)
-    e = eps + d_x * k * U / C5_TARGET
-    s = math.log((1 + e) / (1 - e)) / math.log(1.0 / rho) if e < 1 else math.inf
-    n = iterations_to(dist, C5_TARGET)
-    a = stats.exact(float(n if n >= 0 else n_max + 1), float(math.ceil(x)), tolerance=float(math.ceil(s)))
-    return a.row(**labels, x_continuous=x, allowance_steps=s, linearisation_eps=float(eps)), x, s
+    tau = target / math.sqrt(1.0 - target**2)
+    x = math.log(d0 / tau) / math.log(1.0 / rho)
+    e = eps + d_x * k * U / target
+    sl_ = math.log((1 + e) / (1 - e)) / math.log(1.0 / rho) if e < 1 else math.inf
+    n = iterations_to(dist, target)
+    a = stats.exact(float(n if n >= 0 else n_max + 1), float(math.ceil(x)), tolerance=float(math.ceil(sl_)))
+    return a.row(**labels, x_continuous=x, allowance_steps=sl_, linearisation_eps=float(eps)), x, sl_
 
 
-@register(
-    "C5", paper_ref="Sec. 3.1 (SGD lower bound vs KFAC)", theory_ref="R-LR-1", kind="exact",
+@claim(
+    "C5", settings=C5Settings, paper_ref="Sec. 3.1 (SGD lower bound vs KFAC)", theory_ref="R-LR-1", kind="exact",
     statement="Iterations to shrink the distance by a fixed factor grow like kappa_eff = kappa(F)^2 kappa(Sigma_22.1) "
               "for AMGD at its best eta (N = log(d0/target) / log((kappa_eff+1)/(kappa_eff-1)), slope 1 in "
               "log-log) and do not depend on conditioning for KFAC (N = log(d0/target) / log(1/(1-eta))).",
 )
-def c5_iterations(*, size: str, seed: int) -> Outcome:
+def c5_iterations(st: C5Settings, *, seed: int) -> Outcome:
     r"""Literal population runs of ``amgd`` (at :func:`theory.linrep.amgd_optimal_eta`) and ``kfac_ls``
     (:math:`\eta = 0.5`) from :math:`G_0 = G^* + Z_0G^*_\perp`, :math:`Z_0 = d_0v`, :math:`d_0 = 10^{-6}`,
     :math:`v` the slowest mode of AMGD's *measured* step Jacobian (:math:`\sigma_{\max}(v) = 1`), counting
@@ -371,13 +590,13 @@ def c5_iterations(*, size: str, seed: int) -> Outcome:
     count's interval and the exact-vs-asymptotic gap), and the allowance is the largest
     :math:`|\sum_iw_ie_i|` over that box (interval arithmetic).
     """
-    grid = C5_FAST if size == "fast" else C5_PAPER
-    d_x = 40
-    tau = C5_TARGET / math.sqrt(1.0 - C5_TARGET**2)
+    d_x, C5_D0, C5_KFAC_ETA = st.d_x, st.d0, st.kfac_eta
+    tau = st.target / math.sqrt(1.0 - st.target**2)
     L = math.log(C5_D0 / tau)
+    cnt = {"d_x": d_x, "d0": st.d0, "target": st.target}
     rows, fit = [], []
-    for (kx, kF), rng in zip(grid, spawn_generators(seed, len(grid))):
-        p = sd.linrep_problem(d_x, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
+    for (kx, kF), rng in zip(st.pairs, rngs(seed, "C5", n=len(st.pairs))):
+        p = sd.linrep_problem(d_x, st.d_y, st.k, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
         ke = tl.amgd_effective_condition(p.F_star, p.Sigma_x, p.G_star)
         eta = tl.amgd_optimal_eta(p.F_star, p.Sigma_x, p.G_star)
         rho = tl.amgd_optimal_rate(p.F_star, p.Sigma_x, p.G_star)
@@ -399,7 +618,7 @@ def c5_iterations(*, size: str, seed: int) -> Outcome:
         tr = sl.run(p, "amgd", steps=n_max, lr=eta, batch=None, rng=rng, G0=G0, F0=p.F_star,
                     init_head="least_squares")
         drift = float(np.abs(tr.G @ p.G_star.T - np.eye(p.k)).max())
-        row, x, s = _count_row(tr.subspace_distance, rho=rho, eps=eps_nl + eps_mode, n_max=n_max, d_x=d_x, k=p.k,
+        row, x, s = _count_row(tr.subspace_distance, rho=rho, eps=eps_nl + eps_mode, n_max=n_max, k=p.k, **cnt,
                                method="amgd", eta=eta, quantity="AMGD iterations", q=q, eps_mode=eps_mode,
                                gauge_drift=drift, **lab)
         rows.append(row)
@@ -411,7 +630,7 @@ def c5_iterations(*, size: str, seed: int) -> Outcome:
         trk = sl.run(p, "kfac_ls", steps=int(math.ceil(xk)) + 10, lr=C5_KFAC_ETA, batch=None, rng=rng, G0=G0,
                      F0=p.F_star, init_head="least_squares")
         rowk, _, _ = _count_row(trk.subspace_distance, rho=rk, eps=2 * qk * C5_D0 / (rk * (1 - rk)),
-                                n_max=int(math.ceil(xk)) + 10, d_x=d_x, k=p.k, method="kfac_ls", eta=C5_KFAC_ETA,
+                                n_max=int(math.ceil(xk)) + 10, k=p.k, **cnt, method="kfac_ls", eta=C5_KFAC_ETA,
                                 quantity="KFAC iterations", q=qk, **lab)
         rows.append(rowk)
     # log-log fit of the AMGD counts
@@ -446,13 +665,13 @@ def c5_iterations(*, size: str, seed: int) -> Outcome:
 C6_GAIN_MAX = 1.5
 
 
-@register(
-    "C6", paper_ref="Sec. 3.1 (Adam / batch-norm)", theory_ref="R-LR-1", kind="exact",
+@claim(
+    "C6", settings=C6Settings, paper_ref="Sec. 3.1 (Adam / batch-norm)", theory_ref="R-LR-1", kind="exact",
     statement="A diagonal right preconditioner diag(Sigma_x) gives no gain on a rotated Sigma_x (best-step "
               "iterations within a factor 1.5 of Q = I) but a KFAC-like rate 1 - eta on an axis-aligned one; "
               "the measured rates (Jacobian spectra) match R-LR-1.",
 )
-def c6_diagonal(*, size: str, seed: int) -> Outcome:
+def c6_diagonal(s: C6Settings, *, seed: int) -> Outcome:
     r"""Spectral radius and spectrum of the literal ``kfac_diag`` (:math:`Q = \mathrm{diag}\Sigma_x`) and
     ``kfac_left`` (:math:`Q = I`) Jacobians (module docstring), both with :math:`P = F^\top F`, against
     R-LR-1, on rotated and axis-aligned :math:`\Sigma_x`, at :math:`\eta = 0.5/m_{\max}` of each rule.
@@ -468,12 +687,12 @@ def c6_diagonal(*, size: str, seed: int) -> Outcome:
     tolerance); and the statement "no gain": measured gain :math:`\le 1.5` (one-sided; on an axis-aligned
     :math:`\Sigma_x` the gain is :math:`\kappa(\Sigma_{22\cdot1})`, about 15 at :math:`\kappa_x = 20`).
     """
-    settings = ((20.0, 1.0), (20.0, 5.0)) if size == "fast" else ((20.0, 1.0), (20.0, 5.0), (100.0, 3.0))
     rows = []
-    rngs = iter(spawn_generators(seed, 2 * len(settings)))
-    for kx, kF in settings:
+    gens = iter(rngs(seed, "C6", n=2 * len(s.pairs)))
+    for kx, kF in s.pairs:
         for rotate in (True, False):
-            p = sd.linrep_problem(40, 6, 3, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=next(rngs), rotate=rotate)
+            p = sd.linrep_problem(s.d_x, s.d_y, s.k, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=next(gens),
+                                  rotate=rotate)
             diag = np.diag(p.Sigma_x)
             res = {}
             for right, name in (("diag", "kfac_diag"), ("identity", "kfac_left")):
@@ -511,12 +730,12 @@ def c6_diagonal(*, size: str, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- C7
-@register(
-    "C7", paper_ref="Sec. 3.1 (KFAC statistical floor)", theory_ref="R-LR-3", kind="statistical",
+@claim(
+    "C7", settings=C7Settings, paper_ref="Sec. 3.1 (KFAC statistical floor)", theory_ref="R-LR-3", kind="statistical",
     statement="With fresh Gaussian batches KFAC's stationary sum of tan^2 principal angles is "
               "eta/(2-eta) sigma^2 ||F*^+||_F^2 tr(Sigma_22.1^{-1}) / (n - d - 1).",
 )
-def c7_noise_floor(*, size: str, seed: int) -> Outcome:
+def c7_noise_floor(s: C7Settings, *, seed: int) -> Outcome:
     r"""Mean of :math:`\sum_i\tan^2\theta_i` after burn-in against R-LR-3, per :math:`\eta`: two-sided
     Student t on 19 degrees of freedom with a 20-batch-means standard error
     (:func:`compare.stats.agreement_batch_means`), Bonferroni over the three :math:`\eta`
@@ -524,20 +743,20 @@ def c7_noise_floor(*, size: str, seed: int) -> Outcome:
     (:math:`Z_0 = 0`), so :math:`\mathbb E\lVert Z_t\rVert^2` approaches the floor as
     :math:`1-(1-\eta)^{2t}`: a burn-in of 40 steps (fast) leaves a relative bias :math:`0.49^{40}<10^{-12}`; batches of 30 (fast) steps are long against the
     autocorrelation time :math:`(1+(1-\eta)^2)/(1-(1-\eta)^2)\le 3` of :math:`\lVert Z\rVert^2`."""
-    etas = (0.3, 0.6, 1.0)
-    burn, keep = (40, 600) if size == "fast" else (100, 2400)
+    etas, burn, keep = s.etas, s.burn, s.keep
     alpha = stats.bonferroni(stats.ALPHA, len(etas))
-    d_x, d_y, k, n, noise = 50, 8, 3, 1000, 0.1
+    d_x, d_y, k, n, noise = s.d_x, s.d_y, s.k, s.n, s.noise_std
     rows = []
-    for eta, rng in zip(etas, spawn_generators(seed, len(etas))):
+    for eta, rng in zip(etas, rngs(seed, "C7", n=len(etas))):
         U_ = sd.haar_orthogonal(d_y, rng=rng)[:, :k]
-        F_star = (U_ * np.array([1.0, 0.7, 0.5])) @ sd.haar_orthogonal(k, rng=rng)
-        p = sd.linrep_problem(d_x, d_y, k, kappa_x=10.0, kappa_F=1.0, noise_std=noise, rng=rng, law="gaussian",
+        F_star = (U_ * np.asarray(s.head_singular_values)) @ sd.haar_orthogonal(k, rng=rng)
+        p = sd.linrep_problem(d_x, d_y, k, kappa_x=s.kappa_x, kappa_F=1.0, noise_std=noise, rng=rng, law="gaussian",
                               F_star=F_star)
         tr = sl.run(p, "kfac", steps=burn + keep, lr=eta, batch=n, rng=rng, G0=p.G_star.copy(), F0=p.F_star.copy(),
                     options={"eta_F": eta})
         pred = tl.kfac_noise_floor(p.F_star, p.Sigma_x, p.G_star, eta=eta, noise_std=noise, n=n)
-        a = stats.agreement_batch_means(tr.tangent_sq[burn + 1:], pred, alpha=alpha, n_batches=20)
+        a = stats.agreement_batch_means(tr.tangent_sq[burn + 1:], pred, alpha=alpha, n_batches=s.n_batches)
         rows.append(a.row(eta=eta, n=n, steps_kept=keep))
     return Outcome.agreement(rows, alpha=stats.ALPHA, source=(
-        f"two-sided t on 19 df (20 batch means), alpha = 1e-3/{len(etas)} per eta (Bonferroni)"))
+        f"two-sided t on {s.n_batches - 1} df ({s.n_batches} batch means), alpha = 1e-3/{len(etas)} per eta "
+        f"(Bonferroni)"))
