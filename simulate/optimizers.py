@@ -135,6 +135,9 @@ class SGD:
     lr: float
     name: str = "sgd"
 
+    def __post_init__(self):
+        V.scalar(f"optimizer {self.name!r}", "lr", self.lr, low=0.0, low_open=True)
+
     def init(self, F, G):
         return None
 

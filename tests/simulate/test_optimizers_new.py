@@ -487,6 +487,7 @@ def test_soap_is_equivariant_only_after_its_last_rank_deficient_eigenbasis(seed,
     ("sgd", dict(lr=0.1, momentum=0.9), r"optimizer 'sgd': argument 'momentum' must be an option of 'sgd'; "
                                         r"got an unknown option"),
     ("adam", dict(), r"optimizer 'adam': argument 'lr' must be given"),
+    ("sgd", dict(lr=-0.1), r"optimizer 'sgd': argument 'lr' must be in \(0.0, inf\]; got -0.1"),
     ("kfac", dict(lr=0.1, name="x"), r"optimizer 'kfac': argument 'name' must be left out"),
 ])
 def test_bad_options_are_value_errors_naming_the_option(name, options, match):
