@@ -58,9 +58,9 @@ FIG_LAM_RIGHT = 0.1
 #: (docstring of compare.claims_single_index, "Power": why the paper-size pair is d = 500 and 1000).
 SIZES: dict[str, dict[str, Any]] = {
     "fast": {"fig_d": 300, "fig_trials": 30, "claim_d": 200, "claim_trials": (120, 60), "cap_d": 100,
-             "cap_trials": (40, 20), "test_d": 150, "test_trials": 12},
+             "cap_trials": (40, 20), "test_d": 150, "test_trials": 20},
     "paper": {"fig_d": 1000, "fig_trials": 30, "claim_d": 500, "claim_trials": (300, 160), "cap_d": 250,
-              "cap_trials": (30, 15), "test_d": 400, "test_trials": 12},
+              "cap_trials": (30, 15), "test_d": 400, "test_trials": 20},
 }
 
 
