@@ -75,7 +75,7 @@ All predictions are reconstructed [R] (THEORY.md section 0 and 4).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -179,73 +179,24 @@ def _controls(run: AlignmentRun) -> _Controls:
 
 
 # --------------------------------------------------------------------------- estimators and rows
-def cv_mean(samples: Any, controls: Controls = ()) -> tuple[float, float, int]:
-    """Control-variate estimate of a mean: ``(estimate, standard error, degrees of freedom)``.
-
-    samples: (T,) per-trial measurements. controls: ``(c, mean)`` pairs, ``c`` (T,) per-trial
-    statistics on the same trials whose expectation ``mean`` is known exactly.
-    Least squares of ``samples`` on ``[1, c - mean]``: the intercept, its standard error
-    :math:`s_e\\sqrt{[(A^\\top A)^{-1}]_{00}}` and :math:`T-k-1` df. No controls: the sample mean, s.e.
-    and :math:`T-1` df.
-    """
-    a = np.asarray(samples, dtype=float).ravel()
-    T = a.size
-    if not controls:
-        m, se = stats.mean_se(a)
-        return float(m), float(se), T - 1
-    C = np.column_stack([np.asarray(c, dtype=float).ravel() - float(mu) for c, mu in controls])
-    k = C.shape[1]
-    if C.shape[0] != T or T < k + 3:
-        raise ValueError(f"cv_mean: argument 'controls' must be {k} arrays of length T = {T} >= k + 3; "
-                         f"got length {C.shape[0]}.")
-    A = np.column_stack([np.ones(T), C])
-    coef, *_ = np.linalg.lstsq(A, a, rcond=None)
-    resid = a - A @ coef
-    df = T - k - 1
-    s2 = float(resid @ resid) / df
-    e0 = np.zeros(k + 1)
-    e0[0] = 1.0
-    v00 = float(np.linalg.solve(A.T @ A, e0)[0])
-    return float(coef[0]), math.sqrt(max(s2 * v00, 0.0)), df
-
-
-def _df_text(df: float) -> str:
-    return f"{df:.0f} df" if abs(df - round(df)) < 1e-9 else f"{df:.1f} df"
-
-
 def _richardson(label: str, a_d: Any, p_d: float, a_2d: Any, p_2d: float, *, alpha: float,
                 controls_d: Controls = (), controls_2d: Controls = (), **labels: Any) -> dict:
-    """A Richardson row (O(1/d) bias removed from runs at d and 2d), with control variates if given.
-
-    No controls: :func:`compare.stats.richardson`. With controls: the same combination of the two
-    control-variate estimates, s.e. :math:`\\sqrt{\\mathrm{se}_d^2+4\\mathrm{se}_{2d}^2}`, Welch df.
-    """
-    if not controls_d and not controls_2d:
-        ag, parts = stats.richardson(a_d, p_d, a_2d, p_2d, alpha=alpha)
-        return ag.row(check=label, **labels, **parts, controls=0)
-    m1, s1, f1 = cv_mean(a_d, controls_d)
-    m2, s2, f2 = cv_mean(a_2d, controls_2d)
-    bias = 2.0 * ((m1 - p_d) - (m2 - p_2d))
-    se = math.sqrt(s1 * s1 + 4.0 * s2 * s2)
-    df = stats.welch_df([(s1 * s1, f1), (4.0 * s2 * s2, f2)])
-    ag = stats.agreement(m1 - bias, se, p_d, df=df, alpha=alpha)
-    ag = replace(ag, test=f"two-sided t (Richardson d, 2d; {len(controls_d)} control variates), {_df_text(df)}")
-    raw_d, raw_se_d = (float(x) for x in stats.mean_se(a_d))
-    parts = {"mean_d": m1, "se_d": s1, "prediction_2d": float(p_2d), "mean_2d": m2, "se_2d": s2, "bias_d": bias,
-             "raw_mean_d": raw_d, "raw_se_d": raw_se_d}
-    return ag.row(check=label, **labels, **parts, controls=len(controls_d))
+    """A Richardson row (O(1/d) bias removed from runs at d and 2d, :func:`compare.stats.richardson`),
+    with control variates if given."""
+    ag, parts = stats.richardson(a_d, p_d, a_2d, p_2d, alpha=alpha, controls_d=controls_d, controls_2d=controls_2d)
+    extra = {}
+    if controls_d:
+        raw_d, raw_se_d = (float(x) for x in stats.mean_se(a_d))
+        extra = {"raw_mean_d": raw_d, "raw_se_d": raw_se_d}
+    return ag.row(check=label, **labels, **parts, **extra, controls=len(controls_d))
 
 
 def _samples(label: str, a: Any, p: float, *, alpha: float, controls: Controls = (), one_sided: bool = False,
              **labels: Any) -> dict:
     """A row for the mean of independent trials (T - 1 df; T - k - 1 with k control variates)."""
-    if not controls:
-        return stats.agreement_samples(a, p, alpha=alpha, one_sided=one_sided).row(check=label, **labels, controls=0)
-    m, se, df = cv_mean(a, controls)
-    ag = stats.agreement(m, se, p, df=df, alpha=alpha, one_sided=one_sided)
-    kind = "one-sided" if one_sided else "two-sided"
-    ag = replace(ag, test=f"{kind} t ({len(controls)} control variates), {_df_text(df)}")
-    return ag.row(check=label, **labels, controls=len(controls), raw_mean=float(np.mean(a)))
+    ag = stats.agreement_samples(a, p, alpha=alpha, one_sided=one_sided, controls=controls)
+    extra = {"raw_mean": float(np.mean(a))} if controls else {}
+    return ag.row(check=label, **labels, controls=len(controls), **extra)
 
 
 _RICH = ("t_(1-alpha'/2, Welch df) x s.e. of the bias-corrected mean m_d - b_d, b_d = 2(e_d - e_2d) the O(1/d) bias "

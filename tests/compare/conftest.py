@@ -1,17 +1,4 @@
 """Keep the test-only claim module out of collection (``--doctest-modules`` would import it and
-register its fake claims in the test process); the master seed of the claim tests."""
-
-from __future__ import annotations
-
-import os
-
-import pytest
+register its fake claims in the test process). The master seed fixture ``seed`` is in tests/conftest.py."""
 
 collect_ignore = ["fake_claims.py"]
-
-
-@pytest.fixture
-def seed() -> int:
-    """Master seed of the claim tests: ``CONCURRENCE_TEST_SEED`` (default 0). Temporary: the lead moves
-    this fixture to tests/conftest.py."""
-    return int(os.environ.get("CONCURRENCE_TEST_SEED", 0))
