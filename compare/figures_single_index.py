@@ -1,4 +1,4 @@
-"""Single-index experiments (THEORY.md section 4) and Figure 3: runners shared by claims C8-C13.
+"""Single-index experiments (THEORY.md section 4) and Figure 3: runners shared by claims C8-C13, C21.
 
 Each runner draws one problem instance (the Figure 3 family of THEORY.md section 5: two-level
 spectrum 1 and :math:`1-\\epsilon` rescaled to mean 1, Haar eigenbasis, :math:`\\beta^*` Gaussian scaled
@@ -18,7 +18,8 @@ eigenbasis"), so neither side repeats a :math:`d\\times d` eigendecomposition.
 
 Defaults [R] (THEORY.md Figure 3): :math:`\\psi=2`, :math:`N=d/2`, tanh teacher and student,
 :math:`\\sigma_\\varepsilon=0.1`, :math:`\\epsilon=0.9`; sizes ``fast`` (d = 300 for the figure, 200 and 400
-for the claims) and ``paper`` (d = 1000, 30 trials; 1000 and 2000 for the claims).
+for the claims) and ``paper`` (d = 1000, 30 trials for the figure; 500 and 1000 for the claims, with
+300 and 160 trials: see :data:`SIZES`).
 """
 
 from __future__ import annotations
@@ -49,12 +50,17 @@ FIG_EPS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 FIG_PSI = (0.5, 1.0, 2.0, 4.0, 8.0)
 FIG_LAM_RIGHT = 0.1
 
-#: per size: figure dimension and trials, claim dimensions (d, 2d) and trials.
+#: per size: figure dimension and trials; claim dimensions (d, 2d) and trials at each (C8-C12, C21);
+#: the psi = 32 run of C8 at (cap_d, 2 cap_d) and its trials; the test-error run of C13.
+#: Trials are allotted to the two claim sizes by cost: the bias-corrected mean has variance
+#: se_d^2 + 4 se_2d^2, a trial at 2d costs ~7-10x one at d (X'X and the eigendecomposition), so
+#: T_d / T_2d ~ sqrt((1 / c_d) / (2 / c_2d)) ~ 2 minimises the variance at a given cost
+#: (docstring of compare.claims_single_index, "Power": why the paper-size pair is d = 500 and 1000).
 SIZES: dict[str, dict[str, Any]] = {
-    "fast": {"fig_d": 300, "fig_trials": 30, "claim_d": 200, "claim_trials": 50, "cap_d": 100,
-             "test_d": 150, "test_trials": 12},
-    "paper": {"fig_d": 1000, "fig_trials": 30, "claim_d": 1000, "claim_trials": 30, "cap_d": 250,
-              "test_d": 400, "test_trials": 20},
+    "fast": {"fig_d": 300, "fig_trials": 30, "claim_d": 200, "claim_trials": (120, 60), "cap_d": 100,
+             "cap_trials": (40, 20), "test_d": 150, "test_trials": 20},
+    "paper": {"fig_d": 1000, "fig_trials": 30, "claim_d": 500, "claim_trials": (300, 160), "cap_d": 250,
+              "cap_trials": (30, 15), "test_d": 400, "test_trials": 20},
 }
 
 

@@ -259,13 +259,47 @@ def agreement(measured: float, stderr: float, prediction: float, *, df: float | 
                      passed=bool(passed))
 
 
+def control_variate_mean(samples: Any, controls: Sequence[tuple[Any, float]] = ()) -> tuple[float, float, float]:
+    """Control-variate estimate of a mean: ``(estimate, standard error, degrees of freedom)``.
+
+    samples: (T,) per-trial measurements. controls: ``(c, mean)`` pairs, ``c`` (T,) per-trial
+    statistics on the same trials whose expectation ``mean`` is known exactly.
+
+    Least squares of ``samples`` on ``[1, c - mean]``: the intercept, its standard error
+    :math:`s_e\\sqrt{[(A^\\top A)^{-1}]_{00}}` and :math:`T-k-1` degrees of freedom (normal errors: the
+    intercept's t statistic is exactly Student t). No controls: the sample mean, s.e. and T - 1 df.
+    """
+    a = np.asarray(samples, dtype=float).ravel()
+    T = a.size
+    if not controls:
+        m, se = mean_se(a)
+        return float(m), float(se), float(T - 1)
+    C = np.column_stack([np.asarray(c, dtype=float).ravel() - float(mu) for c, mu in controls])
+    k = C.shape[1]
+    if C.shape[0] != T or T < k + 3:
+        raise ValueError(f"control_variate_mean: argument 'controls' must be {k} arrays of length T = {T} >= k + 3; "
+                         f"got length {C.shape[0]}.")
+    A = np.column_stack([np.ones(T), C])
+    coef, *_ = np.linalg.lstsq(A, a, rcond=None)
+    resid = a - A @ coef
+    df = T - k - 1
+    s2 = float(resid @ resid) / df
+    e0 = np.zeros(k + 1)
+    e0[0] = 1.0
+    v00 = float(np.linalg.solve(A.T @ A, e0)[0])
+    return float(coef[0]), math.sqrt(max(s2 * v00, 0.0)), float(df)
+
+
 def agreement_samples(samples: Any, prediction: float, *, alpha: float, allowance: float = 0.0,
-                      one_sided: bool = False) -> Agreement:
-    """:func:`agreement` of the mean of independent ``samples`` (T - 1 degrees of freedom)."""
-    x = np.asarray(samples, dtype=float).ravel()
-    m, se = mean_se(x)
-    return agreement(float(m), float(se), prediction, df=x.size - 1, alpha=alpha, allowance=allowance,
-                     one_sided=one_sided)
+                      one_sided: bool = False, controls: Sequence[tuple[Any, float]] = ()) -> Agreement:
+    """:func:`agreement` of the mean of independent ``samples`` (T - 1 degrees of freedom), or of its
+    control-variate estimate (:func:`control_variate_mean`, T - k - 1 df) when ``controls`` are given."""
+    m, se, df = control_variate_mean(samples, controls)
+    out = agreement(m, se, prediction, df=df, alpha=alpha, allowance=allowance, one_sided=one_sided)
+    if controls:
+        kind = "one-sided" if one_sided else "two-sided"
+        out = _renamed(out, f"{kind} t ({len(controls)} control variates), {_df_text(df)}")
+    return out
 
 
 def agreement_batch_means(series: Any, prediction: float, *, alpha: float, n_batches: int = 20,
@@ -276,26 +310,28 @@ def agreement_batch_means(series: Any, prediction: float, *, alpha: float, n_bat
     return _renamed(out, f"two-sided t (batch means), {_df_text(float(df))}")
 
 
-def richardson(a_d: Any, p_d: float, a_2d: Any, p_2d: float, *, alpha: float) -> tuple[Agreement, dict[str, float]]:
+def richardson(a_d: Any, p_d: float, a_2d: Any, p_2d: float, *, alpha: float,
+               controls_d: Sequence[tuple[Any, float]] = (),
+               controls_2d: Sequence[tuple[Any, float]] = ()) -> tuple[Agreement, dict[str, float]]:
     """Agreement of the :math:`O(1/d)`-bias-corrected mean with the prediction at ``d``.
 
     a_d, a_2d: per-trial measurements at sizes d and 2d (independent trials).
-    p_d, p_2d: the predictions at d and 2d.
+    p_d, p_2d: the predictions at d and 2d. controls_d, controls_2d: control variates per size
+    (:func:`control_variate_mean`; the means are then their estimates, with T - k - 1 df each).
 
     With errors :math:`e_d = \\bar m_d - p_d` and :math:`e_{2d}`, a bias :math:`b/d` is removed by
     :math:`\\hat b_d = 2(e_d - e_{2d})`; the corrected mean :math:`\\bar m_d - \\hat b_d` has s.e.
     :math:`\\sqrt{\\mathrm{se}_d^2 + 4\\,\\mathrm{se}_{2d}^2}` and Welch-Satterthwaite df.
     Returns the check and the parts (means, s.e., bias) for the row.
     """
-    x1 = np.asarray(a_d, dtype=float).ravel()
-    x2 = np.asarray(a_2d, dtype=float).ravel()
-    m1, s1 = (float(v) for v in mean_se(x1))
-    m2, s2 = (float(v) for v in mean_se(x2))
+    m1, s1, f1 = control_variate_mean(a_d, controls_d)
+    m2, s2, f2 = control_variate_mean(a_2d, controls_2d)
     bias = 2.0 * ((m1 - p_d) - (m2 - p_2d))
     se = math.sqrt(s1 * s1 + 4.0 * s2 * s2)
-    df = welch_df([(s1 * s1, x1.size - 1), (4.0 * s2 * s2, x2.size - 1)])
+    df = welch_df([(s1 * s1, f1), (4.0 * s2 * s2, f2)])
     out = agreement(m1 - bias, se, p_d, df=df, alpha=alpha)
-    out = _renamed(out, f"two-sided t (Richardson d, 2d), {_df_text(df)}")
+    cv = f"; {len(controls_d)} control variates" if controls_d else ""
+    out = _renamed(out, f"two-sided t (Richardson d, 2d{cv}), {_df_text(df)}")
     parts = {"mean_d": m1, "se_d": s1, "prediction_2d": float(p_2d), "mean_2d": m2, "se_2d": s2, "bias_d": bias}
     return out, parts
 

@@ -29,11 +29,15 @@ least-squares head), ``kfac`` (:math:`P_G = F^\top F`, :math:`Q_G = \hat\Sigma_x
 :math:`\eta_F = 1`), the one-sided ``kfac_left`` / ``kfac_right``, and the diagonal right
 preconditioners ``kfac_diag`` (:math:`P_G = F^\top F`) and ``amgd_diag`` (:math:`P_G = I`),
 :math:`Q_G = \mathrm{diag}\hat\Sigma_x` (idealised Adam / input batch-norm). Choices of
-:math:`P_G` and the head step for the variants are reconstructed [R].
+:math:`P_G` and the head step for the variants are reconstructed [R]. Further down: ``adam``,
+``amgd_bn``, ``ngd``, ``newton``; and, from :mod:`simulate.matrix_optimizers`, ``shampoo``, ``muon``,
+``soap`` and ``adagrad``. :func:`register` refuses to replace a name unless asked (``replace=True``) and
+builds the factory once (``lr=1e-2``) to check that it returns an object with ``init`` and ``step``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol
 
@@ -131,6 +135,9 @@ class SGD:
     lr: float
     name: str = "sgd"
 
+    def __post_init__(self):
+        V.scalar(f"optimizer {self.name!r}", "lr", self.lr, low=0.0, low_open=True)
+
     def init(self, F, G):
         return None
 
@@ -201,21 +208,70 @@ def _layerwise(name: str, **fixed) -> Callable[..., LayerwisePreconditioned]:
 
 REGISTRY: dict[str, Callable[..., Optimizer]] = {}
 
+#: the options a factory is built with when it is registered (:func:`register` checks what it returns).
+_PROBE_OPTIONS: dict[str, Any] = {"lr": 1e-2}
+_OPTION_ERRORS = (
+    (re.compile(r"unexpected keyword argument '(\w+)'"), "unknown"),
+    (re.compile(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)$"), "missing"),
+    (re.compile(r"multiple values for (?:keyword )?argument '(\w+)'"), "fixed"),
+)
 
-def register(name: str, factory: Callable[..., Optimizer]) -> None:
-    """Register ``factory(**options) -> optimizer`` under ``name`` (every comparison picks it up)."""
+
+def register(name: str, factory: Callable[..., Optimizer], *, replace: bool = False) -> None:
+    """Register ``factory(**options) -> optimizer`` under ``name`` (every comparison picks it up).
+
+    name: a non-empty string, not yet registered unless ``replace=True``. factory: a callable; it is
+    built once here with ``lr=1e-2`` (other options must have defaults) and must return an object
+    with callable ``init(F, G)`` and ``step(F, G, batch, state)``.
+    """
+    f = "register"
     if not isinstance(name, str) or not name:
-        raise V.fail("register", "name", "a non-empty string", repr(name))
+        raise V.fail(f, "name", "a non-empty string", repr(name))
+    if not isinstance(replace, (bool, np.bool_)):
+        raise V.fail(f, "replace", "True or False", repr(replace))
+    if name in REGISTRY and not replace:
+        raise V.fail(f, "name", "a name not registered yet (pass replace=True to replace the optimizer)",
+                     repr(name))
     if not callable(factory):
-        raise V.fail("register", "factory", "a callable returning an optimizer", type(factory).__name__)
+        raise V.fail(f, "factory", "a callable returning an optimizer", type(factory).__name__)
+    try:
+        probe = factory(**_PROBE_OPTIONS)
+    except Exception as e:  # noqa: BLE001 - any failure to build is the factory's defect, reported as such
+        raise V.fail(f, "factory", "callable as factory(lr=0.01) (options other than lr need defaults)",
+                     f"{type(e).__name__}: {e}") from e
+    expected = "register: argument 'factory' must return an object with init(F, G) and step(F, G, batch, state)"
+    if probe is None:
+        raise ValueError(f"{expected}; got None.")
+    for method in ("init", "step"):
+        if not callable(getattr(probe, method, None)):
+            raise ValueError(f"{expected}; got an object without {method!r}.")
     REGISTRY[name] = factory
 
 
-def make(name: str, **options) -> Optimizer:
-    """Build the registered optimizer ``name`` with ``options`` (e.g. ``lr=0.1``)."""
+def make(name: str, /, **options) -> Optimizer:
+    """Build the registered optimizer ``name`` with ``options`` (e.g. ``lr=0.1``).
+
+    A factory's TypeError for an unknown, missing or fixed option becomes a ValueError naming it.
+    """
     if name not in REGISTRY:
         raise V.fail("make", "name", f"a registered optimizer, one of {sorted(REGISTRY)}", repr(name))
-    return REGISTRY[name](**options)
+    try:
+        return REGISTRY[name](**options)
+    except TypeError as e:
+        msg = str(e)
+        for pattern, kind in _OPTION_ERRORS:
+            hit = pattern.search(msg)
+            if hit is None:
+                continue
+            f = f"optimizer {name!r}"
+            if kind == "unknown":
+                raise V.fail(f, hit.group(1), f"an option of {name!r}", "an unknown option") from None
+            if kind == "missing":
+                missing = re.findall(r"'(\w+)'", hit.group(1))
+                raise V.fail(f, missing[0] if missing else "options", f"given (required by {name!r})",
+                             f"nothing (missing: {', '.join(missing) or hit.group(1)})") from None
+            raise V.fail(f, hit.group(1), f"left out (fixed for {name!r})", "a value") from None
+        raise
 
 
 register("sgd", lambda **o: SGD(**o))
@@ -868,3 +924,13 @@ register("adam", lambda **o: Adam(**o))
 register("amgd_bn", lambda **o: AMGDBatchNorm(**o))
 register("ngd", _second_order("ngd", "gauss_newton"))
 register("newton", _second_order("newton", "hessian"))
+
+
+# --------------------------------------------------------------------------- matrix preconditioners (step 9)
+# Shampoo, Muon, SOAP and diagonal AdaGrad live in simulate.matrix_optimizers, which imports nothing from
+# this module at load time (it takes grad_F / grad_G when a step runs), so either module may be imported first.
+from simulate import matrix_optimizers as _matrix  # noqa: E402
+
+for _name, _factory in _matrix.FACTORIES.items():
+    register(_name, _factory)
+del _name, _factory

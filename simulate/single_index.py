@@ -135,6 +135,13 @@ class OneStepResult:
     sgd_network, kfac_network: alignment of the network's top right singular vector (``None`` if
         ``network=False``). sgd_spike_size, kfac_spike_size: :math:`s_1/\\lVert F_0\\rVert` of the
         (unit-step) update. F0_norm: (T,) :math:`\\lVert F_0\\rVert`. lanczos_steps: (T,) steps used.
+    companion: (T, L) the empirical companion Stieltjes transform
+        :math:`\\frac1n\\mathrm{tr}(XX^\\top/n+\\lambda_GI)^{-1}` at :math:`z=-\\lambda_G` (Theorem 3.9's
+        :math:`1/\\kappa`), from the eigendecomposition of :math:`\\hat\\Sigma_x` (``None`` for
+        ``method="solve"``; ``inf`` at :math:`\\lambda_G=0` when :math:`n>d`).
+    z_sq, y_sq, x_sq: (T,) batch averages :math:`\\frac1n\\sum_i\\langle\\beta^*,x_i\\rangle^2`,
+        :math:`\\frac1n\\sum_iy_i^2` and :math:`\\frac1n\\sum_i\\lVert x_i\\rVert^2=\\mathrm{tr}\\hat\\Sigma_x`
+        (exact means :math:`s^2`, :math:`\\mathbb E[y^2]`, :math:`\\mathrm{tr}\\Sigma`: control variates).
     n, N, d, noise_std, teacher, student, seed: the settings.
     """
 
@@ -161,6 +168,10 @@ class OneStepResult:
     teacher: str
     student: str
     seed: int | np.random.SeedSequence
+    companion: np.ndarray | None = None
+    z_sq: np.ndarray | None = None
+    y_sq: np.ndarray | None = None
+    x_sq: np.ndarray | None = None
 
     @property
     def trials(self) -> int:
@@ -437,6 +448,10 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
     out: dict = {"F0_norm": float(np.linalg.norm(F0))}
     out["sgd_inner"] = float(b @ bt)
     out["sgd_sqnorm"] = float(b @ b)
+    z = X @ bt                                    # the teacher's projections <beta*, x_i>
+    out["z_sq"] = float(z @ z) / n
+    out["y_sq"] = float(y @ y) / n
+    out["x_sq"] = float(np.vdot(X, X)) / n        # tr Sigma_hat
     L = lam.size
     if population:
         P = 1.0 / (t[None, :] + lam[:, None])       # (L, d): (Sigma + lam)^{-1} is diagonal here
@@ -461,6 +476,12 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
     a = W.T @ b
     bw = W.T @ bt
     Dm = 1.0 / (om[:, None] + lam[None, :])       # (r, L)
+    # companion Stieltjes transform (1/n) tr (XX'/n + lam)^{-1}: XX'/n has the r eigenvalues omega
+    # and n - r zeros (n > d), so it is (1/n)[sum_j 1/(omega_j + lam) + (n - r)/lam]
+    r = om.size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zeros = np.where(n > r, (n - r) / lam, 0.0)
+    out["companion"] = (Dm.sum(axis=0) + zeros) / n
     va = a[:, None] * Dm                            # spike vectors in the W basis
     out["kfac_inner"] = bw @ va
     out["kfac_sqnorm"] = np.einsum("rl,rl->l", va, va)
@@ -539,6 +560,7 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
         return inner / (beta_norm * np.sqrt(sq))
 
     si, ss, ki, ks = stack("sgd_inner"), stack("sgd_sqnorm"), stack("kfac_inner"), stack("kfac_sqnorm")
+    comp = stack("companion") if method == "eigh" else None
     pi = stack("population_inner") if population else None
     ps = stack("population_sqnorm") if population else None
     net = bool(network)
@@ -550,7 +572,7 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
         kfac_spike_size=stack("kfac_spike_size") if net else None,
         F0_norm=stack("F0_norm"), lanczos_steps=stack("lanczos_steps").astype(int) if net else None,
         n=n, N=N, d=d, noise_std=noise_std, teacher=tname, student=sname,
-        seed=seed,
+        seed=seed, companion=comp, z_sq=stack("z_sq"), y_sq=stack("y_sq"), x_sq=stack("x_sq"),
     )
 
 

@@ -128,6 +128,37 @@ def test_outcome_headline_is_the_deciding_row():
     assert o.direction == "measured > 0"
 
 
+def test_cv_mean_is_the_regression_intercept_with_its_t_distribution():
+    """The control-variate mean: without controls the sample mean (T - 1 df); with k controls the
+    least-squares intercept, s.e. s_e sqrt(1/T + cbar' Sxx^{-1} cbar), T - k - 1 df, and a t statistic
+    calibrated at that df (2000 synthetic data sets, exact mean 0.7)."""
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal(25)
+    m, se, df = stats.control_variate_mean(a)
+    assert (m, se, df) == (pytest.approx(a.mean()), pytest.approx(a.std(ddof=1) / 5), 24)
+    T, k, reps = 30, 2, 2000
+    tstats = np.empty(reps)
+    for i in range(reps):
+        C = rng.standard_normal((T, k)) * [1.0, 3.0]
+        y = 0.7 + C @ [0.8, -0.3] + 0.2 * rng.standard_normal(T)
+        m, se, df = stats.control_variate_mean(y, [(C[:, 0], 0.0), (C[:, 1], 0.0)])
+        tstats[i] = (m - 0.7) / se
+        if i == 0:
+            cb = C.mean(axis=0)
+            Cc = C - cb
+            resid = y - np.column_stack([np.ones(T), C]) @ np.linalg.lstsq(np.column_stack([np.ones(T), C]), y,
+                                                                           rcond=None)[0]
+            s2 = resid @ resid / (T - k - 1)
+            want = math.sqrt(s2 * (1 / T + cb @ np.linalg.solve(Cc.T @ Cc, cb)))
+            assert df == T - k - 1 and se == pytest.approx(want, rel=1e-10), (se, want)
+    crit = st.t.isf(0.025, T - k - 1)
+    rate = np.mean(np.abs(tstats) > crit)
+    # binomial(2000, 0.05): sd 0.0049; 4.4 sd bounds a false alarm of this test at 1e-5
+    assert abs(rate - 0.05) <= 4.4 * math.sqrt(0.05 * 0.95 / reps), f"rejection rate {rate:.4f} at nominal 0.05"
+    with pytest.raises(ValueError, match="'controls' must be"):
+        stats.control_variate_mean(np.ones(4), [(np.ones(4), 0.0), (np.ones(4), 0.0)])
+
+
 @pytest.mark.parametrize("call, needle", [
     (lambda: stats.t_critical(0.0, 5), "argument 'alpha'"),
     (lambda: stats.t_critical(1e-3, 0), "argument 'df'"),

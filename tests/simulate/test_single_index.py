@@ -55,6 +55,11 @@ def _naive_trial(t, bt, *, n, N, lam, seed, trial=0, trials=1):
     out.update(kfac=kf, kfac_network=net, kfac_spike_size=size, kfac_inner=inner, kfac_sqnorm=sq)
     vp = np.array([b / (t + lj) for lj in lam])
     out["population"] = vp @ bt / (np.linalg.norm(vp, axis=1) * np.linalg.norm(bt))
+    # the companion Stieltjes transform (1/n) tr (XX'/n + lam I_n)^{-1}, straight from the n x n matrix
+    Gram = X @ X.T / n
+    out["companion"] = [np.trace(np.linalg.solve(Gram + lj * np.eye(n), np.eye(n))) / n for lj in lam]
+    z = X @ bt
+    out.update(z_sq=z @ z / n, y_sq=y @ y / n, x_sq=np.sum(X * X) / n)
     return out
 
 
@@ -66,10 +71,26 @@ def test_one_trial_matches_naive_implementation(rng, n, lam):
     for trial in range(2):
         ref = _naive_trial(t, bt, n=n, N=N, lam=lam, seed=7, trial=trial, trials=2)
         for key in ("sgd", "sgd_network", "sgd_spike_size", "kfac", "kfac_network", "kfac_spike_size",
-                    "kfac_inner", "kfac_sqnorm", "population"):
+                    "kfac_inner", "kfac_sqnorm", "population", "companion", "z_sq", "y_sq", "x_sq"):
             got = getattr(res, key)[trial]
             # float64 round-off through solves of condition <= 1e4 and a Lanczos residual of 1e-10
             assert_close(got, ref[key], rtol=1e-7, atol=1e-9, what=f"{key} (n={n}, trial {trial})")
+
+
+def test_companion_trace_paths(rng):
+    """The companion trace comes from the one eigendecomposition (method "eigh"): n > d adds the n - d zero
+    eigenvalues of XX'/n ((n - d)/lam, infinite at lam = 0); the Cholesky path ("solve") has none to reuse
+    and reports None; the batch moments are reported on both paths."""
+    t, bt = _problem(10, rng)
+    kw = dict(N=3, teacher="tanh", noise_std=NOISE, trials=2, seed=5, network=False)
+    ridge = ss.one_step(t, bt, n=30, lam_G=[0.0, 1.0], method="eigh", **kw)
+    assert np.all(np.isinf(ridge.companion[:, 0])) and np.all(np.isfinite(ridge.companion[:, 1]))
+    chol = ss.one_step(t, bt, n=30, lam_G=[1.0], method="solve", **kw)
+    eig = ss.one_step(t, bt, n=30, lam_G=[1.0], method="eigh", **kw)
+    assert chol.companion is None and eig.companion.shape == (2, 1)
+    for key in ("z_sq", "y_sq", "x_sq"):
+        assert np.array_equal(getattr(chol, key), getattr(eig, key)), key
+    assert_close(eig.companion[:, 0], ridge.companion[:, 1], rtol=1e-14, what="same draws, same ridge")
 
 
 def test_negative_gradient_against_finite_differences(rng):
