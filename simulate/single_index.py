@@ -167,7 +167,7 @@ class OneStepResult:
     noise_std: float
     teacher: str
     student: str
-    seed: int | np.random.SeedSequence
+    seed: int | np.random.SeedSequence | list
     companion: np.ndarray | None = None
     z_sq: np.ndarray | None = None
     y_sq: np.ndarray | None = None
@@ -297,7 +297,19 @@ def _lams(func: str, lam_G) -> np.ndarray:
 def _seed(func: str, seed):
     if isinstance(seed, np.random.SeedSequence):
         return seed
-    return V.integer(func, "seed", seed, low=0, expected="a non-negative integer or a numpy.random.SeedSequence")
+    if isinstance(seed, (list, tuple)) and seed and all(isinstance(s, np.random.SeedSequence) for s in seed):
+        return list(seed)
+    return V.integer(func, "seed", seed, low=0,
+                     expected="a non-negative integer, a numpy.random.SeedSequence or a list of them (one per trial)")
+
+
+def _trial_seeds(func: str, seed, trials: int) -> list:
+    """One SeedSequence per trial: the children of ``seed``, or ``seed`` itself when it is that list."""
+    if isinstance(seed, list):
+        if len(seed) != trials:
+            raise V.fail(func, "seed", f"a list of trials = {trials} SeedSequences", f"{len(seed)} of them")
+        return seed
+    return spawn_seeds(seed, trials)
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,7 +528,8 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     lam_G: (L,) ridges :math:`\\lambda_G\\ge0` of the KFAC preconditioner (a float is one ridge).
     teacher: a name in :data:`TEACHERS` or a callable :math:`\\sigma^*`; it must have :math:`c\\ne0`.
     noise_std: label noise :math:`\\sigma_\\varepsilon\\ge0`.
-    trials: number of independent trials (>= 1). seed: master seed (int or SeedSequence).
+    trials: number of independent trials (>= 1). seed: master seed (int or SeedSequence; trial i uses its
+        child i), or a list of ``trials`` SeedSequences, one per trial (a block of a larger run).
     student: a name in :data:`STUDENTS` or a ``(sigma, sigma_prime)`` pair of callables.
     network: also compute the network's own spikes (Lanczos on the actual update).
     population: also report the population-preconditioner spike :math:`(\\Sigma+\\lambda_GI)^{-1}X^\\top y/n`.
@@ -550,7 +563,7 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     work = partial(_trial, t=t, bt=bt, n=n, N=N, lam=lam, teacher=fn, student=sfn, noise_std=noise_std,
                    network=bool(network), population=bool(population), method=method,
                    lanczos_tol=lanczos_tol, max_steps=int(max_steps))
-    rows = _run(work, spawn_seeds(seed, trials), jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
+    rows = _run(work, _trial_seeds(func, seed, trials), jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
     beta_norm = math.sqrt(float(bt @ bt))
 
     def stack(key):
@@ -647,7 +660,7 @@ def one_step_test_error(Sigma, beta_star, *, n, n_head, n_test, N, lam_G, lam_F,
     _check_signal(func, fn, math.sqrt(float((t * bt) @ bt)))
     work = partial(_test_trial, t=t, bt=bt, n=n, n_head=n_head, n_test=n_test, N=N, lam=lam, lam_F=lam_F,
                    spike_norm=spike_norm, teacher=fn, student=sfn, noise_std=noise_std)
-    rows = _run(work, spawn_seeds(seed, trials), jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
+    rows = _run(work, _trial_seeds(func, seed, trials), jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
     return StepMSEResult(
         none=np.array([r["none"] for r in rows]), sgd=np.array([r["sgd"] for r in rows]),
         kfac=np.array([r["kfac"] for r in rows]), lam_G=lam, lam_F=lam_F, spike_norm=spike_norm,

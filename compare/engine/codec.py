@@ -1,7 +1,8 @@
 """Results to a JSON tree plus numpy arrays, and back, without executing code on read.
 
 A cached result is a tree of ``None``, ``bool``, ``int``, ``float`` (non-finite ones included),
-``str``, lists, tuples, string-keyed dicts, numpy arrays of numeric or boolean dtype, and
+``str``, lists, tuples, string-keyed dicts, numpy arrays of numeric or boolean dtype,
+``numpy.random.SeedSequence`` (entropy, spawn key, pool size), and
 dataclass instances whose fields are such trees. :func:`encode` turns it into a JSON-able tree in
 which each array is replaced by a reference into a list of arrays; :func:`decode` rebuilds it.
 
@@ -57,6 +58,9 @@ def encode(obj: Any) -> tuple[Any, list[np.ndarray]]:
             cls = type(x)
             return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}",
                     "fields": {f.name: enc(getattr(x, f.name)) for f in dataclasses.fields(x)}}
+        if isinstance(x, np.random.SeedSequence):
+            return {"__seedsequence__": {"entropy": enc(x.entropy), "spawn_key": [int(k) for k in x.spawn_key],
+                                         "pool_size": int(x.pool_size)}}
         if isinstance(x, tuple):
             return {"__tuple__": [enc(v) for v in x]}
         if isinstance(x, list):
@@ -104,6 +108,10 @@ def decode(tree: Any, arrays: list[np.ndarray]) -> Any:
                 return float(x["__float__"])
             if "__tuple__" in x:
                 return tuple(dec(v) for v in x["__tuple__"])
+            if "__seedsequence__" in x:
+                v = x["__seedsequence__"]
+                return np.random.SeedSequence(dec(v["entropy"]), spawn_key=tuple(v["spawn_key"]),
+                                              pool_size=int(v["pool_size"]))
             if "__dict__" in x:
                 return {k: dec(v) for k, v in x["__dict__"].items()}
             if "__dataclass__" in x:
