@@ -18,6 +18,11 @@ and every bad call is made with one argument replaced, under a time limit. Outco
 - ``returned`` / ``returned_nonfinite``: no error (a silent wrong answer, or NaN / inf);
 - ``<ExceptionType>``: any other exception; ``hung``: over the time limit.
 
+Measured (theory, 2933 bad inputs over 60 public functions): before the Step 10 hardening 1448 named
+(49.4%; 2152 = 73.4% named the argument, 704 of them under another function's name), 605 returned a
+result, 98 a ValueError naming nothing, 38 TypeError, 18 ArithmeticError, 17 AttributeError,
+3 hung (> 10 s), 1 OverflowError, 1 IndexError; after: 2933 named (100%), 3.4 s.
+
 Run: ``python benchmarks/bad_inputs.py [--only theory] [--timeout 10] [--details] [--strict]``.
 Exit status 1 only with ``--strict`` when some bad input is not ``named``. The table is printed
 by class and by function. ``simulate`` and the optimizer factories are to be added as further

@@ -127,9 +127,12 @@ class TeacherCoefficients:
     c: first Hermite coefficient :math:`\\mathbb E[z\\sigma^*(z)]/s^2=\\mathbb E[\\sigma^{*\\prime}(z)]`.
     Ey2: :math:`\\mathbb E[y^2]=\\mathbb E[\\sigma^*(z)^2]+\\sigma_\\varepsilon^2`.
     sigma_r2: effective noise :math:`\\mathbb E[y^2]-c^2s^2` (teacher mean, nonlinear part and noise).
-    mean: :math:`\\mathbb E[\\sigma^*(z)]`. Ey2z2: :math:`\\mathbb E[y^2z^2]` (finite-n SGD refinement).
+    mean: :math:`\\mathbb E[\\sigma^*(z)]`. Ey2z2: :math:`\\mathbb E[y^2z^2]` (finite-n SGD refinement;
+    ``inf`` where it exceeds the float range, e.g. a bounded teacher at :math:`s>10^{154}`).
     s: input scale, :math:`z\\sim\\mathsf N(0,s^2)`. noise_std: :math:`\\sigma_\\varepsilon`.
     name: the teacher's name (or the callable's repr).
+    Ey2xi2: :math:`\\mathbb E[y^2z^2]/s^2=\\mathbb E[y^2\\xi^2]`, :math:`\\xi=z/s` (always representable when
+    :math:`\\mathbb E[y^2]` is; ``None``: computed from ``Ey2z2``).
     """
 
     c: float
@@ -140,6 +143,11 @@ class TeacherCoefficients:
     s: float
     noise_std: float
     name: str
+    Ey2xi2: float | None = None
+
+    @property
+    def _Ey2xi2(self) -> float:
+        return self.Ey2z2 / (self.s * self.s) if self.Ey2xi2 is None else self.Ey2xi2
 
 
 @dataclass(frozen=True)
@@ -214,7 +222,8 @@ def _resolve(func: str, name: str, f) -> tuple[Callable, tuple[float, ...] | Non
 
 
 def _expect(func: str, name: str, fn: Callable, breaks: tuple[float, ...] | None, quadrature: str, s: float,
-            moments: Callable[[np.ndarray, np.ndarray], np.ndarray], *, known: bool) -> np.ndarray:
+            moments: Callable[[np.ndarray, np.ndarray], np.ndarray], *, known: bool,
+            second: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Gaussian expectations ``moments(xi, f(s xi))`` (rows) by the chosen quadrature.
 
     ``"auto"``: Gauss-Hermite with 200 and with 300 nodes for smooth integrands (``breaks == ()``),
@@ -229,15 +238,27 @@ def _expect(func: str, name: str, fn: Callable, breaks: tuple[float, ...] | None
     value for every moment (a convergent Gaussian moment of a polynomially or even
     :math:`e^{0.2z^2}`-growing function passes; :math:`e^{z^2}`, :math:`e^{z^2/4}` fail); a
     value that is infinite within :math:`|x|\\le12` is reported as a non-finite function.
+
+    second: further moments ``second(xi, f, first)`` that depend on the first ones (e.g. the
+    residual :math:`(f-c s\\xi)^2`), integrated with the same rule and the same function values
+    (their rows take part in the Gauss-Hermite agreement test); returned after the first rows.
     """
     label = getattr(fn, "__name__", type(fn).__name__)
 
     def values(x, overflow_ok):
         return V.call_values(func, name, fn, s * x, expected=_CALLABLE, allow_overflow=overflow_ok)
 
-    def run(x, w):
+    def both(x, f, w):
         with np.errstate(over="ignore", invalid="ignore"):
-            return moments(x, values(x, known)) @ w
+            terms = moments(x, f) * w
+            first = terms.sum(axis=1)
+            if second is None:
+                return first, terms
+            extra = second(x, f, first) * w
+            return np.concatenate([first, extra.sum(axis=1)]), np.concatenate([terms, extra])
+
+    def run(x, w):
+        return both(x, values(x, known), w)[0]
 
     if not known:
         x, w = _split_rule((0.0,) + tuple(b / s for b in (breaks or ())), _TAIL)
@@ -246,8 +267,7 @@ def _expect(func: str, name: str, fn: Callable, breaks: tuple[float, ...] | None
         if np.isinf(f[core]).any():
             at = float(s * x[core][np.isinf(f[core])][0])
             raise V.fail(func, name, _CALLABLE, f"a callable ({label}) that returned inf at {at:.6g}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            terms = moments(x, f) * w
+        total, terms = both(x, f, w)
         if not np.all(np.isfinite(terms)):
             bad = ~np.all(np.isfinite(terms), axis=0)
             raise V.fail(func, name, _FINITE_MOMENTS, f"a callable ({label}) whose moment integrand overflows at "
@@ -260,13 +280,15 @@ def _expect(func: str, name: str, fn: Callable, breaks: tuple[float, ...] | None
                          f"{outer[j] / total_abs[j]:.2e} of its integral at |z| = {_TAIL_OUTER:g} s "
                          "(divergent or too slowly decaying)")
         if quadrature != "hermite":
-            return terms.sum(axis=1)
+            return total
     if quadrature == "hermite" or (quadrature == "auto" and breaks == ()):
         a = run(*_gauss_hermite(_GH_NODES))
         if quadrature == "hermite":
             return a
         b = run(*_gauss_hermite(_GH_NODES_CHECK))
-        if np.all(np.abs(a - b) <= 1e-14 * np.maximum(np.abs(b), 1.0)):
+        with np.errstate(invalid="ignore"):
+            agree = np.all(np.abs(a - b) <= 1e-14 * np.maximum(np.abs(b), 1.0))
+        if agree:
             return b
     return run(*_split_rule((0.0,) + tuple(b / s for b in (breaks or ()))))
 
@@ -288,27 +310,26 @@ def _teacher_coefficients(func: str, name: str, teacher, s: float, noise_std: fl
         f2 = f * f
         return np.stack([x * f, f2, f, f2 * x * x])
 
-    Exf, Ef2, Ef, Ef2x2 = _expect(func, name, fn, br, quadrature, s, moments, known=known)
+    def residual(x, f, first):
+        # sigma_r^2 = E[(f(z) - c z)^2] + noise^2 integrated directly (= E[y^2] - c^2 s^2, without the
+        # cancellation of that difference when the linear part dominates, e.g. a linear teacher at large s);
+        # c s = E[xi f(s xi)] is the first moment of the same rule
+        return ((f - first[0] * x) ** 2)[None, :]
+
+    Exf, Ef2, Ef, Ef2x2, resid = _expect(func, name, fn, br, quadrature, s, moments, known=known, second=residual)
     with np.errstate(over="ignore", invalid="ignore"):
         c = float(Exf) / s                         # E[z f(z)]/s^2 with z = s xi
         Ey2 = float(Ef2) + noise2
-        Ey2z2 = (float(Ef2x2) + noise2) * s * s
-        cs = c * s
-    # sigma_r^2 = E[(f(z) - c z)^2] + noise^2 integrated directly (= E[y^2] - c^2 s^2, but without the
-    # cancellation of that difference when the linear part dominates, e.g. a linear teacher at large s)
-    if math.isfinite(cs):
-        (resid,) = _expect(func, name, fn, br, quadrature, s, lambda x, f: ((f - cs * x) ** 2)[None, :],
-                           known=known)
+        Ey2xi2 = float(Ef2x2) + noise2
+        Ey2z2 = Ey2xi2 * s * s                     # may overflow to inf for huge s (documented)
         sigma_r2 = float(resid) + noise2
-    else:
-        sigma_r2 = math.inf
-    vals = (c, Ey2, float(Ef), Ey2z2, sigma_r2)
+    vals = (c, Ey2, float(Ef), Ey2xi2, sigma_r2)
     if not all(math.isfinite(v) for v in vals):
         culprit = "s" if known else name
         raise V.fail(func, culprit, "such that the teacher's Gaussian moments E[sigma(z)^2], E[sigma(z)^2 z^2] "
                      "(z ~ N(0, s^2)) are finite floats", f"s = {s!r} and {label!r}, where they overflow")
     return TeacherCoefficients(c=c, Ey2=Ey2, sigma_r2=sigma_r2, mean=float(Ef), Ey2z2=Ey2z2,
-                               s=s, noise_std=noise_std, name=label)
+                               s=s, noise_std=noise_std, name=label, Ey2xi2=Ey2xi2)
 
 
 def teacher_coefficients(teacher, *, s=1.0, noise_std=0.0, quadrature: str = "auto",
@@ -467,25 +488,31 @@ def _linear_core(sp: _Spec, tc: TeacherCoefficients, ptil: np.ndarray, scale: np
     ptil: (m, d) diagonals of :math:`\\tilde P` in Sigma's eigenbasis, scaled so that the largest is
     1 (the cosine does not depend on the scale, so it is computed from ``ptil`` alone and never
     underflows). scale: (m,) the factor. Returns (inner, sqnorm, cos), shape (m,).
+    The spectrum enters as :math:`u=t/t_{\\max}` (so :math:`t^2` never overflows): with
+    :math:`\\lVert\\tilde PSb\\rVert^2=t_{\\max}^2\\,U_2`, :math:`\\beta^\\top\\tilde PS\\beta=t_{\\max}U_1`,
+    :math:`\\mathrm{tr}(\\tilde PS\\tilde P)/n=t_{\\max}U_0` and :math:`s^2=t_{\\max}s_u^2`,
+    :math:`\\lVert v\\rVert^2/t_{\\max}^2 = c^2U_2+\\mathbb E[y^2]U_0/t_{\\max}` (and the exact finite-n form
+    likewise), whose ratio to :math:`U_1` is the cosine.
     """
     t, b, q = sp.t, sp.b, sp.q
     c = tc.c
-    pt = ptil * t
-    PSb = pt ** 2 @ b                          # ||P~ Sigma beta||^2
-    inner = c * (pt @ b)                       # c beta' P~ Sigma beta
-    trPSP = (ptil * ptil * t) @ q              # tr(P~ Sigma P~)/n
+    tmax = float(t.max())
+    pu = ptil * (t / tmax)
+    U2 = pu ** 2 @ b                           # ||P~ Sigma beta||^2 / tmax^2
+    U1 = pu @ b                                # beta' P~ Sigma beta / tmax
+    U0 = (ptil * pu) @ q                       # tr(P~ Sigma P~)/n / tmax
     if not finite_n:
-        sq = c * c * PSb + tc.Ey2 * trPSP
+        squ = c * c * U2 + tc.Ey2 * U0 / tmax
     else:
         n = sp.n
-        s2 = sp.s2
-        # exact for Gaussian x: E||v||^2 = c^2||PSb||^2 (1-1/n) + (1/n) E[y^2 ||P x||^2]
-        Ey2Px2 = tc.Ey2z2 * PSb / s2 ** 2 + tc.Ey2 * (n * trPSP - PSb / s2)
-        sq = c * c * PSb * (1.0 - 1.0 / n) + Ey2Px2 / n
+        s2u = sp.s2 / tmax
+        # exact for Gaussian x: E||v||^2 = c^2||PSb||^2 (1-1/n) + (1/n) E[y^2 ||P x||^2], in units of tmax^2
+        Ey2Px2u = (tc._Ey2xi2 * U2 / s2u + tc.Ey2 * (n * U0 - U2 / s2u)) / tmax
+        squ = c * c * U2 * (1.0 - 1.0 / n) + Ey2Px2u / n
     with np.errstate(divide="ignore", invalid="ignore"):
-        cos = inner / (math.sqrt(sp.beta_sq) * np.sqrt(sq))
+        cos = c * U1 / (math.sqrt(sp.beta_sq) * np.sqrt(squ))
     with np.errstate(over="ignore", under="ignore"):
-        return inner * scale, sq * (scale * scale), cos
+        return c * U1 * (tmax * scale), squ * (tmax * scale) ** 2, cos
 
 
 def _kfac_core(sp: _Spec, tc: TeacherCoefficients, lam: np.ndarray) -> SpikePrediction:
@@ -786,7 +813,9 @@ def kfac_alignment_isotropic(*, psi, lam_G, c, sigma_r2):
         return _shape(np.zeros(lam.shape), lam)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rho = k / (1.0 + k)
-        den = 1.0 - g / ((1.0 + k) ** 2)
+        # 1 - gamma/(1+kappa)^2 = ((1 - gamma) + kappa (2 + kappa)) / (1+kappa)^2, 1 - gamma = (psi-1)/psi exactly
+        # written as (1 - gamma)/(1+kappa)^2 + rho (1 + 1/(1+kappa)): no overflow at kappa = 1e300
+        den = ((psi - 1.0) / psi) / (1.0 + k) ** 2 + rho * (1.0 + 1.0 / (1.0 + k))
         extra = np.where(den > 0, g * (rho * rho + sigma_r2 / (c * c)) / den, np.inf)
         cos = np.where(np.isinf(extra), 0.0, np.sign(c) / np.sqrt(1.0 + extra))
     return _shape(cos, lam)
