@@ -32,7 +32,6 @@ by class and by function. ``simulate`` and the optimizer factories are to be add
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import signal
@@ -40,7 +39,7 @@ import sys
 import time
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np

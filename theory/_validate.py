@@ -19,7 +19,10 @@ What is checked, and the thresholds:
   symmetric to :math:`O(d\\,\\varepsilon)`).
 - **positive-definiteness**: the eigenvalues :math:`\\lambda_i` of :math:`(A+A^\\top)/2` must satisfy
 
-  .. math:: \\lambda_{\\min} > d\\,\\varepsilon\\,\\lambda_{\\max},\\qquad \\varepsilon = 2^{-52}\\approx2.2\\times10^{-16},
+  .. math::
+
+      \\lambda_{\\min} > d\\,\\varepsilon\\,\\lambda_{\\max},\\qquad
+      \\varepsilon = 2^{-52}\\approx2.2\\times10^{-16},
 
   i.e. the matrix is **numerically singular** when :math:`\\lambda_{\\min}\\le d\\varepsilon\\lambda_{\\max}`:
   an eigenvalue below that level is indistinguishable from the rounding error
@@ -342,5 +345,6 @@ def call_values(func: str, name: str, fn: Callable, z: np.ndarray, *,
     inf = np.isinf(a)
     if nan.any() or (inf.any() and not allow_overflow):
         where = float(z[nan | inf].ravel()[0]) if z.size else float("nan")
-        raise fail(func, name, expected, f"a callable ({label}) that returned {'NaN' if nan.any() else 'inf'} at {where:.6g}")
+        what = "NaN" if nan.any() else "inf"
+        raise fail(func, name, expected, f"a callable ({label}) that returned {what} at {where:.6g}")
     return a

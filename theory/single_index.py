@@ -563,7 +563,7 @@ def _kfac_core(sp: _Spec, tc: TeacherCoefficients, lam: np.ndarray) -> SpikePred
     return SpikePrediction(_shape(inner, lam), _shape(sqnorm, lam), _shape(cos, lam), _shape(k0, lam))
 
 
-def _sgd(func: str, sp: _Spec, tc: TeacherCoefficients, finite_n: bool) -> SpikePrediction:
+def _sgd(sp: _Spec, tc: TeacherCoefficients, finite_n: bool) -> SpikePrediction:
     ones = np.ones((1, sp.t.size))
     inner, sq, cos = _linear_core(sp, tc, ones, np.ones(1), finite_n)
     return SpikePrediction(float(inner[0]), float(sq[0]), float(cos[0]))
@@ -577,7 +577,7 @@ def _sgd_spike(func, Sigma, beta_star, n, teacher, noise_std, finite_n) -> Spike
     sp = _finite(func, Sigma, beta_star, n)
     finite_n = V.flag(func, "finite_n", finite_n)
     tc = _coeffs(func, teacher, math.sqrt(sp.s2), noise_std)
-    return _sgd(func, sp, tc, finite_n)
+    return _sgd(sp, tc, finite_n)
 
 
 def sgd_spike(Sigma, beta_star, *, n, teacher, noise_std, finite_n: bool = False) -> SpikePrediction:
@@ -737,7 +737,7 @@ def two_level_law(eps: float) -> tuple[np.ndarray, np.ndarray]:
 def _sgd_spike_law(func, eigenvalues, h, g, psi, teacher, noise_std) -> SpikePrediction:
     sp = _law(func, eigenvalues, h, g, psi)
     tc = _coeffs(func, teacher, math.sqrt(sp.s2), noise_std)
-    return _sgd(func, sp, tc, False)
+    return _sgd(sp, tc, False)
 
 
 def sgd_spike_law(eigenvalues, *, h, g, psi, teacher, noise_std) -> SpikePrediction:
@@ -797,7 +797,8 @@ def kfac_alignment_isotropic(*, psi, lam_G, c, sigma_r2):
 
     :math:`\\cos^2=c^2/\\big(c^2+\\gamma(c^2\\kappa^2+\\sigma_r^2(1+\\kappa)^2)/((1+\\kappa)^2-\\gamma)\\big)`,
     :math:`\\gamma=1/\\psi`, :math:`\\kappa` from :func:`theory.rmt.kappa_isotropic`. Evaluated after
-    dividing by :math:`(1+\\kappa)^2`: :math:`\\cos^2=1/\\big(1+\\gamma(\\rho^2+(\\sigma_r^2/c^2))/(1-\\gamma/(1+\\kappa)^2)\\big)`
+    dividing by :math:`(1+\\kappa)^2`:
+    :math:`\\cos^2=1/\\big(1+\\gamma(\\rho^2+(\\sigma_r^2/c^2))/(1-\\gamma/(1+\\kappa)^2)\\big)`
     with :math:`\\rho=\\kappa/(1+\\kappa)`, finite for every ridge up to 1e300.
     """
     from theory.rmt import kappa_isotropic

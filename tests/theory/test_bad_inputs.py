@@ -42,9 +42,6 @@ EPS = np.finfo(float).eps
 # strategies of bad values, by kind of argument
 # ============================================================================================
 
-Bad = st.SearchStrategy  # of (class, value)
-
-
 def _tag(cls: str, s: st.SearchStrategy) -> st.SearchStrategy:
     return s.map(lambda v: (cls, v))
 
@@ -363,7 +360,8 @@ def _problem():
     Q = _orth(3, d)
     Sx = (Q * np.linspace(1.0, 10.0, d)) @ Q.T
     Sx = 0.5 * (Sx + Sx.T)
-    return dict(Sx=Sx, Gs=np.eye(d)[:k], F=rng.standard_normal((dy, k)), G=np.eye(d)[:k] + 0.1 * rng.standard_normal((k, d)),
+    return dict(Sx=Sx, Gs=np.eye(d)[:k], F=rng.standard_normal((dy, k)),
+                G=np.eye(d)[:k] + 0.1 * rng.standard_normal((k, d)),
                 Syx=rng.standard_normal((dy, d)), Sz=np.array([[2.0, 0.3], [0.3, 1.0]]),
                 Syz=rng.standard_normal((dy, k)), d=d, k=k)
 
@@ -433,7 +431,8 @@ def _functions() -> list[Fn]:
         dict(eigenvalues=spec, psi=real_bad(0, low_open=True, valid=2.0), lam=ridge_bad(), weights=wts))
     add("kappa_isotropic", rmt.kappa_isotropic, dict(psi=2.0, lam=0.1),
         dict(psi=real_bad(0, low_open=True, valid=2.0), lam=ridge_bad()))
-    zbad = st.one_of(_tag("range", st.floats(0.0, 1e300)), _tag("range", st.floats(-10, 10).map(lambda r: complex(r, -1.0))),
+    zbad = st.one_of(_tag("range", st.floats(0.0, 1e300)),
+                     _tag("range", st.floats(-10, 10).map(lambda r: complex(r, -1.0))),
                      _tag("range", st.floats(-10, -0.1).map(lambda r: complex(r, 0.0))),
                      _tag("nonfinite", st.sampled_from([math.nan, -math.inf, complex(math.nan, 1.0)])),
                      _tag("dtype", st.sampled_from([True, np.array([-1.0, None], dtype=object)])), TYPE_BAD)
@@ -581,7 +580,8 @@ def _check(fn: Fn, arg: str, cls: str, value) -> None:
         fn.call(**kw)
     msg = str(info.value)
     m = FORMAT.match(msg)
-    assert m, f"{fn.label}({arg}=<{cls}>): message not in the format 'FUNC: argument 'NAME' must ...; got ....': {msg!r}"
+    assert m, (f"{fn.label}({arg}=<{cls}>): message not in the format "
+               f"'FUNC: argument 'NAME' must ...; got ....': {msg!r}")
     names = {arg} | (set(fn.alt) if cls == "shape-relative" else set())
     assert m["func"] == fn.label and m["name"] in names, (
         f"{fn.label}({arg}=<{cls}>): message names function {m['func']!r} and argument {m['name']!r}, "

@@ -90,7 +90,8 @@ def test_kappa_extremes_agree_with_mpmath(data):
     lam = data.draw(ridges)
     k = rmt.kappa(t, n=n, lam=lam)
     ref = sym.kappa_mp(t, n=n, lam=lam, dps=30)
-    assert math.isfinite(k) and k >= 0.0, f"kappa = {k} at t in [{t.min():.2e}, {t.max():.2e}], n = {n}, lam = {lam:.2e}"
+    assert math.isfinite(k) and k >= 0.0, (f"kappa = {k} at t in [{t.min():.2e}, {t.max():.2e}], n = {n}, "
+                                           f"lam = {lam:.2e}")
     err = _rel(k, ref)
     assert err <= KAPPA_RTOL(t.size), (f"kappa = {k!r} vs 30-digit {mpmath.nstr(ref, 17)}: relative error {err:.2e} > "
                                        f"{KAPPA_RTOL(t.size):.2e} (t in [{t.min():.2e}, {t.max():.2e}], p = {t.size}, "
