@@ -538,7 +538,7 @@ def _ms(name, r, c):
 
 BAD = [
     (lambda: sym.lemma_3_1(d_x=0, d_y=1, k=1), "d_x"),
-    (lambda: sym.lemma_3_1(d_x=2, d_y=None, k=1), "d_x, d_y, k"),
+    (lambda: sym.lemma_3_1(d_x=2, d_y=None, k=1), "'d_y' must be an integer when d_x and k are given"),
     (lambda: sym.lemma_3_1(d_x=3, d_y=1, k=2), "'k'"),
     (lambda: sym.lemma_3_1(d_x=2.5, d_y=1, k=1), "d_x"),
     (lambda: sym.kfac_step_G(_ms("F", 3, 2), _ms("G", 3, 4), _ms("S", 4, 4), _ms("B", 3, 4)), "'G'"),
