@@ -329,6 +329,8 @@ class CommonRun:
 
     diverged_at: (m,) first iteration whose loss was non-finite or above ``blowup`` times the initial
     loss, or whose step failed (-1: never).
+    final_F, final_G: (m, d_y, k) and (m, k, d_x) each run's parameters after the last iteration
+    (NaN for a run that diverged), e.g. for the stability limit of the head a run ends with.
     """
 
     labels: tuple[str, ...]
@@ -340,6 +342,8 @@ class CommonRun:
     transfer_loss: np.ndarray
     transfer_loss_finite: np.ndarray
     diverged_at: np.ndarray
+    final_F: np.ndarray | None = None
+    final_G: np.ndarray | None = None
 
     def index(self, label: str) -> int:
         """Row of run ``label``."""
@@ -483,8 +487,14 @@ def run_common(
                     ok = u.step_each(b, failures)
                 diverged[[u.members[i] for i in np.nonzero(~ok)[0]]] = t + 1
                 u.keep(ok)
+    final_F = np.full((m, problem.d_y, problem.k), np.nan)
+    final_G = np.full((m, problem.k, problem.d_x), np.nan)
+    for u in units:
+        for i, j in enumerate(u.members):
+            if diverged[j] < 0:
+                final_F[j], final_G[j] = u.F[i], u.G[i]
     return CommonRun(labels, np.array([s.lr for s in specs], dtype=float), rec,
-                     *(out[key] for key in METRICS), diverged)
+                     *(out[key] for key in METRICS), diverged, final_F=final_F, final_G=final_G)
 
 
 class _Single:
