@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from compare import stats as _stats
@@ -57,7 +57,6 @@ class Outcome:
     tolerance_source: str
     rows: tuple[Mapping[str, Any], ...] = ()
     verdict: str | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
     test: str | None = None
     alpha_bounds: str | None = None
     detectable: float | None = None
@@ -172,7 +171,6 @@ def evaluate(claim: Claim, *, size: str = "fast", seed: int = 0, blas_threads: i
         out = claim.run(size=size, seed=seed)
     seconds = time.perf_counter() - t0
     verdict = out.verdict or ("holds" if out.passed else "fails")
-    verdict = {"not reproduced": "inconclusive"}.get(verdict, verdict)  # legacy vocabulary, until C14-C20 move
     if verdict not in _stats.VERDICTS:
         raise ValueError(f"evaluate: claim {claim.id} returned verdict {verdict!r}; expected one of {_stats.VERDICTS}.")
     alpha_bounds = out.alpha_bounds

@@ -481,6 +481,11 @@ def _shape(x, like: np.ndarray):
 # cores (spectral form)
 # --------------------------------------------------------------------------------------------
 
+def _unit(cos):
+    """A cosine clipped to [-1, 1]: Cauchy-Schwarz bounds the exact value, rounding may pass it by an ulp."""
+    return np.clip(cos, -1.0, 1.0)
+
+
 def _linear_core(sp: _Spec, tc: TeacherCoefficients, ptil: np.ndarray, scale: np.ndarray,
                  finite_n: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Spike v = P X'y/n for a fixed diagonal preconditioner :math:`P = \\text{scale}\\cdot\\tilde P`.
@@ -510,7 +515,7 @@ def _linear_core(sp: _Spec, tc: TeacherCoefficients, ptil: np.ndarray, scale: np
         Ey2Px2u = (tc._Ey2xi2 * U2 / s2u + tc.Ey2 * (n * U0 - U2 / s2u)) / tmax
         squ = c * c * U2 * (1.0 - 1.0 / n) + Ey2Px2u / n
     with np.errstate(divide="ignore", invalid="ignore"):
-        cos = c * U1 / (math.sqrt(sp.beta_sq) * np.sqrt(squ))
+        cos = _unit(c * U1 / (math.sqrt(sp.beta_sq) * np.sqrt(squ)))
     with np.errstate(over="ignore", under="ignore"):
         return c * U1 * (tmax * scale), squ * (tmax * scale) ** 2, cos
 
@@ -557,7 +562,7 @@ def _kfac_core(sp: _Spec, tc: TeacherCoefficients, lam: np.ndarray) -> SpikePred
         ratio = np.where(blow, np.inf, 1.0 / one_minus_D2)
         sqnorm = c * c * B + (c * c * k2E + tc.sigma_r2) * T2 * ratio
         den = Bt + (k2E + tc.sigma_r2 / (c * c)) * T2t * ratio
-        cos = np.where(np.isinf(den), 0.0, np.sign(c) * A1t / (math.sqrt(sp.beta_sq) * np.sqrt(den)))
+        cos = _unit(np.where(np.isinf(den), 0.0, np.sign(c) * A1t / (math.sqrt(sp.beta_sq) * np.sqrt(den))))
     sqnorm = np.where(blow, np.inf, sqnorm)
     inner = c * A1
     return SpikePrediction(_shape(inner, lam), _shape(sqnorm, lam), _shape(cos, lam), _shape(k0, lam))

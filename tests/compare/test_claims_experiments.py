@@ -240,14 +240,14 @@ def test_c18_b_fails_when_amgd_sits_above_its_own_limit(seed):
 
 def test_c18_b_catches_an_error_of_its_detectable_size(seed):
     # r_T with a sample mean exactly 1 + detectable (relative error of the prediction 1): the t statistic is
-    # then t_{1-alpha} + t_{0.9} > critical, so the check fails
+    # then the noncentrality of 90% power, above the critical value, so the check fails
     rng = np.random.default_rng(seed)
     sw = fake_sweep(rng, amgd_ratio=1.0, amgd_sd=0.0)
     sel = sw.lrs > 0.5
     e = rng.standard_normal((8, int(sel.sum())))
     e = (e - e.mean()) / e.std(ddof=1)
     se = 0.05 / np.sqrt(e.size)
-    det = (st.t.isf(stats.ALPHA, e.size - 1) + st.t.isf(0.1, e.size - 1)) * se
+    det = stats.noncentrality_for_power(st.t.isf(stats.ALPHA, e.size - 1), e.size - 1, one_sided=True) * se
     own = sw.final_limit.copy()
     own[:, 1][:, sel] = sw.lrs[sel] / (1.0 + det + 0.05 * e)
     out = ce.c18_outcome(replace(sw, final_limit=own))
