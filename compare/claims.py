@@ -1,4 +1,4 @@
-"""The claim registry, filled: every checkable statement of the paper (THEORY.md section 6).
+"""The claim registry, filled: every checkable statement of the paper (docs/theory.md section 6).
 
 ``CLAIMS`` maps a claim id to its :class:`compare.registry.Claim`; :func:`check` runs one and
 returns its record (the keys of DESIGN.md). Claim definitions live in topic modules that are

@@ -1,4 +1,4 @@
-r"""Claims C14-C20: the paper's linear-representation experiments (Figures 1, 2, 4, 5; THEORY.md 3.1, 5, 6).
+r"""Claims C14-C20: the paper's linear-representation experiments (Figures 1, 2, 4, 5; docs/theory.md 3.1, 5, 6).
 
 Every claim is a pure function of an experiment result of :mod:`compare.experiments_linrep`
 (``c14_outcome(res)`` ...), called by the registered claim on the runs of ``(size, seed)``; the
@@ -385,7 +385,7 @@ def c19_outcome(res: ex.CurvesResult) -> Outcome:
     rows = _below_kfac(res, SECOND_ORDER, METRICS, m=m)
     return Outcome.ordering(rows, alpha=ALPHA, source=_source(
         m, f"log10(method / KFAC) > 0, {res.settings.trials} paired trials at Figure 1's step sizes {_lrs(res)}; "
-           "THEORY.md 3.1 caution: damped Gauss-Newton matched KFAC in the reconstructed setting"))
+           "docs/theory.md 3.1 caution: damped Gauss-Newton matched KFAC in the reconstructed setting"))
 
 
 @register(

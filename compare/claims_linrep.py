@@ -1,4 +1,4 @@
-r"""Claims C1-C7: linear representation learning, exact and per-step results (THEORY.md 3.1, section 6).
+r"""Claims C1-C7: linear representation learning, exact and per-step results (docs/theory.md 3.1, section 6).
 
 Each claim runs a literal simulation (:mod:`simulate`) and holds it to a closed form
 (:mod:`theory.linrep`). C1-C6 are deterministic: each row is :func:`compare.stats.exact` with a

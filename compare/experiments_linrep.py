@@ -1,4 +1,4 @@
-r"""The paper's linear-representation experiments (Figures 1, 2, 4, 5; THEORY.md sections 3.1 and 5).
+r"""The paper's linear-representation experiments (Figures 1, 2, 4, 5; docs/theory.md sections 3.1 and 5).
 
 Every runner is a pure function of ``(settings, seed)``: settings are frozen dataclasses, results
 are frozen dataclasses of numpy arrays, and the numbers do not depend on ``jobs`` or ``scheduler``.
@@ -24,10 +24,10 @@ Theory overlays (computed per trial from that trial's :math:`F^*,\Sigma_x,G^*`):
     \frac{\mathrm{tr}(\Sigma_{22\cdot1}^{-1})}{n-d_X-1}\ \text{(R-LR-3)}.
 
 R-LR-3 is derived for Gaussian inputs (the Rademacher inputs of Figure 1 have the same second
-moments; THEORY.md uses the same formula for them) and, as :math:`\sin\theta_{\max}\le
+moments; docs/theory.md uses the same formula for them) and, as :math:`\sin\theta_{\max}\le
 \sqrt{\sum\tan^2\theta_i}`, its square root is an upper reference level for KFAC's distance.
 
-Settings [R] (THEORY.md section 5, Figure 1 defaults): :math:`d_X=100, d_Y=10, k=5`, fresh
+Settings [R] (docs/theory.md section 5, Figure 1 defaults): :math:`d_X=100, d_Y=10, k=5`, fresh
 batches of :math:`n=1024`, :math:`\kappa_x=100, \kappa_F=10, \sigma_\varepsilon=0.01`, Rademacher
 inputs, 1000 iterations, 20 trials (Figure 4's per-setting sweeps: 4), transfer head on :math:`n_t=100`
 samples. ``fast``: :math:`d_X=40, d_Y=6, k=3, n=400`, 200 iterations, 10 trials (sweeps 8; Figure 4: 3).
@@ -68,7 +68,7 @@ def _check_methods(func: str, methods: Any) -> None:
 
 @dataclass(frozen=True)
 class ProblemSettings:
-    """One task family (THEORY.md 3.1.0) and its batches.
+    """One task family (docs/theory.md 3.1.0) and its batches.
 
     d_x, d_y, k: dimensions. batch: fresh samples per iteration. kappa_x, kappa_F: condition numbers
     of Sigma_x and F*. noise_std: label noise. law: input law (``rademacher``, ``uniform``,
@@ -122,7 +122,7 @@ class Method:
 #: comparison of C19 is not tilted by a coarser grid), damped Newton over 0.01 ... 0.316.
 NGD_GRID: tuple[float, ...] = tuple(float(x) for x in 10.0 ** (np.arange(-4, 1) / 2.0))
 NEWTON_GRID: tuple[float, ...] = tuple(float(x) for x in 10.0 ** (np.arange(-4, 0) / 2.0))
-#: Figure 1's optimizers (THEORY.md section 2 catalogue). NGD and Newton: damping 1e-3 x mean diagonal.
+#: Figure 1's optimizers (docs/theory.md section 2 catalogue). NGD and Newton: damping 1e-3 x mean diagonal.
 FIG1_METHODS: tuple[Method, ...] = (
     Method("SGD", "sgd"),
     Method("AMGD", "amgd"),
@@ -674,7 +674,7 @@ def run_figure4(settings: Figure4Settings, *, seed: int, jobs: int = 1, schedule
 # --------------------------------------------------------------------------- figures of the report
 from compare.registry import register_figure  # noqa: E402  (registration after the runners it uses)
 
-_RECON = ("Reconstructed settings [R] (THEORY.md section 5): d_x = 100, d_y = 10, k = 5, n = 1024 fresh samples "
+_RECON = ("Reconstructed settings [R] (docs/theory.md section 5): d_x = 100, d_y = 10, k = 5, n = 1024 fresh samples "
           "per iteration, kappa_x = 100, kappa_F = 10, sigma = 0.01, Rademacher inputs, 1000 iterations "
           "(size fast: d_x = 40, d_y = 6, k = 3, n = 400, 200 iterations). ")
 _LR_RULE = ("Each method's step size is the best (smallest mean log10 final distance, no divergence) of the grid "

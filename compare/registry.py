@@ -98,12 +98,12 @@ class Outcome:
 class Claim:
     """One checkable statement.
 
-    id: short stable id (``"C1"`` ...), as in THEORY.md section 6.
+    id: short stable id (``"C1"`` ...), as in docs/theory.md section 6.
     paper_ref: the paper's numbering where known (``"Lemma 3.1"``).
-    theory_ref: the THEORY.md ID (``"R-LR-1"``) backing the prediction.
+    theory_ref: the docs/theory.md ID (``"R-LR-1"``) backing the prediction.
     kind: ``"exact"``, ``"statistical"`` or ``"qualitative"``.
     statement: what the claim says, one sentence.
-    reconstructed: True where THEORY.md tags the result [R] (rebuilt, not read from the paper).
+    reconstructed: True where docs/theory.md tags the result [R] (rebuilt, not read from the paper).
     figure: the figure the claim backs (``"fig3"``), or ``None``.
     run: ``run(*, size, seed) -> Outcome``.
     """

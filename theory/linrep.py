@@ -1,4 +1,4 @@
-r"""Linear representation learning: closed forms (THEORY.md sections 2 and 3.1).
+r"""Linear representation learning: closed forms (docs/theory.md sections 2 and 3.1).
 
 Model :math:`y = F^*G^*x + \varepsilon`, network :math:`f(x) = FGx` with
 :math:`F\in\mathbb R^{d_Y\times k}`, :math:`G\in\mathbb R^{k\times d_X}`, batch loss

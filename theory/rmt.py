@@ -1,6 +1,6 @@
 r"""Deterministic equivalents of ridge regression: the kappa fixed point of Theorem 3.9.
 
-THEORY.md, Theorem 3.9 [P: exists; formula R]. For a covariance with eigenvalues
+docs/theory.md, Theorem 3.9 [P: exists; formula R]. For a covariance with eigenvalues
 :math:`t_i` (multiplicities :math:`w_i`), a sample size :math:`n` and a ridge :math:`\lambda_G \ge 0`,
 :math:`\kappa = \kappa(\lambda_G) \ge 0` solves
 
@@ -57,7 +57,7 @@ against that level (an ``ArithmeticError`` there is a bug, not a bad input). For
 :math:`\lambda_G=0` and :math:`\gamma\le1` the answer is exactly 0. Everything is vectorised
 over an array of :math:`\lambda_G`.
 
-All results here are reconstructed [R] (THEORY.md section 0): the paper's notation for
+All results here are reconstructed [R] (docs/theory.md section 0): the paper's notation for
 Theorem 3.9 is unknown; this :math:`\kappa`/companion-Stieltjes form is equivalent to the usual
 deterministic equivalents of ridge regression.
 """

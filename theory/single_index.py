@@ -1,12 +1,12 @@
-"""Single-index model: one-step spike alignments of SGD and KFAC (THEORY.md section 4).
+"""Single-index model: one-step spike alignments of SGD and KFAC (docs/theory.md section 4).
 
-Model (THEORY.md 4.0): :math:`x\\sim\\mathsf N(0,\\Sigma)`, :math:`y=\\sigma^*(\\langle\\beta^*,x\\rangle)+\\varepsilon`,
+Model (docs/theory.md 4.0): :math:`x\\sim\\mathsf N(0,\\Sigma)`, :math:`y=\\sigma^*(\\langle\\beta^*,x\\rangle)+\\varepsilon`,
 :math:`z=\\langle\\beta^*,x\\rangle\\sim\\mathsf N(0,s^2)`, :math:`s^2=\\beta^{*\\top}\\Sigma\\beta^*`. Teacher
 coefficients :math:`c=\\mathbb E[z\\sigma^*(z)]/s^2`, :math:`\\mathbb E[y^2]=\\mathbb E[\\sigma^*(z)^2]+\\sigma_\\varepsilon^2`,
 :math:`\\sigma_r^2=\\mathbb E[y^2]-c^2s^2`. One full-batch step on the first layer learns the spike
-(THEORY.md 4.1) :math:`v_{SGD}=X^\\top y/n` or :math:`v_{KFAC}=(\\hat\\Sigma_x+\\lambda_G I)^{-1}X^\\top y/n`.
+(docs/theory.md 4.1) :math:`v_{SGD}=X^\\top y/n` or :math:`v_{KFAC}=(\\hat\\Sigma_x+\\lambda_G I)^{-1}X^\\top y/n`.
 
-SGD (THEORY.md 4.2 [R, V]):
+SGD (docs/theory.md 4.2 [R, V]):
 
 .. math::
 
@@ -39,7 +39,7 @@ Limits: :math:`\\lambda_G\\to\\infty` recovers SGD; :math:`\\lambda_G\\to0` with
 Isotropic closed form (:math:`\\Sigma=I`, :math:`\\lVert\\beta^*\\rVert=1`, :math:`\\gamma=1/\\psi`):
 :math:`\\cos^2=c^2/\\big(c^2+\\gamma(c^2\\kappa^2+\\sigma_r^2(1+\\kappa)^2)/((1+\\kappa)^2-\\gamma)\\big)`.
 
-Every formula here is reconstructed [R] (THEORY.md section 0): the paper's exact statement of
+Every formula here is reconstructed [R] (docs/theory.md section 0): the paper's exact statement of
 Theorem 3.9 and of the SGD proposition are unknown; they were re-derived and checked by simulation.
 
 ``Sigma`` is either a (d, d) symmetric positive-definite matrix or a 1-D array of its eigenvalues
@@ -122,7 +122,7 @@ _FINITE_MOMENTS = ("a function with finite Gaussian moments E[sigma(z)^2 z^2] (z
 
 @dataclass(frozen=True)
 class TeacherCoefficients:
-    """Hermite/Stein coefficients of a teacher at input scale ``s`` (THEORY.md 4.0).
+    """Hermite/Stein coefficients of a teacher at input scale ``s`` (docs/theory.md 4.0).
 
     c: first Hermite coefficient :math:`\\mathbb E[z\\sigma^*(z)]/s^2=\\mathbb E[\\sigma^{*\\prime}(z)]`.
     Ey2: :math:`\\mathbb E[y^2]=\\mathbb E[\\sigma^*(z)^2]+\\sigma_\\varepsilon^2`.
@@ -156,7 +156,7 @@ class StudentCoefficients:
 
     mu0: :math:`\\mathbb E[\\sigma(\\xi)]`; mu1: :math:`\\mathbb E[\\sigma'(\\xi)]=\\mathbb E[\\xi\\sigma(\\xi)]/v`,
     :math:`\\xi\\sim\\mathsf N(0,v)`. The one-step spike has size :math:`\\eta\\mu_1\\lVert F_0\\rVert\\lVert v\\rVert`
-    (THEORY.md 4.1).
+    (docs/theory.md 4.1).
     """
 
     mu0: float
@@ -334,7 +334,7 @@ def _teacher_coefficients(func: str, name: str, teacher, s: float, noise_std: fl
 
 def teacher_coefficients(teacher, *, s=1.0, noise_std=0.0, quadrature: str = "auto",
                          breakpoints: tuple[float, ...] | None = None) -> TeacherCoefficients:
-    """Coefficients :math:`c`, :math:`\\mathbb E[y^2]`, :math:`\\sigma_r^2` of a teacher (THEORY.md 4.0).
+    """Coefficients :math:`c`, :math:`\\mathbb E[y^2]`, :math:`\\sigma_r^2` of a teacher (docs/theory.md 4.0).
 
     teacher: a name in :data:`TEACHERS` (``"tanh"``, ``"relu"``, ``"erf"``, ...), a numpy polynomial,
         or any callable acting elementwise on arrays (it must return finite real values; its
@@ -367,7 +367,7 @@ def student_coefficients(student="tanh", *, variance=1.0) -> StudentCoefficients
 
     student: a name in :data:`TEACHERS` or a callable (:math:`\\mu_1` by Stein's identity
         :math:`\\mathbb E[\\xi\\sigma(\\xi)]/v`, so no derivative is needed).
-    variance: pre-activation variance :math:`v=\\mathrm{tr}(\\Sigma)/d` under the init of THEORY.md 4.0.
+    variance: pre-activation variance :math:`v=\\mathrm{tr}(\\Sigma)/d` under the init of docs/theory.md 4.0.
 
     >>> round(student_coefficients("relu").mu1, 12)
     0.5
@@ -586,7 +586,7 @@ def _sgd_spike(func, Sigma, beta_star, n, teacher, noise_std, finite_n) -> Spike
 
 
 def sgd_spike(Sigma, beta_star, *, n, teacher, noise_std, finite_n: bool = False) -> SpikePrediction:
-    """Components of the SGD spike :math:`v=X^\\top y/n` (THEORY.md 4.2).
+    """Components of the SGD spike :math:`v=X^\\top y/n` (docs/theory.md 4.2).
 
     Sigma: (d, d) SPD covariance, or (d,) eigenvalues with ``beta_star`` in that eigenbasis (the
         eigenvalue form accepts any positive spectrum, e.g. spanning 1e-12..1e12; a matrix must pass
@@ -603,7 +603,7 @@ def sgd_spike(Sigma, beta_star, *, n, teacher, noise_std, finite_n: bool = False
 
 
 def sgd_alignment(Sigma, beta_star, *, n, teacher, noise_std, finite_n: bool = False) -> float:
-    """:math:`\\cos(v_{SGD},\\beta^*)` of THEORY.md 4.2 (arguments as :func:`sgd_spike`).
+    """:math:`\\cos(v_{SGD},\\beta^*)` of docs/theory.md 4.2 (arguments as :func:`sgd_spike`).
 
     >>> round(sgd_alignment([1.0] * 4, [0.5] * 4, n=8, teacher="linear", noise_std=0.0) ** 2, 12)  # c^2/(c^2+Ey2/psi)
     0.666666666667
@@ -673,7 +673,7 @@ def population_alignment(Sigma, beta_star, *, n, lam_G, teacher, noise_std, fini
 
 
 def sgd_alignment_cap(Sigma, beta_star) -> float:
-    """The :math:`\\psi\\to\\infty` limit of the SGD alignment: :math:`\\cos(\\Sigma\\beta^*,\\beta^*)` (THEORY.md 4.2).
+    """The :math:`\\psi\\to\\infty` limit of the SGD alignment: :math:`\\cos(\\Sigma\\beta^*,\\beta^*)` (docs/theory.md 4.2).
 
     Below 1 unless :math:`\\beta^*` is an eigenvector: more data does not remove SGD's bias.
     """
@@ -683,7 +683,7 @@ def sgd_alignment_cap(Sigma, beta_star) -> float:
 
 
 def kfac_alignment_ridgeless(Sigma, beta_star, *, n, teacher, noise_std) -> float:
-    """:math:`\\lambda_G\\to0` limit of Theorem 3.9 for :math:`n>d` (THEORY.md, Theorem 3.9 limits).
+    """:math:`\\lambda_G\\to0` limit of Theorem 3.9 for :math:`n>d` (docs/theory.md, Theorem 3.9 limits).
 
     :math:`\\cos^2=c^2\\lVert\\beta^*\\rVert^2/(c^2\\lVert\\beta^*\\rVert^2+\\sigma_r^2\\mathrm{tr}(\\Sigma^{-1})/(n-d))`,
     which tends to 1 as :math:`\\psi\\to\\infty` (no bias). Arguments as :func:`sgd_spike`; needs ``n > d``.
@@ -729,7 +729,7 @@ def optimal_lam_G(Sigma, beta_star, *, n, teacher, noise_std, bounds=(1e-8, 1e4)
 # --------------------------------------------------------------------------------------------
 
 def two_level_law(eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Atoms and masses of the Figure 3 spectral law (THEORY.md section 5) [R].
+    """Atoms and masses of the Figure 3 spectral law (docs/theory.md section 5) [R].
 
     Half the mass at 1 and half at :math:`1-\\epsilon`, rescaled to mean 1. For :math:`\\beta^*`
     uniformly random with :math:`s=1`, the law :math:`\\mathcal G` equals :math:`H`.
@@ -746,7 +746,7 @@ def _sgd_spike_law(func, eigenvalues, h, g, psi, teacher, noise_std) -> SpikePre
 
 
 def sgd_spike_law(eigenvalues, *, h, g, psi, teacher, noise_std) -> SpikePrediction:
-    """SGD components in the proportional limit (THEORY.md 4.2, integral form).
+    """SGD components in the proportional limit (docs/theory.md 4.2, integral form).
 
     eigenvalues: atoms of :math:`H`; h: masses of :math:`H`; g: masses of :math:`\\mathcal G`
     (:math:`\\sum_i(u_i^\\top\\beta^*)^2\\delta_{\\lambda_i}`) at the same atoms; psi: :math:`n/d`.

@@ -5,7 +5,7 @@ for checking the float64 theory of :mod:`theory.linrep`, :mod:`theory.rmt` and
 :mod:`theory.single_index` (this module imports none of them). Everything here is derived,
 not typed in: gradients come from differentiating the loss, local rates from linearising the
 actual update, closed forms from solving the fixed-point equations. All statements are those of
-THEORY.md; the ones tagged [R] there (every formula below except eq. (5) itself) are
+docs/theory.md; the ones tagged [R] there (every formula below except eq. (5) itself) are
 reconstructed, not read from the paper.
 
 **Lemma 3.1** [R statement, V] (KFAC steps of eq. (5) are EMAs of least-squares solutions), with
@@ -642,7 +642,7 @@ def ema_representation_form(F, G, Sigma_x, Sigma_yx, *, eta_G=SYMBOLS.eta_G, lam
 
 @dataclass(frozen=True)
 class Lemma31:
-    """Lemma 3.1 derived (THEORY.md Lemma 3.1 [R statement, V]).
+    """Lemma 3.1 derived (docs/theory.md Lemma 3.1 [R statement, V]).
 
     symbols: name -> the (Matrix)Symbol used (F, G, Sigma_x, Sigma_yx, Sigma_z, Sigma_yz, eta_F,
         eta_G, lam_G). With explicit dimensions the matrices are explicit ``sympy.Matrix`` objects
@@ -826,7 +826,7 @@ def _is_identity(X: sp.Matrix) -> bool:
 
 @dataclass(frozen=True)
 class LocalRateDerivation:
-    r"""R-LR-1 derived by linearising the update (THEORY.md R-LR-1 [R]).
+    r"""R-LR-1 derived by linearising the update (docs/theory.md R-LR-1 [R]).
 
     Coordinates: :math:`G^*=[I_k,0]`, :math:`G^*_\perp=[0,I_{d_x-k}]`, :math:`G=G^*+ZG^*_\perp`
     (so :math:`A=I`, the tangent matrix is :math:`Z`), population moments, noiseless targets
@@ -840,7 +840,7 @@ class LocalRateDerivation:
     jacobian: the derived linear map :math:`\mathrm{vec}Z\mapsto\mathrm{vec}Z_+` (column-major vec),
         first-order part of the exact update.
     L: :math:`P^{-1}F^{*\top}F^*` (the left factor). M: :math:`\Sigma_{22\cdot1}(Q^{-1})_{22}`.
-    predicted: :math:`I-\eta\,M^\top\otimes L`, THEORY.md's local-rate matrix.
+    predicted: :math:`I-\eta\,M^\top\otimes L`, docs/theory.md's local-rate matrix.
     residual: jacobian - predicted after cancellation (a zero matrix: R-LR-1 recovered).
     zeroth_order: :math:`Z_+` at :math:`Z=0` (zero: :math:`G^*` is a fixed point).
     """
@@ -908,7 +908,7 @@ def _local_rate_derivation(left: str, right: str, k: int, d_x: int, d_y: int) ->
     Zp = A.inv() * B
     zeroth = _cancel(Zp.v)
     J = _cancel(_vec(Zp.d).jacobian(_vec(Z)))
-    # THEORY.md's factors
+    # docs/theory.md's factors
     S11, S12, S22 = S[:k, :k], S[:k, k:], S[k:, k:]
     schur = S22 - S12.T * _inv(S11) * S12
     FtF = Fs.T * Fs
@@ -1039,7 +1039,7 @@ def optimal_contraction_factor(method) -> OptimalRate:
 
 @dataclass(frozen=True)
 class TangentRecursion:
-    r"""R-LR-2 derived (THEORY.md R-LR-2 [R]).
+    r"""R-LR-2 derived (docs/theory.md R-LR-2 [R]).
 
     step: :math:`t_+=\varphi(t)`, the whitened tangent after one population KFAC step
         (least-squares head, :math:`\lambda_G=0`), as a function of ``SYMBOLS.t`` and ``SYMBOLS.eta``.
@@ -1122,7 +1122,7 @@ TEACHERS: dict[str, sp.Expr] = {
 
 @dataclass(frozen=True)
 class ExactTeacherCoefficients:
-    r"""Teacher coefficients (THEORY.md 4.0) as sympy numbers or expressions.
+    r"""Teacher coefficients (docs/theory.md 4.0) as sympy numbers or expressions.
 
     c: :math:`\mathbb E[z\sigma^*(z)]/s^2`. Ey2: :math:`\mathbb E[\sigma^*(z)^2]+\sigma_\varepsilon^2`.
     sigma_r2: :math:`\mathbb E[y^2]-c^2s^2`. mean: :math:`\mathbb E[\sigma^*(z)]`.
@@ -1297,7 +1297,7 @@ def _quad(func: str, name: str, g: sp.Expr, s: sp.Expr, dps: int) -> sp.Float:
 
 
 def teacher_coefficients(teacher, *, s=1, noise_std=0, dps: int = 50) -> ExactTeacherCoefficients:
-    r"""Teacher coefficients as exact Gaussian integrals, or 50-digit quadrature (THEORY.md 4.0).
+    r"""Teacher coefficients as exact Gaussian integrals, or 50-digit quadrature (docs/theory.md 4.0).
 
     Routes: piecewise polynomials (``relu``, ``abs``, ``linear``, ``cubic``, ``he2``,
     ``relu(z) - 0.3 z``, ...) by half-line Gaussian moments; :math:`\mathrm{erf}(az)` by the
@@ -1489,7 +1489,7 @@ def _isotropic_kfac_alignment(keep_kappa: bool) -> sp.Expr:
 
 @functools.lru_cache(maxsize=1)
 def isotropic_sgd_alignment() -> sp.Expr:
-    r"""Isotropic SGD alignment (THEORY.md 4.2 [R], :math:`\Sigma=I`, :math:`\lVert\beta^*\rVert=s=1`):
+    r"""Isotropic SGD alignment (docs/theory.md 4.2 [R], :math:`\Sigma=I`, :math:`\lVert\beta^*\rVert=s=1`):
     :math:`c/\sqrt{c^2+(c^2+\sigma_r^2)/\psi}` (:math:`\mathbb E[y^2]=c^2+\sigma_r^2`).
 
     Equal to the :math:`\lambda_G\to\infty` limit of :func:`isotropic_kfac_alignment`.
@@ -1695,7 +1695,7 @@ def kfac_alignment_mp(eigenvalues, beta_star, *, n, lam_G, teacher, noise_std=0.
 
 
 def sgd_alignment_mp(eigenvalues, beta_star, *, n, teacher, noise_std=0.0, dps: int = 50) -> mpmath.mpf:
-    r"""SGD alignment of THEORY.md 4.2 at ``dps`` digits (a second route to
+    r"""SGD alignment of docs/theory.md 4.2 at ``dps`` digits (a second route to
     :func:`theory.single_index.sgd_alignment`; formula [R]):
     :math:`\cos=c\,s^2/(\lVert\beta^*\rVert\sqrt{c^2\lVert\Sigma\beta^*\rVert^2+\mathbb E[y^2]\mathrm{tr}\Sigma/n})`.
 

@@ -438,7 +438,7 @@ def test_isotropic_alignment_identities():
     assert sp.simplify(cos_k ** 2 - theory_cos2) == 0
     cos = sym.isotropic_kfac_alignment()
     assert cos.free_symbols == {psi, lam, c, sr}
-    # lam_G -> infinity recovers SGD (THEORY.md Theorem 3.9 'useful facts')
+    # lam_G -> infinity recovers SGD (docs/theory.md Theorem 3.9 'useful facts')
     assert sp.simplify(sp.limit(cos ** 2, lam, sp.oo) - sym.isotropic_sgd_alignment() ** 2) == 0
     # lam_G -> 0 with psi > 1: cos^2 -> c^2 / (c^2 + sigma_r^2 / (psi - 1))
     u = sp.Symbol("u", positive=True)
