@@ -1,4 +1,4 @@
-"""Benchmark: one single-index trial (THEORY.md 4.0-4.1) against its floor and a straightforward version.
+"""Benchmark: one single-index trial (docs/theory.md 4.0-4.1) against its floor and a straightforward version.
 
 Setting (issue 5): d = 1000, psi = n/d = 2, N = d/2, 50 ridges lam_G on a log grid 1e-3..10, two-level
 Sigma (eps = 0.9, Haar basis), tanh teacher and student, noise 0.1; spike vectors, population variant

@@ -55,7 +55,8 @@ def _fmt(x) -> str:
 
 def print_table(records: Sequence[dict], file=None) -> None:
     file = sys.stdout if file is None else file
-    cols = ("id", "paper_ref", "kind", "prediction", "measured", "stderr", "tolerance", "alpha", "verdict", "seconds")
+    cols = ("id", "paper_ref", "kind", "test", "prediction", "measured", "stderr", "tolerance", "alpha", "detectable",
+            "verdict", "seconds")
     rows = [[_fmt(r.get(c)) for c in cols] for r in records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)] if rows else [len(c) for c in cols]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)), file=file)

@@ -1,4 +1,4 @@
-r"""Claims C8-C13 and C21: single-index learning after one step (THEORY.md section 4, section 6).
+r"""Claims C8-C13 and C21: single-index learning after one step (docs/theory.md section 4, section 6).
 
 Each agreement claim runs :func:`simulate.single_index.one_step` on one problem instance at two
 dimensions, :math:`d` and :math:`2d` (same :math:`\psi=n/d`, :math:`\epsilon`, :math:`N/d`; one
@@ -22,7 +22,7 @@ components in C10) are tested at each size with no allowance (:math:`T-1` df).
 **Control variates.** A trial also reports batch statistics whose expectations are known exactly
 for Gaussian :math:`x` (:mod:`simulate.single_index`): :math:`\langle X^\top y/n,\beta^*\rangle`
 (mean :math:`cs^2`), :math:`\lVert X^\top y/n\rVert^2` (the exact finite-:math:`n` mean of
-THEORY.md 4.2), :math:`\frac1n\sum z_i^2` (:math:`s^2`), :math:`\frac1n\sum y_i^2`
+docs/theory.md 4.2), :math:`\frac1n\sum z_i^2` (:math:`s^2`), :math:`\frac1n\sum y_i^2`
 (:math:`\mathbb E y^2`) and the population-preconditioner components (exact at finite :math:`n`).
 The mean of a measurement :math:`a` is estimated by the intercept of the least-squares fit
 :math:`a_t=\mu+b^\top(c_t-\mathbb E c)+e_t` over the :math:`T` trials:
@@ -69,7 +69,7 @@ family-wise :math:`\alpha=10^{-3}` bounding false failure. C13 is a statement of
 methods (an ordering): intersection-union, each component at the full :math:`\alpha` (bounding
 false holds), the reverse at :math:`\alpha/m`.
 
-All predictions are reconstructed [R] (THEORY.md section 0 and 4).
+All predictions are reconstructed [R] (docs/theory.md section 0 and 4).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ ALPHA = stats.ALPHA
 PSI_CAP = 32.0
 #: lam_G of KFAC in the psi = 32 rows of C8.
 LAM_CAP = 1e-3
-#: THEORY.md C11: the bulk lowers the network's alignment by <~ 0.01 at d = 1000; O(1/d) (measured:
+#: docs/theory.md C11: the bulk lowers the network's alignment by <~ 0.01 at d = 1000; O(1/d) (measured:
 #: 0.018, 0.008, 0.004 at d = 200, 400, 800 for lam_G = 1e-3, N = d/2), so the bound at d is 0.01 * 1000 / d.
 BULK_BOUND_D1000 = 0.01
 
@@ -206,7 +206,7 @@ _RICH = ("t_(1-alpha'/2, Welch df) x s.e. of the bias-corrected mean m_d - b_d, 
 
 # --------------------------------------------------------------------------- C8
 @register(
-    "C8", paper_ref="Sec. 3.2 (SGD alignment)", theory_ref="THEORY.md 4.2", kind="statistical",
+    "C8", paper_ref="Sec. 3.2 (SGD alignment)", theory_ref="docs/theory.md 4.2", kind="statistical",
     statement="One SGD step learns v = X'y/n with cos(v, beta*) -> c s^2/(|beta*| sqrt(c^2|Sigma beta*|^2 + "
               "E[y^2] tr(Sigma)/n)); as psi -> infinity it saturates at cos(Sigma beta*, beta*) < 1, "
               "while KFAC does not.",
@@ -277,7 +277,7 @@ def c9_kfac_alignment(*, size: str, seed: int) -> Outcome:
 
 # --------------------------------------------------------------------------- C10
 @register(
-    "C10", paper_ref="Theorem 3.9 / Sec. 3.2", theory_ref="THEORY.md 4.2, Theorem 3.9", kind="statistical",
+    "C10", paper_ref="Theorem 3.9 / Sec. 3.2", theory_ref="docs/theory.md 4.2, Theorem 3.9", kind="statistical",
     statement="The components <v, beta*> and |v|^2 follow their predictions separately: SGD exactly at finite n "
               "(E<v,beta*> = c s^2, refined E|v|^2), KFAC by Theorem 3.9 (c A_1 and c^2 B + "
               "(c^2 kappa^2 E + sigma_r^2) T_2/(1 - D_2)).",
@@ -308,7 +308,7 @@ def c10_components(*, size: str, seed: int) -> Outcome:
 
 # --------------------------------------------------------------------------- C11
 @register(
-    "C11", paper_ref="Sec. 3.2 / Figure 3", theory_ref="THEORY.md 4.1", kind="statistical",
+    "C11", paper_ref="Sec. 3.2 / Figure 3", theory_ref="docs/theory.md 4.1", kind="statistical",
     statement="The network's own spike (top right singular vector of the actual one-step update, by Lanczos) "
               "aligns with beta* as the spike-vector prediction (C8/C9), up to a bulk bias that is O(1/d) "
               "(<~ 0.01 at d = 1000).",
@@ -336,12 +336,12 @@ def c11_network_spike(*, size: str, seed: int) -> Outcome:
                       one_sided=True, lam_G=lam, d=d2)
              for name, diff, lam in bulks]
     return Outcome.agreement(rows, source=_RICH + "; bulk bias: one-sided paired t (T - 1 df) against the bound "
-                             "0.01 * 1000/d of THEORY.md C11", alpha=ALPHA)
+                             "0.01 * 1000/d of docs/theory.md C11", alpha=ALPHA)
 
 
 # --------------------------------------------------------------------------- C12
 @register(
-    "C12", paper_ref="Sec. 3.2 (spike size)", theory_ref="THEORY.md 4.1", kind="statistical",
+    "C12", paper_ref="Sec. 3.2 (spike size)", theory_ref="docs/theory.md 4.1", kind="statistical",
     statement="The top singular value of the one-step update is eta mu_1 |F_0| |v| (|v| from 4.2 / Theorem 3.9): "
               "s_1 / (eta |F_0|) = mu_1 |v|.",
 )
@@ -367,7 +367,7 @@ def c12_spike_size(*, size: str, seed: int) -> Outcome:
 
 # --------------------------------------------------------------------------- C13
 @register(
-    "C13", paper_ref="Sec. 3.2 / Figure 3", theory_ref="THEORY.md 4.0, section 6", kind="ordering",
+    "C13", paper_ref="Sec. 3.2 / Figure 3", theory_ref="docs/theory.md 4.0, section 6", kind="ordering",
     statement="After one normalised first-layer step and a ridge head, test error orders KFAC < SGD < no step, "
               "isotropic and anisotropic (eps = 0, 0.9, 0.99).",
 )

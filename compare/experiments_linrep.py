@@ -1,4 +1,4 @@
-r"""The paper's linear-representation experiments (Figures 1, 2, 4, 5; THEORY.md sections 3.1 and 5).
+r"""The paper's linear-representation experiments (Figures 1, 2, 4, 5; docs/theory.md sections 3.1 and 5).
 
 Every runner is a pure function of ``(settings, seed)``: settings are frozen dataclasses, results
 are frozen dataclasses of numpy arrays, and the numbers do not depend on ``jobs`` or ``scheduler``.
@@ -24,10 +24,10 @@ Theory overlays (computed per trial from that trial's :math:`F^*,\Sigma_x,G^*`):
     \frac{\mathrm{tr}(\Sigma_{22\cdot1}^{-1})}{n-d_X-1}\ \text{(R-LR-3)}.
 
 R-LR-3 is derived for Gaussian inputs (the Rademacher inputs of Figure 1 have the same second
-moments; THEORY.md uses the same formula for them) and, as :math:`\sin\theta_{\max}\le
+moments; docs/theory.md uses the same formula for them) and, as :math:`\sin\theta_{\max}\le
 \sqrt{\sum\tan^2\theta_i}`, its square root is an upper reference level for KFAC's distance.
 
-Settings [R] (THEORY.md section 5, Figure 1 defaults): :math:`d_X=100, d_Y=10, k=5`, fresh
+Settings [R] (docs/theory.md section 5, Figure 1 defaults): :math:`d_X=100, d_Y=10, k=5`, fresh
 batches of :math:`n=1024`, :math:`\kappa_x=100, \kappa_F=10, \sigma_\varepsilon=0.01`, Rademacher
 inputs, 1000 iterations, 20 trials (Figure 4's per-setting sweeps: 4), transfer head on :math:`n_t=100`
 samples. ``fast``: :math:`d_X=40, d_Y=6, k=3, n=400`, 200 iterations, 10 trials (sweeps 8; Figure 4: 3).
@@ -35,6 +35,7 @@ samples. ``fast``: :math:`d_X=40, d_Y=6, k=3, n=400`, 200 iterations, 10 trials 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,7 +68,7 @@ def _check_methods(func: str, methods: Any) -> None:
 
 @dataclass(frozen=True)
 class ProblemSettings:
-    """One task family (THEORY.md 3.1.0) and its batches.
+    """One task family (docs/theory.md 3.1.0) and its batches.
 
     d_x, d_y, k: dimensions. batch: fresh samples per iteration. kappa_x, kappa_F: condition numbers
     of Sigma_x and F*. noise_std: label noise. law: input law (``rademacher``, ``uniform``,
@@ -121,7 +122,7 @@ class Method:
 #: comparison of C19 is not tilted by a coarser grid), damped Newton over 0.01 ... 0.316.
 NGD_GRID: tuple[float, ...] = tuple(float(x) for x in 10.0 ** (np.arange(-4, 1) / 2.0))
 NEWTON_GRID: tuple[float, ...] = tuple(float(x) for x in 10.0 ** (np.arange(-4, 0) / 2.0))
-#: Figure 1's optimizers (THEORY.md section 2 catalogue). NGD and Newton: damping 1e-3 x mean diagonal.
+#: Figure 1's optimizers (docs/theory.md section 2 catalogue). NGD and Newton: damping 1e-3 x mean diagonal.
 FIG1_METHODS: tuple[Method, ...] = (
     Method("SGD", "sgd"),
     Method("AMGD", "amgd"),
@@ -301,6 +302,12 @@ class SweepResult:
     ran: (methods, step sizes) which grid points each method was run at (:attr:`Method.grid`).
     amgd_limit, amgd_optimal_eta: (trials,) R-LR-1 per task. kfac_level: (trials, step sizes)
     sqrt of R-LR-3's E sum tan^2 (NaN outside (0, 1]). initial_distance: (trials,).
+    final_F: (trials, methods, step sizes, d_y, k) the head :math:`F_T` each run ends with (NaN where
+    it diverged or was not run). final_limit: (trials, methods, step sizes) the R-LR-1 stability limit
+    at the point :math:`(F_T, G_T)` the run ends at (:func:`own_limit`; NaN where F_T is).
+    final_limit_star: the same with the Schur complement of :math:`G^*` (R-LR-1 at :math:`F_T`).
+    mid_limit: :func:`own_limit` after ``steps // 2`` iterations, for the methods of
+    :data:`MID_LIMIT_LABELS` (NaN elsewhere): how far the run was from settled.
     """
 
     settings: SweepSettings
@@ -316,6 +323,10 @@ class SweepResult:
     amgd_optimal_eta: np.ndarray
     kfac_level: np.ndarray
     initial_distance: np.ndarray
+    final_F: np.ndarray
+    final_limit: np.ndarray
+    final_limit_star: np.ndarray
+    mid_limit: np.ndarray
 
     def best_lrs(self) -> dict[str, float]:
         """Per method, the step size with the smallest mean log10 final distance among those where no
@@ -331,6 +342,35 @@ class SweepResult:
         return out
 
 
+#: methods whose stability limit is also recorded half-way through the sweep (C18 (b)).
+MID_LIMIT_LABELS = ("AMGD",)
+
+
+def _limit(F: np.ndarray, Sigma_x: np.ndarray, basis: np.ndarray) -> float:
+    try:
+        return tl.amgd_stability_limit(F, Sigma_x, basis) if np.all(np.isfinite(F)) else np.nan
+    except (ValueError, np.linalg.LinAlgError):  # a rank-deficient head has no finite limit here
+        return np.nan
+
+
+def own_limit(F: np.ndarray, G: np.ndarray, problem: sd.LinRepProblem) -> float:
+    r"""R-LR-1's AMGD stability limit at the point :math:`(F, G)` itself,
+
+    .. math:: \eta_{\max}(F, G) = \frac{2}{\sigma_{\max}(F)^2\,\mu_{\max}(\Sigma_{22\cdot1}(G))},
+
+    with the Schur complement of :math:`\Sigma_x` taken with respect to the row space of ``G`` (an
+    orthonormal basis by QR) instead of :math:`G^*`'s: the Gauss-Newton curvature of AMGD's reduced loss
+    :math:`\min_F L(F, G)` at ``G``, equal to R-LR-1's limit when the row spaces agree. NaN for a
+    non-finite or rank-deficient point.
+    """
+    if not (np.all(np.isfinite(F)) and np.all(np.isfinite(G))):
+        return np.nan
+    Q, R = np.linalg.qr(G.T)
+    if np.min(np.abs(np.diag(R))) <= 1e-12 * np.max(np.abs(np.diag(R))):
+        return np.nan
+    return _limit(F, problem.Sigma_x, Q.T)
+
+
 @dataclass(frozen=True)
 class _SweepTrial:
     settings: SweepSettings
@@ -339,6 +379,7 @@ class _SweepTrial:
         st = self.settings
         rng = np.random.default_rng(ss)
         problem = st.problem.draw(rng)
+        mid_rng = copy.deepcopy(rng)
         ran = _ran(st)
         specs = [sl.OptimizerSpec(f"{m.label}@{j}", m.name, lr, m.options)
                  for i, m in enumerate(st.methods) for j, lr in enumerate(st.lrs) if ran[i, j]]
@@ -346,9 +387,20 @@ class _SweepTrial:
                             record_every=max(st.steps, 1), transfer_samples=st.problem.transfer_samples,
                             check_every=CHECK_EVERY)
         th = trial_theory(problem, np.asarray(st.lrs), batch=st.problem.batch)
+        # the same AMGD runs stopped at T/2 (a copy of the generator: the same start and batches)
+        mid_specs = [sp for sp in specs if sp.label.split("@")[0] in MID_LIMIT_LABELS]
+        mid = sl.run_common(problem, mid_specs, steps=st.steps // 2, batch=st.problem.batch, rng=mid_rng,
+                            record_every=max(st.steps // 2, 1), transfer_samples=st.problem.transfer_samples,
+                            check_every=CHECK_EVERY) if mid_specs and st.steps >= 2 else None
+        own = [own_limit(F, G, problem) for F, G in zip(run.final_F, run.final_G)]
+        star = [_limit(F, problem.Sigma_x, problem.G_star) for F in run.final_F]
+        half = {sp.label: own_limit(F, G, problem) for sp, F, G in zip(mid_specs, mid.final_F, mid.final_G)} \
+            if mid is not None else {}
+        mids = [half.get(sp.label, np.nan) for sp in specs]
 
         def grid(values: np.ndarray, fill: Any) -> np.ndarray:
-            out = np.full(ran.shape, fill, dtype=np.asarray(values).dtype)
+            values = np.asarray(values)
+            out = np.full(ran.shape + values.shape[1:], fill, dtype=values.dtype)
             out[ran] = values
             return out
 
@@ -358,6 +410,10 @@ class _SweepTrial:
             "transfer_finite": grid(run.transfer_loss_finite[:, -1], np.nan),
             "train_loss": grid(run.train_loss[:, -1], np.nan),
             "diverged": grid(run.diverged_at >= 0, False),
+            "final_F": grid(run.final_F, np.nan),
+            "final_limit": grid(own, np.nan),
+            "final_limit_star": grid(star, np.nan),
+            "mid_limit": grid(mids, np.nan),
             "initial_distance": run.subspace_distance[0, 0],
             "theory": th,
         }
@@ -413,7 +469,8 @@ def _sweep(settings: SweepSettings, seed: int, stream: tuple[int, ...], *, jobs:
     return SweepResult(settings, tuple(m.label for m in settings.methods), np.asarray(settings.lrs, dtype=float),
                        st("distance"), st("transfer"), st("transfer_finite"), st("train_loss"), st("diverged"),
                        _ran(settings), np.array([t.amgd_limit for t in th]), np.array([t.amgd_optimal_eta for t in th]),
-                       np.stack([t.kfac_level for t in th]), np.array([r["initial_distance"] for r in res]))
+                       np.stack([t.kfac_level for t in th]), np.array([r["initial_distance"] for r in res]),
+                       st("final_F"), st("final_limit"), st("final_limit_star"), st("mid_limit"))
 
 
 def run_sweep(settings: SweepSettings, *, seed: int, stream: tuple[int, ...] = (_SWEEP,), jobs: int = 1,
@@ -501,6 +558,12 @@ class _CurveTrial:
 def _curves_run(settings: CurveSettings, seed: int, curve_stream: tuple[int, ...], sweep_stream: tuple[int, ...],
                 *, jobs: int, scheduler: Any) -> CurvesResult:
     sweep = run_sweep(settings.sweep, seed=seed, stream=sweep_stream, jobs=jobs, scheduler=scheduler)
+    return _curves_at(settings, sweep, seed, curve_stream, jobs=jobs, scheduler=scheduler)
+
+
+def _curves_at(settings: CurveSettings, sweep: SweepResult, seed: int, curve_stream: tuple[int, ...], *, jobs: int,
+               scheduler: Any) -> CurvesResult:
+    """Curves of ``settings`` at the step sizes ``sweep`` selects (its labels include every method's)."""
     best = sweep.best_lrs()
     lrs = tuple(best[m.label] for m in settings.methods)
     seeds = _stream(seed, *curve_stream).spawn(settings.trials)
@@ -544,6 +607,53 @@ def run_figure2(settings: Figure2Settings, *, seed: int, jobs: int = 1, schedule
     return run_figure1(settings.figure1, seed=seed, jobs=jobs, scheduler=scheduler).subset(settings.labels)
 
 
+#: the methods of the claims' paired comparisons (C15, C16, C19), in Figure 1's order.
+COMPARISON_LABELS = ("SGD", "Adam", "AMGD+BN", "NGD", "Newton", "KFAC")
+_COMPARISON = 4
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """More trials of Figure 1's setting for the paired comparisons of C15, C16 and C19.
+
+    figure1: the Figure 1 settings (task family, iterations, the sweep the step sizes come from).
+    labels: the methods compared (Figure 1's labels). trials: independent tasks. Only the final
+    metrics are recorded; the step sizes are Figure 1's (the same sweep, shared through the memo).
+    """
+
+    figure1: Figure1Settings
+    labels: tuple[str, ...] = COMPARISON_LABELS
+    trials: int = 40
+
+    def __post_init__(self):
+        _positive_int("ComparisonSettings", "trials", self.trials)
+        known = [m.label for m in self.figure1.curves.methods]
+        if not self.labels or not set(self.labels) <= set(known):
+            raise ValueError(f"ComparisonSettings: argument 'labels' must be a non-empty subset of {known}; "
+                             f"got {self.labels!r}.")
+
+    @property
+    def curves(self) -> CurveSettings:
+        """The runs: Figure 1's methods ``labels``, ``trials`` tasks, final metrics only."""
+        c = self.figure1.curves
+        return replace(c, methods=tuple(m for m in c.methods if m.label in self.labels), trials=self.trials,
+                       record_every=c.steps)
+
+
+def comparison_settings(size: str = "paper") -> ComparisonSettings:
+    """The paired comparisons at ``size``: 40 trials at ``fast`` (Figure 1 has 10), 20 at ``paper``."""
+    return ComparisonSettings(figure1_settings(size), trials=20 if size == "paper" else 40)
+
+
+def run_comparison(settings: ComparisonSettings, *, seed: int, jobs: int = 1, scheduler: Any = None) -> CurvesResult:
+    """Final metrics of ``settings.labels`` at Figure 1's step sizes (chosen on Figure 5's sweep), on their own
+    stream (4,), common random numbers within a trial. ``result.sweep`` is Figure 1's sweep."""
+    _check_run_args("run_comparison", settings, ComparisonSettings, seed)
+    sweep = run_sweep(settings.figure1.curves.sweep, seed=int(seed), stream=(_SWEEP,), jobs=jobs, scheduler=scheduler)
+    return _memo(("comparison", settings, int(seed)),
+                 lambda: _curves_at(settings.curves, sweep, int(seed), (_COMPARISON,), jobs=jobs, scheduler=scheduler))
+
+
 @dataclass(frozen=True)
 class Figure4Result:
     """Figure 4: one :class:`CurvesResult` per data setting, named in ``names``."""
@@ -564,7 +674,7 @@ def run_figure4(settings: Figure4Settings, *, seed: int, jobs: int = 1, schedule
 # --------------------------------------------------------------------------- figures of the report
 from compare.registry import register_figure  # noqa: E402  (registration after the runners it uses)
 
-_RECON = ("Reconstructed settings [R] (THEORY.md section 5): d_x = 100, d_y = 10, k = 5, n = 1024 fresh samples "
+_RECON = ("Reconstructed settings [R] (docs/theory.md section 5): d_x = 100, d_y = 10, k = 5, n = 1024 fresh samples "
           "per iteration, kappa_x = 100, kappa_F = 10, sigma = 0.01, Rademacher inputs, 1000 iterations "
           "(size fast: d_x = 40, d_y = 6, k = 3, n = 400, 200 iterations). ")
 _LR_RULE = ("Each method's step size is the best (smallest mean log10 final distance, no divergence) of the grid "

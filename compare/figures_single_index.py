@@ -1,6 +1,6 @@
-"""Single-index experiments (THEORY.md section 4) and Figure 3: runners shared by claims C8-C13, C21.
+"""Single-index experiments (docs/theory.md section 4) and Figure 3: runners shared by claims C8-C13, C21.
 
-Each runner draws one problem instance (the Figure 3 family of THEORY.md section 5: two-level
+Each runner draws one problem instance (the Figure 3 family of docs/theory.md section 5: two-level
 spectrum 1 and :math:`1-\\epsilon` rescaled to mean 1, Haar eigenbasis, :math:`\\beta^*` Gaussian scaled
 to :math:`s^2=\\beta^{*\\top}\\Sigma\\beta^*=1`), runs :func:`simulate.single_index.one_step` over
 independent trials, and evaluates the deterministic equivalents of :mod:`theory.single_index` for
@@ -8,7 +8,7 @@ independent trials, and evaluates the deterministic equivalents of :mod:`theory.
 
 .. math::
 
-    \\cos(v_{SGD},\\beta^*)\\ \\text{(THEORY.md 4.2)},\\qquad
+    \\cos(v_{SGD},\\beta^*)\\ \\text{(docs/theory.md 4.2)},\\qquad
     \\cos(v_{KFAC},\\beta^*)=\\frac{cA_1}{\\lVert\\beta^*\\rVert\\sqrt{c^2B+(c^2\\kappa^2E+\\sigma_r^2)T_2/(1-D_2)}}
     \\ \\text{(Theorem 3.9)}.
 
@@ -16,7 +16,7 @@ independent trials, and evaluates the deterministic equivalents of :mod:`theory.
 with :math:`\\tilde\\beta=O^\\top\\beta^*` (the contract form "1-D Sigma, beta_star in that
 eigenbasis"), so neither side repeats a :math:`d\\times d` eigendecomposition.
 
-Defaults [R] (THEORY.md Figure 3): :math:`\\psi=2`, :math:`N=d/2`, tanh teacher and student,
+Defaults [R] (docs/theory.md Figure 3): :math:`\\psi=2`, :math:`N=d/2`, tanh teacher and student,
 :math:`\\sigma_\\varepsilon=0.1`, :math:`\\epsilon=0.9`; sizes ``fast`` (d = 300 for the figure, 200 and 400
 for the claims) and ``paper`` (d = 1000, 30 trials for the figure; 500 and 1000 for the claims, with
 300 and 160 trials: see :data:`SIZES`).
@@ -96,7 +96,7 @@ def _cached(key: dict, compute: Callable[[], Any]) -> Any:
 
 
 def tanh2(z: np.ndarray) -> np.ndarray:
-    """The teacher :math:`\\sigma^*(z)=\\tanh 2z` of THEORY.md's test-error protocol (module level: picklable)."""
+    """The teacher :math:`\\sigma^*(z)=\\tanh 2z` of docs/theory.md's test-error protocol (module level: picklable)."""
     return np.tanh(2.0 * z)
 
 
@@ -210,7 +210,7 @@ class StepMSERun:
 
 @lru_cache(maxsize=8)
 def step_mse_run(size: str, *, seed: int, jobs: int = 1, scheduler: str | None = None) -> StepMSERun:
-    """THEORY.md's test-error protocol [R]: teacher tanh(2z), d, n = 2d, n_head = 5d, N = d,
+    """docs/theory.md's test-error protocol [R]: teacher tanh(2z), d, n = 2d, n_head = 5d, N = d,
     lam_G = 0.1, lam_F = 1e-3, top singular value of the step set to 5, eps in (0, 0.9, 0.99)."""
     cfg = _size(size)
     d = cfg["test_d"]
@@ -318,7 +318,7 @@ def _figure3_data(*, size: str, seed: int, jobs: int, scheduler: str | None):
     title="Single-index alignment after one step: SGD vs KFAC, theory vs simulation",
     caption=("Cosine between the learned first-layer spike and beta* after one full-batch step, Monte-Carlo "
              "mean +/- s.e. over 30 trials (markers) against the deterministic equivalents (lines): SGD "
-             "(THEORY.md 4.2) and KFAC (Theorem 3.9, reconstructed). Left: vs lam_G at psi = 2, eps = 0.9 "
+             "(docs/theory.md 4.2) and KFAC (Theorem 3.9, reconstructed). Left: vs lam_G at psi = 2, eps = 0.9 "
              "(crosses: the network's own top singular vector). Middle: vs the anisotropy eps (larger = more "
              "anisotropic) at lam_G = 0.1: SGD degrades towards its cap cos(Sigma beta*, beta*), KFAC stays "
              "accurate. Right: vs psi = n/d at eps = 0.9: SGD saturates at the cap, KFAC does not."),

@@ -3,7 +3,7 @@ r"""Figures 1, 2, 4 and 5 (linear representation learning): data in, matplotlib 
 Each function takes the result of a runner of :mod:`compare.experiments_linrep` and draws it; none
 runs an experiment. Curves show the mean over trials of :math:`\log_{10}` of the metric (a geometric
 mean) with a band of :math:`\pm 2` standard errors of that mean; runs that diverged are left out of
-the curve after their divergence and counted in the legend. Theory overlays (THEORY.md):
+the curve after their divergence and counted in the legend. Theory overlays (docs/theory.md):
 
 .. math::
 

@@ -1,7 +1,7 @@
-"""Figure 3 (single-index alignment, THEORY.md section 5): data in, matplotlib Figure out.
+"""Figure 3 (single-index alignment, docs/theory.md section 5): data in, matplotlib Figure out.
 
 Three panels, each a theory curve (lines) with Monte-Carlo means and standard-error bands or bars
-(markers) for SGD (THEORY.md 4.2) and KFAC (Theorem 3.9, reconstructed [R]):
+(markers) for SGD (docs/theory.md 4.2) and KFAC (Theorem 3.9, reconstructed [R]):
 
 .. math::
 

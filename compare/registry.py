@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from compare import stats as _stats
@@ -57,7 +57,6 @@ class Outcome:
     tolerance_source: str
     rows: tuple[Mapping[str, Any], ...] = ()
     verdict: str | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
     test: str | None = None
     alpha_bounds: str | None = None
     detectable: float | None = None
@@ -99,12 +98,12 @@ class Outcome:
 class Claim:
     """One checkable statement.
 
-    id: short stable id (``"C1"`` ...), as in THEORY.md section 6.
+    id: short stable id (``"C1"`` ...), as in docs/theory.md section 6.
     paper_ref: the paper's numbering where known (``"Lemma 3.1"``).
-    theory_ref: the THEORY.md ID (``"R-LR-1"``) backing the prediction.
+    theory_ref: the docs/theory.md ID (``"R-LR-1"``) backing the prediction.
     kind: ``"exact"``, ``"statistical"`` or ``"qualitative"``.
     statement: what the claim says, one sentence.
-    reconstructed: True where THEORY.md tags the result [R] (rebuilt, not read from the paper).
+    reconstructed: True where docs/theory.md tags the result [R] (rebuilt, not read from the paper).
     figure: the figure the claim backs (``"fig3"``), or ``None``.
     run: ``run(*, size, seed) -> Outcome``.
     """
@@ -172,7 +171,6 @@ def evaluate(claim: Claim, *, size: str = "fast", seed: int = 0, blas_threads: i
         out = claim.run(size=size, seed=seed)
     seconds = time.perf_counter() - t0
     verdict = out.verdict or ("holds" if out.passed else "fails")
-    verdict = {"not reproduced": "inconclusive"}.get(verdict, verdict)  # legacy vocabulary, until C14-C20 move
     if verdict not in _stats.VERDICTS:
         raise ValueError(f"evaluate: claim {claim.id} returned verdict {verdict!r}; expected one of {_stats.VERDICTS}.")
     alpha_bounds = out.alpha_bounds

@@ -5,7 +5,7 @@ up in the cache (:mod:`compare.cache`, namespaces ``claims`` and ``figures``), s
 :func:`simulate.trials.imap_unordered` (serial, joblib workers, or dask futures) and stores each
 result atomically the moment it comes back, so a run killed with SIGKILL loses only the tasks in
 flight; a rerun recomputes exactly those. Results do not depend on the executor: each task draws
-from streams derived from ``seed`` alone (THEORY.md section 6, ``SeedSequence.spawn``), and every
+from streams derived from ``seed`` alone (docs/theory.md section 6, ``SeedSequence.spawn``), and every
 worker runs with one BLAS thread.
 
 A claim's result is its record (:func:`compare.registry.evaluate`); a figure's is its rendering

@@ -512,39 +512,3 @@ def deciding_row(rows: Sequence[Mapping[str, Any]], verdict: str) -> Mapping[str
         cand = [r for r in rows if not r.get("passed", r.get("shown"))]
         return min(cand, key=margin)
     return min(rows, key=margin)
-
-
-# --------------------------------------------------------------------------- legacy (removed once every claim uses the API above)
-def z_critical(alpha: float = ALPHA) -> float:
-    """Two-sided normal critical value (legacy)."""
-    return t_critical(alpha, None)
-
-
-def batch_means_se(series: Any, *, n_batches: int = 20) -> tuple[float, float]:
-    """Mean and batch-means s.e. (legacy: see :func:`batch_means`)."""
-    m, se, _ = batch_means(series, n_batches=n_batches)
-    return m, se
-
-
-def z_test(measured: float, stderr: float, prediction: float, *, alpha: float = ALPHA, allowance: float = 0.0):
-    """Two-sided z test (legacy: see :func:`agreement`)."""
-    a = agreement(measured, stderr, prediction, df=None, alpha=alpha, allowance=allowance)
-    return _Legacy(a.prediction, a.measured, a.stderr, a.allowance, a.alpha, a.tolerance, a.statistic, a.passed)
-
-
-@dataclass(frozen=True)
-class _Legacy:
-    prediction: float
-    measured: float
-    stderr: float
-    allowance: float
-    alpha: float
-    tolerance: float
-    z: float
-    passed: bool
-
-
-def paired_less(a: Any, b: Any, *, alpha: float = ALPHA) -> tuple[bool, float, float]:
-    """One-sided paired test that mean(a) < mean(b) (legacy: see :func:`ordering`)."""
-    o = ordering_t(np.asarray(b, dtype=float) - np.asarray(a, dtype=float), alpha=alpha)
-    return o.shown, o.estimate, float(o.stderr)

@@ -1,4 +1,4 @@
-"""Data generators: covariances, teachers and problem draws (THEORY.md 3.1.0, 4.0, section 5).
+"""Data generators: covariances, teachers and problem draws (docs/theory.md 3.1.0, 4.0, section 5).
 
 All draws come from an explicit ``numpy.random.Generator``. Reconstructed recipes [R] (the
 paper's exact generators are unknown):
@@ -139,7 +139,7 @@ def sample_inputs(n: int, Sigma_sqrt: np.ndarray, *, law: str, rng: np.random.Ge
 
 @dataclass(frozen=True)
 class LinRepProblem:
-    """One linear representation learning task (THEORY.md 3.1.0), with its transfer task.
+    """One linear representation learning task (docs/theory.md 3.1.0), with its transfer task.
 
     G_star: (k, d_x) row-orthonormal true representation.
     F_star: (d_y, k) true head (training task).

@@ -1,4 +1,4 @@
-r"""Training runs for linear representation learning (THEORY.md 3.1).
+r"""Training runs for linear representation learning (docs/theory.md 3.1).
 
 :func:`run` iterates one optimizer of :mod:`simulate.optimizers` on a
 :class:`simulate.data.LinRepProblem`, either on fresh batches of ``batch`` samples per iteration
@@ -67,7 +67,7 @@ def principal_tangents(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def transfer_loss(G: np.ndarray, problem: LinRepProblem, *, Sigma_test_sqrt: np.ndarray | None = None) -> float:
-    r"""Population transfer loss :math:`L_{tr}(G)` (THEORY.md 3.1.0) on ``problem``'s transfer task."""
+    r"""Population transfer loss :math:`L_{tr}(G)` (docs/theory.md 3.1.0) on ``problem``'s transfer task."""
     Mt = problem.F_test @ problem.G_star
     if Sigma_test_sqrt is None:
         Sigma_test_sqrt = symmetric_sqrt(problem.Sigma_test)
@@ -93,7 +93,7 @@ class Trajectory:
 
 
 def initial_point(problem: LinRepProblem, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """THEORY.md Figure 1 initialisation [R]: :math:`G_0\\sim N(0, 1/d_x)`, :math:`F_0\\sim N(0, 1/k)`."""
+    """docs/theory.md Figure 1 initialisation [R]: :math:`G_0\\sim N(0, 1/d_x)`, :math:`F_0\\sim N(0, 1/k)`."""
     G0 = rng.standard_normal((problem.k, problem.d_x)) / np.sqrt(problem.d_x)
     F0 = rng.standard_normal((problem.d_y, problem.k)) / np.sqrt(problem.k)
     return F0, G0
@@ -214,7 +214,7 @@ def _partial(loss, dist, trans, t):
 @dataclass(frozen=True)
 class TransferData:
     r"""Samples of the transfer task :math:`y = F_{test}G^*x + \varepsilon`, :math:`x = \Sigma_t^{1/2}w`
-    (THEORY.md 3.1.0), shared by every representation evaluated on them.
+    (docs/theory.md 3.1.0), shared by every representation evaluated on them.
 
     X_fit, Y_fit: the ``n_t`` samples the least-squares head is fitted on.
     X_eval, Y_eval: fresh evaluation samples, or ``None`` to take the exact expectation over fresh data.
@@ -259,7 +259,7 @@ def transfer_data(problem: LinRepProblem, *, n_t: int, rng: np.random.Generator,
 
 def finite_transfer_loss(G: np.ndarray, problem: LinRepProblem, data: TransferData, *,
                          Sigma_test_sqrt: np.ndarray | None = None) -> float:
-    r"""Finite-sample transfer loss of the frozen representation ``G`` (THEORY.md 3.1.0):
+    r"""Finite-sample transfer loss of the frozen representation ``G`` (docs/theory.md 3.1.0):
     the least-squares head :math:`\hat F = \arg\min_F\sum_i\lVert y_i - FGx_i\rVert^2` on the ``n_t``
     transfer samples, then its excess risk on fresh data,
 
@@ -329,6 +329,8 @@ class CommonRun:
 
     diverged_at: (m,) first iteration whose loss was non-finite or above ``blowup`` times the initial
     loss, or whose step failed (-1: never).
+    final_F, final_G: (m, d_y, k) and (m, k, d_x) each run's parameters after the last iteration
+    (NaN for a run that diverged), e.g. for the stability limit of the head a run ends with.
     """
 
     labels: tuple[str, ...]
@@ -340,6 +342,8 @@ class CommonRun:
     transfer_loss: np.ndarray
     transfer_loss_finite: np.ndarray
     diverged_at: np.ndarray
+    final_F: np.ndarray | None = None
+    final_G: np.ndarray | None = None
 
     def index(self, label: str) -> int:
         """Row of run ``label``."""
@@ -483,8 +487,14 @@ def run_common(
                     ok = u.step_each(b, failures)
                 diverged[[u.members[i] for i in np.nonzero(~ok)[0]]] = t + 1
                 u.keep(ok)
+    final_F = np.full((m, problem.d_y, problem.k), np.nan)
+    final_G = np.full((m, problem.k, problem.d_x), np.nan)
+    for u in units:
+        for i, j in enumerate(u.members):
+            if diverged[j] < 0:
+                final_F[j], final_G[j] = u.F[i], u.G[i]
     return CommonRun(labels, np.array([s.lr for s in specs], dtype=float), rec,
-                     *(out[key] for key in METRICS), diverged)
+                     *(out[key] for key in METRICS), diverged, final_F=final_F, final_G=final_G)
 
 
 class _Single:

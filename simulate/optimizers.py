@@ -1,6 +1,6 @@
 r"""Update rules for the two-layer linear network :math:`f(x) = FGx`, one per algorithm.
 
-Each rule is implemented literally from THEORY.md section 2 (algorithm catalogue): gradients of
+Each rule is implemented literally from docs/theory.md section 2 (algorithm catalogue): gradients of
 the batch loss :math:`\hat L = \frac1{2n}\sum_i\lVert y_i - FGx_i\rVert^2`,
 
 .. math::
@@ -304,7 +304,7 @@ def kfac_head_step(F: np.ndarray, G: np.ndarray, X: np.ndarray, Y: np.ndarray, *
 
 
 # --------------------------------------------------------------------------- Adam, batch-norm, second order
-# Issue 4 additions (THEORY.md section 2, algorithm catalogue; settings of the paper's baselines are
+# Issue 4 additions (docs/theory.md section 2, algorithm catalogue; settings of the paper's baselines are
 # reconstructed [R]): ``adam``, ``amgd_bn`` (AMGD on f = F BN(Gx)), ``ngd`` (damped Gauss-Newton /
 # natural gradient on the joint parameters) and ``newton`` (damped Newton with the exact Hessian).
 # Optional protocol extensions read by simulate.linrep.run / run_common: ``needs_samples`` (the rule
@@ -358,7 +358,7 @@ class Adam:
         \theta_t = \theta_{t-1} - \eta\,\frac{m_t/(1-\beta_1^t)}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon}.
 
     lr: :math:`\eta > 0`. beta1, beta2: moment decays in [0, 1). eps > 0: denominator offset.
-    THEORY.md section 2 (defaults 0.9, 0.999, 1e-8); idealised as a diagonal right preconditioner in
+    docs/theory.md section 2 (defaults 0.9, 0.999, 1e-8); idealised as a diagonal right preconditioner in
     R-LR-1 (claim C6).
     """
 
@@ -431,7 +431,7 @@ def _spd_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AMGDBatchNorm:
-    r"""AMGD on the batch-normalised network :math:`f(x) = F\,\mathrm{BN}(Gx)` (THEORY.md section 2).
+    r"""AMGD on the batch-normalised network :math:`f(x) = F\,\mathrm{BN}(Gx)` (docs/theory.md section 2).
 
     Training mode (batch statistics of the hidden features :math:`h = Gx` on the current batch):
 
@@ -553,7 +553,7 @@ class AMGDBatchNorm:
 
 
 def gauss_newton_blocks(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""The explicit Kronecker blocks of the Gauss-Newton matrix (THEORY.md section 2), column-major vec,
+    r"""The explicit Kronecker blocks of the Gauss-Newton matrix (docs/theory.md section 2), column-major vec,
     :math:`\theta = (\mathrm{vec}F, \mathrm{vec}G)`, :math:`z = Gx`:
 
     .. math::
@@ -660,7 +660,7 @@ class SecondOrder:
 
     with :math:`\hat H` the Gauss-Newton matrix (``curvature="gauss_newton"``, = Fisher of the
     Gaussian likelihood, i.e. NGD; blocks in :func:`gauss_newton_blocks`) or the exact Hessian
-    (``curvature="hessian"``, damped Newton, :func:`exact_hessian`). THEORY.md section 2 [R].
+    (``curvature="hessian"``, damped Newton, :func:`exact_hessian`). docs/theory.md section 2 [R].
 
     lr: :math:`\eta > 0`. damping >= 0: :math:`\delta` relative to the mean diagonal entry of
     :math:`\hat H_{GN}` (:math:`\delta = ` damping x mean diag); 0 uses the pseudo-inverse (the

@@ -1,8 +1,8 @@
-"""The literal one-step experiment of the single-index model (THEORY.md 4.0-4.1, Figure 3).
+"""The literal one-step experiment of the single-index model (docs/theory.md 4.0-4.1, Figure 3).
 
 Data :math:`x\\sim\\mathsf N(0,\\Sigma)`, :math:`y=\\sigma^*(\\langle\\beta^*,x\\rangle)+\\varepsilon`; network
 :math:`f(x)=F\\sigma(Gx)` with :math:`G_0` rows iid :math:`\\mathsf N(0,I_d/d)` and :math:`F_0` entries iid
-:math:`\\mathsf N(0,1/N^2)` (THEORY.md 4.0 [R, Ba et al. scaling]). One full-batch step on :math:`G`,
+:math:`\\mathsf N(0,1/N^2)` (docs/theory.md 4.0 [R, Ba et al. scaling]). One full-batch step on :math:`G`,
 
 .. math::
 
@@ -37,7 +37,7 @@ How it is computed (fast and literal at once):
   :func:`trial_generator`); serial and parallel runs give identical numbers.
 
 The reconstructed parts [R] (initialisation scales, same-batch preconditioner, normalised
-step for the test error) are those of THEORY.md 4.0; the paper's exact protocol is unknown.
+step for the test error) are those of docs/theory.md 4.0; the paper's exact protocol is unknown.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class OneStepResult:
 
 @dataclass(frozen=True)
 class StepMSEResult:
-    """Test MSE after one normalised first-layer step and a ridge head (THEORY.md 4.0, C13).
+    """Test MSE after one normalised first-layer step and a ridge head (docs/theory.md 4.0, C13).
 
     none, sgd: (T,) test MSE with :math:`G_0` and with the SGD step; kfac: (T, L) with the KFAC step
     for each ``lam_G``. Labels are noisy, so the floor is ``noise_std**2``.
@@ -519,7 +519,7 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
              network: bool = True, population: bool = True, method: str = "auto", jobs: int = 1,
              scheduler: str | None = None, blas_threads: int | None = None, lanczos_tol: float = 1e-10,
              max_steps: int = 60) -> OneStepResult:
-    """Run ``trials`` independent one-step experiments (THEORY.md 4.0-4.1).
+    """Run ``trials`` independent one-step experiments (docs/theory.md 4.0-4.1).
 
     Sigma: (d, d) symmetric positive-definite covariance, or (d,) eigenvalues (then ``beta_star``
         is in that eigenbasis).
@@ -639,7 +639,7 @@ def _test_trial(seed_seq, *, t, bt, n, n_head, n_test, N, lam, lam_F, spike_norm
 def one_step_test_error(Sigma, beta_star, *, n, n_head, n_test, N, lam_G, lam_F, teacher, noise_std, trials,
                         seed, student="tanh", spike_norm: float = 5.0, jobs: int = 1,
                         scheduler: str | None = None, blas_threads: int | None = None) -> StepMSEResult:
-    """Test MSE of a ridge head on the features after one normalised step (THEORY.md 4.0, Figure 3 note).
+    """Test MSE of a ridge head on the features after one normalised step (docs/theory.md 4.0, Figure 3 note).
 
     The step :math:`\\Delta G=-\\nabla_G\\hat L\\,\\mathcal P` (from ``n`` samples) is rescaled so its top singular
     value is ``spike_norm``; the head is ridge regression (``lam_F``) on ``n_head`` fresh samples and the

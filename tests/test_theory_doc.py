@@ -53,6 +53,8 @@ _THEORY_REF = re.compile(r"theory_ref\s*=\s*\"(?P<ref>[^\"]*)\"")
 _REF_SECTION = re.compile(rf"(?:\bSec\.|\b[Ss]ections?)\s*(?P<key>{_NUM})")
 _REGISTER = re.compile(r"\bregister\(\s*\"(?P<id>C\d+)\"")
 #: a paper reference (``paper_ref="Fig. 9"``) names the paper's numbering, not this document's.
+#: a numbered result of another text (e.g. "Higham 2002 Thm 10.4"): not a citation of docs/theory.md.
+_EXTERNAL = re.compile(r"(Higham|Golub|Stewart|Bhatia|Wedin|Kato)\b[^\n]*$")
 _PAPER_REF = re.compile(r"paper_ref[\"']?\s*[=:]\s*([\"'])(?P<ref>.*?)\1")
 _CLAIM = re.compile(r"\bC\d+\b")
 
@@ -103,8 +105,9 @@ def citations_in(text: str, path: str = "<text>", *, registry: bool = False) -> 
     paper = [m.span("ref") for m in _PAPER_REF.finditer(text)]
     for pat, norm in _ID_PATTERNS:
         for m in pat.finditer(text):
-            if not any(a <= m.start() < b for a, b in paper):
-                add("id", norm(m), m.start())
+            if any(a <= m.start() < b for a, b in paper) or _EXTERNAL.search(text[max(0, m.start() - 24):m.start()]):
+                continue
+            add("id", norm(m), m.start())
     for m in _LIST.finditer(text):
         for it in _LIST_ITEM.finditer(m["list"]):
             key = it["key"]

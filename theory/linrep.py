@@ -1,4 +1,4 @@
-r"""Linear representation learning: closed forms (THEORY.md sections 2 and 3.1).
+r"""Linear representation learning: closed forms (docs/theory.md sections 2 and 3.1).
 
 Model :math:`y = F^*G^*x + \varepsilon`, network :math:`f(x) = FGx` with
 :math:`F\in\mathbb R^{d_Y\times k}`, :math:`G\in\mathbb R^{k\times d_X}`, batch loss
@@ -51,7 +51,10 @@ def least_squares_head(Sigma_z: np.ndarray, Sigma_yz: np.ndarray) -> np.ndarray:
     Sigma_z: (k, k) SPD second moment of the hidden features :math:`z = \sigma(Gx)`.
     Sigma_yz: (d_y, k) cross moment :math:`\hat{\mathbb E}[y z^\top]`.
     """
-    f = "least_squares_head"
+    return _ls_head("least_squares_head", Sigma_z, Sigma_yz)
+
+
+def _ls_head(f: str, Sigma_z, Sigma_yz) -> np.ndarray:
     Sigma_z = V.spd(f, "Sigma_z", Sigma_z)
     Sigma_yz = V.matrix(f, "Sigma_yz", Sigma_yz, shape=(None, Sigma_z.shape[0]))
     return sla.solve(Sigma_z, Sigma_yz.T, assume_a="pos").T
@@ -65,7 +68,7 @@ def ema_head(F: np.ndarray, Sigma_z: np.ndarray, Sigma_yz: np.ndarray, *, eta_F:
     """
     f = "ema_head"
     eta_F = V.scalar(f, "eta_F", eta_F, low=0.0, high=1.0, low_open=True)
-    F_ls = least_squares_head(Sigma_z, Sigma_yz)
+    F_ls = _ls_head(f, Sigma_z, Sigma_yz)
     F = V.matrix(f, "F", F, shape=F_ls.shape)
     return (1.0 - eta_F) * F + eta_F * F_ls
 
@@ -81,18 +84,18 @@ def ema_representation(
               (\hat\Sigma_x + \lambda_G I)^{-1}.
 
     G: (k, d_x) representation. F: (d_y, k) head of full column rank.
-    Sigma_x: (d_x, d_x) SPD input second moment (positive semi-definite allowed when lam_G > 0).
+    Sigma_x: (d_x, d_x) SPD input second moment (positive semi-definite allowed when lam_G > 0; then
+    :math:`\Sigma_x+\lambda_GI` must pass the positive-definiteness test of :mod:`theory._validate`).
     Sigma_yx: (d_y, d_x) cross moment. eta_G in (0, 1]. lam_G >= 0: ridge damping.
     """
     f = "ema_representation"
     eta_G = V.scalar(f, "eta_G", eta_G, low=0.0, high=1.0, low_open=True)
     lam_G = V.scalar(f, "lam_G", lam_G, low=0.0)
-    G = V.full_row_rank(f, "G", V.matrix(f, "G", G))
+    G = V.full_row_rank(f, "G", G)
     k, d = G.shape
-    F = _full_column_rank(f, "F", F, k)
-    Sigma_x = V.matrix(f, "Sigma_x", Sigma_x, shape=(d, d))
+    F = V.full_column_rank(f, "F", F, cols=k)
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x, d=d, shift=lam_G)
     A = Sigma_x + lam_G * np.eye(d)
-    A = V.spd(f, "Sigma_x + lam_G I", A)
     Sigma_yx = V.matrix(f, "Sigma_yx", Sigma_yx, shape=(F.shape[0], d))
     FtF = F.T @ F
     B = sla.solve(FtF, F.T @ Sigma_yx, assume_a="pos") + lam_G * G
@@ -100,19 +103,9 @@ def ema_representation(
     return (1.0 - eta_G) * G + eta_G * G_ls
 
 
-def _full_column_rank(func: str, name: str, F, k: int) -> np.ndarray:
-    F = V.matrix(func, name, F, shape=(None, k))
-    s = np.linalg.svd(F, compute_uv=False)
-    if F.shape[0] < k or s[-1] <= 1e-13 * s[0]:
-        raise V.fail(func, name, f"a (d_y, {k}) matrix of full column rank {k}",
-                     f"an array of shape {F.shape} with singular values down to {s[-1]:.2e}")
-    return F
-
-
 # --------------------------------------------------------------------------- Definition 3.2
 def _orthonormal_rows(func: str, name: str, G_star: np.ndarray, d: int) -> np.ndarray:
-    G_star = V.matrix(func, name, G_star, shape=(None, d))
-    V.full_row_rank(func, name, G_star)
+    G_star = V.full_row_rank(func, name, G_star, cols=d)
     # accept any basis of the subspace; re-orthonormalise (exact when rows are already orthonormal)
     U, _, Vt = np.linalg.svd(G_star, full_matrices=False)
     return U @ Vt if np.abs(G_star @ G_star.T - np.eye(G_star.shape[0])).max() > 1e-12 else G_star
@@ -138,7 +131,7 @@ def subspace_distance(G: np.ndarray, G_star: np.ndarray, *, norm: str = "op") ->
     """
     f = "subspace_distance"
     V.choice(f, "norm", norm, ("op", "fro"))
-    G = V.full_row_rank(f, "G", V.matrix(f, "G", G))
+    G = V.full_row_rank(f, "G", G)
     Gs = _orthonormal_rows(f, "G_star", G_star, G.shape[1])
     _, _, Vt = np.linalg.svd(G, full_matrices=False)
     Vg = Vt.T
@@ -153,11 +146,16 @@ def tangent_matrix(G: np.ndarray, G_star: np.ndarray) -> np.ndarray:
     Its singular values are :math:`\tan\theta_i`. G: (k, d) with ``G @ G_star.T`` invertible.
     """
     f = "tangent_matrix"
-    G = V.full_row_rank(f, "G", V.matrix(f, "G", G))
+    G = V.full_row_rank(f, "G", G)
     Gs = _orthonormal_rows(f, "G_star", G_star, G.shape[1])
     if Gs.shape[0] != G.shape[0]:
         raise V.fail(f, "G_star", f"with k = {G.shape[0]} rows", f"{Gs.shape[0]} rows")
     A = G @ Gs.T
+    sa = np.linalg.svd(A, compute_uv=False)
+    if not sa[-1] > A.shape[0] * V.EPS * np.linalg.norm(G, 2):
+        raise V.fail(f, "G", "a matrix with G @ G_star.T invertible (no principal angle of 90 degrees)",
+                     f"smallest singular value of G @ G_star.T {sa[-1]:.3e} (largest of G "
+                     f"{np.linalg.norm(G, 2):.3e})")
     B = G @ _complement(Gs).T
     return np.linalg.solve(A, B)
 
@@ -188,14 +186,19 @@ def local_rate_factors(
     left: ``"identity"`` (:math:`P = I`) or ``"FtF"`` (:math:`P = F^\top F`).
     right: ``"identity"`` (:math:`Q = I`), ``"Sigma_x"`` or ``"diag"`` (:math:`Q = \mathrm{diag}\Sigma_x`).
     """
-    f = "local_rate"
+    return _rate_factors("local_rate_factors", F, Sigma_x, G_star, left, right)
+
+
+def _rate_factors(f: str, F, Sigma_x, G_star, left, right) -> tuple[np.ndarray, np.ndarray]:
     V.choice(f, "left", left, LEFT)
     V.choice(f, "right", right, RIGHT)
     Sigma_x = V.spd(f, "Sigma_x", Sigma_x)
     d = Sigma_x.shape[0]
     Gs = _orthonormal_rows(f, "G_star", G_star, d)
     k = Gs.shape[0]
-    F = _full_column_rank(f, "F", F, k)
+    if k >= d:
+        raise V.fail(f, "G_star", f"a (k, d) matrix with k < d = {d} (G* needs a complement)", f"k = {k}")
+    F = V.full_column_rank(f, "F", F, cols=k)
     FtF = F.T @ F
     ell = np.ones(k) if left == "FtF" else np.linalg.eigvalsh(FtF)
     Gp, S221 = _schur_blocks(Sigma_x, Gs)
@@ -216,7 +219,7 @@ def local_rate(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, eta: f
     G_star: (k, d) row-orthonormal. eta > 0: step size. left/right: see :func:`local_rate_factors`.
     """
     eta = V.scalar("local_rate", "eta", eta, low=0.0, low_open=True)
-    ell, m = local_rate_factors(F, Sigma_x, G_star, left=left, right=right)
+    ell, m = _rate_factors("local_rate", F, Sigma_x, G_star, left, right)
     prod = np.outer(ell, m)
     return float(np.max(np.abs(1.0 - eta * prod)))
 
@@ -229,19 +232,19 @@ def kfac_rate(eta: float) -> float:
 
 def amgd_effective_condition(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray) -> float:
     r""":math:`\kappa_{\rm eff} = \kappa(F)^2\,\kappa(\Sigma_{22\cdot1})` (R-LR-1)."""
-    ell, m = local_rate_factors(F, Sigma_x, G_star, left="identity", right="identity")
+    ell, m = _rate_factors("amgd_effective_condition", F, Sigma_x, G_star, "identity", "identity")
     return float(ell[-1] * m[-1] / (ell[0] * m[0]))
 
 
 def amgd_optimal_eta(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray) -> float:
     r"""AMGD's best step :math:`2/(\ell_{\max}m_{\max} + \ell_{\min}m_{\min})` (R-LR-1)."""
-    ell, m = local_rate_factors(F, Sigma_x, G_star, left="identity", right="identity")
+    ell, m = _rate_factors("amgd_optimal_eta", F, Sigma_x, G_star, "identity", "identity")
     return float(2.0 / (ell[-1] * m[-1] + ell[0] * m[0]))
 
 
 def amgd_stability_limit(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray) -> float:
     r"""Largest stable AMGD step :math:`2/(\sigma_{\max}(F)^2\mu_{\max}(\Sigma_{22\cdot1}))` (R-LR-1)."""
-    ell, m = local_rate_factors(F, Sigma_x, G_star, left="identity", right="identity")
+    ell, m = _rate_factors("amgd_stability_limit", F, Sigma_x, G_star, "identity", "identity")
     return float(2.0 / (ell[-1] * m[-1]))
 
 
@@ -251,7 +254,8 @@ def amgd_optimal_rate(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray) ->
 
     F: (d_y, k) head. Sigma_x: (d, d) SPD. G_star: (k, d) row-orthonormal.
     """
-    ke = amgd_effective_condition(F, Sigma_x, G_star)
+    ell, m = _rate_factors("amgd_optimal_rate", F, Sigma_x, G_star, "identity", "identity")
+    ke = float(ell[-1] * m[-1] / (ell[0] * m[0]))
     return float((ke - 1.0) / (ke + 1.0))
 
 
@@ -285,17 +289,16 @@ def kfac_noise_floor(
         \frac{\mathrm{tr}(G^*_\perp\Sigma_x^{-1}G_\perp^{*\top})}{n - d_X - 1}.
 
     F_star: (d_y, k) full column rank. Sigma_x: (d, d) SPD. G_star: (k, d) row-orthonormal.
-    eta in (0, 1]. noise_std >= 0. n > d + 1.
+    eta in (0, 1]. noise_std >= 0. n: an integer > d + 1.
     """
     f = "kfac_noise_floor"
     eta = V.scalar(f, "eta", eta, low=0.0, high=1.0, low_open=True)
     noise_std = V.scalar(f, "noise_std", noise_std, low=0.0)
     Sigma_x = V.spd(f, "Sigma_x", Sigma_x)
     d = Sigma_x.shape[0]
-    if int(n) != n or n <= d + 1:
-        raise V.fail(f, "n", f"an integer > d_x + 1 = {d + 1}", repr(n))
+    n = V.integer(f, "n", n, low=d + 2, why=f" (n > d_x + 1 = {d + 1})")
     Gs = _orthonormal_rows(f, "G_star", G_star, d)
-    F_star = _full_column_rank(f, "F_star", F_star, Gs.shape[0])
+    F_star = V.full_column_rank(f, "F_star", F_star, cols=Gs.shape[0])
     s = np.linalg.svd(F_star, compute_uv=False)
     pinv_fro2 = float(np.sum(1.0 / s**2))
     Gp = _complement(Gs)

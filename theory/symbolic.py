@@ -5,7 +5,7 @@ for checking the float64 theory of :mod:`theory.linrep`, :mod:`theory.rmt` and
 :mod:`theory.single_index` (this module imports none of them). Everything here is derived,
 not typed in: gradients come from differentiating the loss, local rates from linearising the
 actual update, closed forms from solving the fixed-point equations. All statements are those of
-THEORY.md; the ones tagged [R] there (every formula below except eq. (5) itself) are
+docs/theory.md; the ones tagged [R] there (every formula below except eq. (5) itself) are
 reconstructed, not read from the paper.
 
 **Lemma 3.1** [R statement, V] (KFAC steps of eq. (5) are EMAs of least-squares solutions), with
@@ -263,8 +263,23 @@ def _explicit_identities(target):
                           lambda e: sp.ImmutableMatrix(sp.eye(int(e.shape[0]))))
 
 
+def _check_expr(func: str, expr, *, mapping: bool = False):
+    """A sympy expression or matrix (or, with ``mapping``, a dict of them): else a named ValueError."""
+    ok = (sp.Basic, sp.MatrixBase)
+    if mapping and isinstance(expr, Mapping):
+        if all(isinstance(v, ok) for v in expr.values()):
+            return expr
+        raise V.fail(func, "expr", "a sympy expression, a sympy matrix or a dict of them",
+                     "a dict with entries that are not sympy objects")
+    if not isinstance(expr, ok):
+        raise V.fail(func, "expr", "a sympy expression or matrix (as returned by this module)", V.describe(expr))
+    return expr
+
+
 def _lambdify(func: str, expr, args, modules: str) -> Callable:
     """sympy.lambdify; symbolic matrix dimensions are bound from the arrays' shapes at call time."""
+    if not isinstance(expr, Mapping):
+        _check_expr(func, expr)
     syms = _resolve_args(func, expr, args)
     try:
         target = _lambdify_target(expr)
@@ -371,12 +386,18 @@ def to_latex(expr, **options) -> str:
     >>> to_latex(contraction_factor("kfac"))
     '\\left|{\\eta - 1}\\right|'
     """
+    func = "to_latex"
+    _check_expr(func, expr, mapping=True)
     names = {s: _LATEX_NAMES[s.name] for s in _free(expr)
              if isinstance(s, (sp.Symbol, sp.MatrixSymbol)) and getattr(s, "name", None) in _LATEX_NAMES}
-    if isinstance(expr, Mapping):
-        return ",\\quad ".join(f"\\text{{{k}}}: " + sp.latex(v, symbol_names=names, **options)
-                               for k, v in expr.items())
-    return sp.latex(expr, symbol_names=names, **options)
+    try:
+        if isinstance(expr, Mapping):
+            return ",\\quad ".join(f"\\text{{{k}}}: " + sp.latex(v, symbol_names=names, **options)
+                                   for k, v in expr.items())
+        return sp.latex(expr, symbol_names=names, **options)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise V.fail(func, "options", "keyword options accepted by sympy.latex",
+                     f"{sorted(options)} ({type(exc).__name__}: {exc})") from None
 
 
 def _dps(func: str, dps) -> int:
@@ -385,10 +406,21 @@ def _dps(func: str, dps) -> int:
     return int(dps)
 
 
-def _dim(func: str, name: str, value, *, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < low:
-        raise V.fail(func, name, f"an integer >= {low}", repr(value))
-    return int(value)
+def _dim(func: str, name: str, value, *, low: int = 1, high: int | None = None, why: str = "") -> int:
+    return V.integer(func, name, value, low=low, high=high, why=why)
+
+
+def _sym_scalar(func: str, name: str, x):
+    """A scalar for a symbolic formula: a sympy scalar expression or a finite real Python/numpy number."""
+    if isinstance(x, sp.Expr) and not isinstance(x, sp.MatrixExpr):
+        if x.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+            raise V.fail(func, name, "a finite scalar (sympy expression or real number)", x)
+        return x
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise V.fail(func, name, "a scalar: a sympy expression or a finite real number", V.describe(x))
+    if not math.isfinite(float(x)):
+        raise V.fail(func, name, "a scalar: a sympy expression or a finite real number", repr(x))
+    return sp.sympify(x)
 
 
 # =============================================================================================
@@ -402,7 +434,7 @@ def _is_matrix(x) -> bool:
 def _check_matrix(func: str, name: str, x, shape: tuple | None = None):
     if not _is_matrix(x):
         raise V.fail(func, name, "a sympy matrix (MatrixSymbol, matrix expression or explicit Matrix)",
-                     type(x).__name__)
+                     V.describe(x))
     if shape is not None:
         for got, want in zip(x.shape, shape):
             if want is not None and sp.simplify(sp.sympify(got) - sp.sympify(want)) != 0:
@@ -442,11 +474,11 @@ def _sym_entries(M: sp.MatrixSymbol) -> sp.Matrix:
 
 
 def simplify_matrix(expr):
-    """Simplify a matrix identity of this module to its canonical form (``0`` for a true identity).
+    r"""Simplify a matrix identity of this module to its canonical form (``0`` for a true identity).
 
     Explicit matrices: every entry is brought to a single cancelled fraction. Matrix-symbol
-    expressions: each inverse of a sum, :math:`(\\Sigma_x+\\lambda_GI)^{-1}`, is renamed
-    :math:`S^{-1}` with :math:`\\Sigma_x=S-\\lambda_GI` substituted everywhere (the change of
+    expressions: each inverse of a sum, :math:`(\Sigma_x+\lambda_GI)^{-1}`, is renamed
+    :math:`S^{-1}` with :math:`\Sigma_x=S-\lambda_GI` substituted everywhere (the change of
     variables that makes the damped identity of Lemma 3.1 visible to sympy's non-commutative
     algebra), then the expression is expanded and evaluated (``.expand().doit()``, which cancels
     :math:`XX^{-1}=I`); the renaming is undone in what is left.
@@ -504,7 +536,10 @@ def loss_gradient_G(F, G, Sigma_x, Sigma_yx):
     Sigma_yx: (d_y, d_x) cross moment. All MatrixSymbols (derivative by sympy's matrix calculus)
     or all explicit matrices (entry-wise derivative).
     """
-    func = "loss_gradient_G"
+    return _loss_gradient_G("loss_gradient_G", F, G, Sigma_x, Sigma_yx)
+
+
+def _loss_gradient_G(func: str, F, G, Sigma_x, Sigma_yx):
     _check_matrix(func, "F", F)
     _check_matrix(func, "G", G, (F.shape[1], None))
     _check_matrix(func, "Sigma_x", Sigma_x, (G.shape[1], G.shape[1]))
@@ -526,7 +561,10 @@ def loss_gradient_F(F, Sigma_z, Sigma_yz):
 
     F: (d_y, k) head. Sigma_z: (k, k) symmetric feature moment. Sigma_yz: (d_y, k) cross moment.
     """
-    func = "loss_gradient_F"
+    return _loss_gradient_F("loss_gradient_F", F, Sigma_z, Sigma_yz)
+
+
+def _loss_gradient_F(func: str, F, Sigma_z, Sigma_yz):
     _check_matrix(func, "F", F)
     _check_matrix(func, "Sigma_z", Sigma_z, (F.shape[1], F.shape[1]))
     _check_matrix(func, "Sigma_yz", Sigma_yz, (F.shape[0], F.shape[1]))
@@ -546,7 +584,9 @@ def kfac_step_F(F, Sigma_z, Sigma_yz, *, eta_F=SYMBOLS.eta_F):
 
     F, Sigma_z, Sigma_yz: as :func:`loss_gradient_F`. eta_F: step size (symbol or number).
     """
-    grad = loss_gradient_F(F, Sigma_z, Sigma_yz)
+    func = "kfac_step_F"
+    grad = _loss_gradient_F(func, F, Sigma_z, Sigma_yz)
+    eta_F = _sym_scalar(func, "eta_F", eta_F)
     return F - eta_F * grad * _inv(Sigma_z)
 
 
@@ -557,7 +597,10 @@ def kfac_step_G(F, G, Sigma_x, Sigma_yx, *, eta_G=SYMBOLS.eta_G, lam_G=0):
     F, G, Sigma_x, Sigma_yx: as :func:`loss_gradient_G`. eta_G: step size. lam_G: damping (0,
     a number or a symbol such as ``SYMBOLS.lam_G``).
     """
-    grad = loss_gradient_G(F, G, Sigma_x, Sigma_yx)
+    func = "kfac_step_G"
+    grad = _loss_gradient_G(func, F, G, Sigma_x, Sigma_yx)
+    eta_G = _sym_scalar(func, "eta_G", eta_G)
+    lam_G = _sym_scalar(func, "lam_G", lam_G)
     explicit = isinstance(grad, sp.MatrixBase)
     Q = Sigma_x if lam_G == 0 else Sigma_x + lam_G * _identity(G.shape[1], explicit)
     return G - eta_G * _inv(F.T * F) * grad * _inv(Q)
@@ -572,6 +615,7 @@ def ema_head_form(F, Sigma_z, Sigma_yz, *, eta_F=SYMBOLS.eta_F):
     _check_matrix(func, "F", F)
     _check_matrix(func, "Sigma_z", Sigma_z, (F.shape[1], F.shape[1]))
     _check_matrix(func, "Sigma_yz", Sigma_yz, (F.shape[0], F.shape[1]))
+    eta_F = _sym_scalar(func, "eta_F", eta_F)
     return (1 - eta_F) * F + eta_F * Sigma_yz * _inv(Sigma_z)
 
 
@@ -586,6 +630,8 @@ def ema_representation_form(F, G, Sigma_x, Sigma_yx, *, eta_G=SYMBOLS.eta_G, lam
     _check_matrix(func, "G", G, (F.shape[1], None))
     _check_matrix(func, "Sigma_x", Sigma_x, (G.shape[1], G.shape[1]))
     _check_matrix(func, "Sigma_yx", Sigma_yx, (F.shape[0], G.shape[1]))
+    eta_G = _sym_scalar(func, "eta_G", eta_G)
+    lam_G = _sym_scalar(func, "lam_G", lam_G)
     explicit = _explicit(F, G, Sigma_x, Sigma_yx)
     Q = Sigma_x if lam_G == 0 else Sigma_x + lam_G * _identity(G.shape[1], explicit)
     inner = _inv(F.T * F) * F.T * Sigma_yx
@@ -596,7 +642,7 @@ def ema_representation_form(F, G, Sigma_x, Sigma_yx, *, eta_G=SYMBOLS.eta_G, lam
 
 @dataclass(frozen=True)
 class Lemma31:
-    """Lemma 3.1 derived (THEORY.md Lemma 3.1 [R statement, V]).
+    """Lemma 3.1 derived (docs/theory.md Lemma 3.1 [R statement, V]).
 
     symbols: name -> the (Matrix)Symbol used (F, G, Sigma_x, Sigma_yx, Sigma_z, Sigma_yz, eta_F,
         eta_G, lam_G). With explicit dimensions the matrices are explicit ``sympy.Matrix`` objects
@@ -668,12 +714,26 @@ def lemma_3_1(*, d_x: int | None = None, d_y: int | None = None, k: int | None =
     >>> simplify_matrix(lem.residuals["G_ridge"])
     Matrix([[0, 0]])
     """
-    func = "lemma_3_1"
-    given = [v is not None for v in (d_x, d_y, k)]
-    if any(given) and not all(given):
-        raise V.fail(func, "d_x, d_y, k", "all None (matrix symbols) or all integers", (d_x, d_y, k))
-    if all(given):
-        d_x, d_y, k = (_dim(func, n, v) for n, v in (("d_x", d_x), ("d_y", d_y), ("k", k)))
+    return _lemma_dims("lemma_3_1", d_x, d_y, k)
+
+
+#: size limits of the explicit derivations (sympy's cost grows factorially with the matrix size:
+#: lemma_3_1 at d_x = 6, k = 3 takes ~25 s; local_rate_derivation at (k, d_x) = (1, 10) ~3 s, (2, 5) ~25 s)
+_LEMMA_MAX = {"d_x": 6, "d_y": 12, "k": 3}
+_RATE_MAX_DX = {1: 10, 2: 5}
+_RATE_MAX_DY = 6
+
+
+def _lemma_dims(func: str, d_x, d_y, k) -> Lemma31:
+    given = {"d_x": d_x, "d_y": d_y, "k": k}
+    if any(v is not None for v in given.values()):
+        for name, v in given.items():
+            if v is None:
+                others = [n for n, u in given.items() if u is not None]
+                raise V.fail(func, name, f"an integer when {' and '.join(others)} "
+                             f"{'is' if len(others) == 1 else 'are'} given (or all three None: matrix symbols)", "None")
+        d_x, d_y, k = (_dim(func, n, v, high=_LEMMA_MAX[n], why=" (explicit derivation; the cost grows factorially)")
+                       for n, v in given.items())
         if k > d_y:
             raise V.fail(func, "k", f"<= d_y = {d_y} (F^T F must be invertible)", k)
     return _lemma_3_1(d_x, d_y, k)
@@ -691,7 +751,7 @@ def lemma_3_1_residuals(*, d_x: int | None = None, d_y: int | None = None, k: in
     >>> r.expand().doit()
     0
     """
-    return lemma_3_1(d_x=d_x, d_y=d_y, k=k).residuals
+    return _lemma_dims("lemma_3_1_residuals", d_x, d_y, k).residuals
 
 
 # =============================================================================================
@@ -766,7 +826,7 @@ def _is_identity(X: sp.Matrix) -> bool:
 
 @dataclass(frozen=True)
 class LocalRateDerivation:
-    r"""R-LR-1 derived by linearising the update (THEORY.md R-LR-1 [R]).
+    r"""R-LR-1 derived by linearising the update (docs/theory.md R-LR-1 [R]).
 
     Coordinates: :math:`G^*=[I_k,0]`, :math:`G^*_\perp=[0,I_{d_x-k}]`, :math:`G=G^*+ZG^*_\perp`
     (so :math:`A=I`, the tangent matrix is :math:`Z`), population moments, noiseless targets
@@ -780,7 +840,7 @@ class LocalRateDerivation:
     jacobian: the derived linear map :math:`\mathrm{vec}Z\mapsto\mathrm{vec}Z_+` (column-major vec),
         first-order part of the exact update.
     L: :math:`P^{-1}F^{*\top}F^*` (the left factor). M: :math:`\Sigma_{22\cdot1}(Q^{-1})_{22}`.
-    predicted: :math:`I-\eta\,M^\top\otimes L`, THEORY.md's local-rate matrix.
+    predicted: :math:`I-\eta\,M^\top\otimes L`, docs/theory.md's local-rate matrix.
     residual: jacobian - predicted after cancellation (a zero matrix: R-LR-1 recovered).
     zeroth_order: :math:`Z_+` at :math:`Z=0` (zero: :math:`G^*` is a fixed point).
     """
@@ -811,7 +871,7 @@ class LocalRateDerivation:
         return to_numpy(self.jacobian, self.args)
 
     def spectral_radius(self, Sigma_x, F_star, *, eta: float) -> float:
-        """Local rate :math:`\\rho` = spectral radius of :attr:`jacobian` at numeric values (numpy).
+        r"""Local rate :math:`\rho` = spectral radius of :attr:`jacobian` at numeric values (numpy).
 
         Sigma_x: (d_x, d_x) SPD in the coordinates where :math:`G^*=[I_k,0]`. F_star: (d_y, k).
         eta: step size > 0.
@@ -848,7 +908,7 @@ def _local_rate_derivation(left: str, right: str, k: int, d_x: int, d_y: int) ->
     Zp = A.inv() * B
     zeroth = _cancel(Zp.v)
     J = _cancel(_vec(Zp.d).jacobian(_vec(Z)))
-    # THEORY.md's factors
+    # docs/theory.md's factors
     S11, S12, S22 = S[:k, :k], S[:k, k:], S[k:, k:]
     schur = S22 - S12.T * _inv(S11) * S12
     FtF = Fs.T * Fs
@@ -870,7 +930,8 @@ def local_rate_derivation(left: str, right: str, *, k: int = 1, d_x: int = 3, d_
         in the coordinates where :math:`G^*=[I_k,0]`).
     k: representation dimension (>= 1). d_x: input dimension (> k). d_y: output dimension
         (>= k; default k). Cost grows fast: (1, 3) takes well under a second, (2, 3) a few
-        seconds, (2, 4) up to half a minute; results are cached.
+        seconds, (2, 4) up to half a minute; results are cached. Limits (ValueError beyond):
+        k <= 2, d_x <= 10 for k = 1 and <= 5 for k = 2, d_y <= 6.
 
     >>> der = local_rate_derivation("FtF", "Sigma_x")
     >>> der.M, der.L
@@ -883,11 +944,12 @@ def local_rate_derivation(left: str, right: str, *, k: int = 1, d_x: int = 3, d_
     func = "local_rate_derivation"
     V.choice(func, "left", left, LEFT)
     V.choice(func, "right", right, RIGHT)
-    k = _dim(func, "k", k)
-    d_x = _dim(func, "d_x", d_x, low=2)
-    if d_x <= k:
-        raise V.fail(func, "d_x", f"> k = {k} (G* needs a complement)", d_x)
-    d_y = k if d_y is None else _dim(func, "d_y", d_y)
+    k = _dim(func, "k", k, high=max(_RATE_MAX_DX), why=" (explicit derivation; the cost grows factorially)")
+    d_x = _dim(func, "d_x", d_x, low=k + 1, high=_RATE_MAX_DX[k],
+               why=f" (> k = {k} so that G* has a complement; at most {_RATE_MAX_DX[k]} for k = {k}: "
+                   "the cost grows factorially)")
+    d_y = k if d_y is None else _dim(func, "d_y", d_y, high=_RATE_MAX_DY,
+                                     why=" (explicit derivation; the cost grows factorially)")
     if d_y < k:
         raise V.fail(func, "d_y", f">= k = {k} (F* of full column rank)", d_y)
     return _local_rate_derivation(left, right, k, d_x, d_y)
@@ -977,7 +1039,7 @@ def optimal_contraction_factor(method) -> OptimalRate:
 
 @dataclass(frozen=True)
 class TangentRecursion:
-    r"""R-LR-2 derived (THEORY.md R-LR-2 [R]).
+    r"""R-LR-2 derived (docs/theory.md R-LR-2 [R]).
 
     step: :math:`t_+=\varphi(t)`, the whitened tangent after one population KFAC step
         (least-squares head, :math:`\lambda_G=0`), as a function of ``SYMBOLS.t`` and ``SYMBOLS.eta``.
@@ -1060,7 +1122,7 @@ TEACHERS: dict[str, sp.Expr] = {
 
 @dataclass(frozen=True)
 class ExactTeacherCoefficients:
-    r"""Teacher coefficients (THEORY.md 4.0) as sympy numbers or expressions.
+    r"""Teacher coefficients (docs/theory.md 4.0) as sympy numbers or expressions.
 
     c: :math:`\mathbb E[z\sigma^*(z)]/s^2`. Ey2: :math:`\mathbb E[\sigma^*(z)^2]+\sigma_\varepsilon^2`.
     sigma_r2: :math:`\mathbb E[y^2]-c^2s^2`. mean: :math:`\mathbb E[\sigma^*(z)]`.
@@ -1081,22 +1143,28 @@ class ExactTeacherCoefficients:
     noise_std: sp.Expr
 
 
-def _teacher_expr(func: str, teacher) -> sp.Expr:
+def _teacher_expr(func: str, teacher, name: str = "teacher") -> sp.Expr:
     z = SYMBOLS.z
     if isinstance(teacher, str):
         if teacher not in TEACHERS:
-            raise V.fail(func, "teacher", f"one of {tuple(TEACHERS)}, a sympy expression in z or a callable "
+            raise V.fail(func, name, f"one of {tuple(TEACHERS)}, a sympy expression in z or a callable "
                          "mapping the sympy symbol z to one", repr(teacher))
         return TEACHERS[teacher]
     expr = teacher
-    if callable(teacher) and not isinstance(teacher, sp.Basic):
+    if callable(teacher) and not isinstance(teacher, (sp.Basic, type)):
+        label = getattr(teacher, "__name__", type(teacher).__name__)
         try:
             expr = sp.sympify(teacher(z))
         except Exception as exc:  # noqa: BLE001 - report any failure of a user callable
-            raise V.fail(func, "teacher", "a callable accepting the sympy symbol z", f"error {exc!r}") from None
-    if not isinstance(expr, sp.Expr):
-        raise V.fail(func, "teacher", f"one of {tuple(TEACHERS)}, a sympy expression in z or a callable",
-                     type(teacher).__name__)
+            raise V.fail(func, name, "a callable mapping the sympy symbol z to a sympy expression",
+                         f"a callable ({label}) that raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(expr, sp.Expr) or isinstance(expr, sp.MatrixExpr):
+        raise V.fail(func, name, f"one of {tuple(TEACHERS)}, a sympy expression in z or a callable",
+                     V.describe(teacher))
+    if expr.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        raise V.fail(func, name, "a finite real function of z", f"{expr} (contains nan, zoo or oo)")
+    if expr.has(sp.I) or expr.is_real is False:
+        raise V.fail(func, name, "a real function of z", f"{expr} (complex)")
     extra = {s for s in expr.free_symbols if s != z}
     if extra:
         # accept a plain Symbol('z') without assumptions
@@ -1104,7 +1172,7 @@ def _teacher_expr(func: str, teacher) -> sp.Expr:
         expr = expr.xreplace({s: z for s in plain})
         extra = {s for s in expr.free_symbols if s != z}
     if extra:
-        raise V.fail(func, "teacher", "an expression in z only", f"free symbols {sorted(map(str, extra))}")
+        raise V.fail(func, name, "an expression in z only", f"free symbols {sorted(map(str, extra))}")
     return expr
 
 
@@ -1154,31 +1222,43 @@ def gaussian_expectation(g, *, s=1, dps: int = 50, method: str = "auto") -> tupl
     (s**2/2, True)
     """
     func = "gaussian_expectation"
-    g = _teacher_expr(func, g)
+    g = _teacher_expr(func, g, "g")
     dps = _dps(func, dps)
-    s = _scale(func, _sym_number(s, dps))
+    s = _scale(func, s, dps)
     V.choice(func, "method", method, ("auto", "exact", "quad"))
     halves = _halves(g) if method != "quad" else None
     if halves is not None:
         return _poly_expect(*halves, s), True
     if method == "exact":
         raise V.fail(func, "g", "a piecewise polynomial with a kink at 0 only (method='exact')", g)
-    return _quad(func, g, s, dps), False
+    return _quad(func, "g", g, s, dps), False
 
 
-def _scale(func: str, s) -> sp.Expr:
-    s = _sym_number(s, 50) if not isinstance(s, sp.Basic) else s
-    if s.is_positive is not True:
-        raise V.fail(func, "s", "a positive number or a positive symbol", s)
-    return s
+def _got(x) -> str:
+    return str(x) if isinstance(x, (sp.Basic, float, int, str)) and not isinstance(x, bool) else V.describe(x)
 
 
-def _quad(func: str, g: sp.Expr, s: sp.Expr, dps: int) -> sp.Float:
+def _scale(func: str, s, dps: int = 50) -> sp.Expr:
+    v = _sym_number(s, dps) if not isinstance(s, sp.Basic) else s
+    if v.is_positive is not True or v.is_finite is False:
+        raise V.fail(func, "s", "a finite positive number or a positive symbol", _got(s))
+    return v
+
+
+#: the quadrature's divergence test: the integrand at |z| = 64 s must be below 10^-(dps + 5) of its
+#: largest value at |z| <= 3 s (passes Gaussian moments of functions growing like e^{c z^2}, c < 1/2 - 0.03)
+_QUAD_TAIL = 64
+
+
+def _quad(func: str, name: str, g: sp.Expr, s: sp.Expr, dps: int) -> sp.Float:
+    r""":math:`\mathbb E[g(z)]` by mpmath tanh-sinh quadrature at ``dps`` digits, after a divergence test."""
     dps = _dps(func, dps)
     if not s.is_number:
         raise V.fail(func, "s", "a number (this integrand has no closed form here; quadrature needs numbers)", s)
     z = SYMBOLS.z
     work = dps + 15
+    expected = (f"a function with finite Gaussian moments (the integrand must decay below 1e-{dps + 5} of its "
+                f"size at |z| <= 3 s by |z| = {_QUAD_TAIL} s)")
     with mpmath.workdps(work):
         fn = sp.lambdify(z, g, modules="mpmath")
         sm = mpmath.mpf(sp.Float(s, work)._mpf_)
@@ -1187,15 +1267,37 @@ def _quad(func: str, g: sp.Expr, s: sp.Expr, dps: int) -> sp.Float:
         def integrand(x):
             return fn(x) * mpmath.exp(-x * x / (2 * sm * sm)) * norm
 
-        val, err = mpmath.quad(integrand, [-mpmath.inf, 0, mpmath.inf], error=True, maxdegree=12)
+        def at(u):
+            try:
+                v = integrand(u * sm)
+            except (ZeroDivisionError, ValueError, TypeError, OverflowError) as exc:
+                raise V.fail(func, name, "a function finite on the real line",
+                             f"{g} ({type(exc).__name__} at z = {mpmath.nstr(u * sm, 5)})") from None
+            if not isinstance(v, mpmath.mpf) or not mpmath.isfinite(v):
+                raise V.fail(func, name, "a finite real function on the real line",
+                             f"{g} (value {v} at z = {mpmath.nstr(u * sm, 5)})")
+            return abs(v)
+
+        body = max(at(u) for u in (-3, -2, -1, -0.5, 0.5, 1, 2, 3))
+        tail = max(at(-_QUAD_TAIL), at(_QUAD_TAIL))
+        if tail > mpmath.mpf(10) ** (-dps - 5) * max(body, mpmath.mpf(10) ** (-work)):
+            raise V.fail(func, name, expected, f"{g}, whose integrand is {mpmath.nstr(tail, 3)} at |z| = "
+                         f"{_QUAD_TAIL} s (divergent)")
+        try:
+            val, err = mpmath.quad(integrand, [-mpmath.inf, 0, mpmath.inf], error=True, maxdegree=12)
+        except (ZeroDivisionError, ValueError, TypeError, OverflowError) as exc:
+            raise V.fail(func, name, "a function finite on the real line",
+                         f"{g} ({type(exc).__name__}: {exc})") from None
         scale = max(abs(val), mpmath.mpf(1))
-        if not err <= mpmath.mpf(10) ** (-dps) * scale:
-            raise ArithmeticError(f"{func}: quadrature error {mpmath.nstr(err, 3)} above 1e-{dps}")
+        if not (mpmath.isfinite(val) and err <= mpmath.mpf(10) ** (-dps) * scale):
+            raise V.fail(func, name, f"a function whose Gaussian moments tanh-sinh quadrature resolves to {dps} "
+                         "digits (finite, without singularities)",
+                         f"{g} (quadrature error estimate {mpmath.nstr(err, 3)})")
         return sp.Float(val, dps)
 
 
 def teacher_coefficients(teacher, *, s=1, noise_std=0, dps: int = 50) -> ExactTeacherCoefficients:
-    r"""Teacher coefficients as exact Gaussian integrals, or 50-digit quadrature (THEORY.md 4.0).
+    r"""Teacher coefficients as exact Gaussian integrals, or 50-digit quadrature (docs/theory.md 4.0).
 
     Routes: piecewise polynomials (``relu``, ``abs``, ``linear``, ``cubic``, ``he2``,
     ``relu(z) - 0.3 z``, ...) by half-line Gaussian moments; :math:`\mathrm{erf}(az)` by the
@@ -1222,18 +1324,28 @@ def teacher_coefficients(teacher, *, s=1, noise_std=0, dps: int = 50) -> ExactTe
     >>> bool(abs(tc.c - stein) < 1e-45)
     True
     """
-    func = "teacher_coefficients"
+    return _teacher_coefficients("teacher_coefficients", teacher, s, noise_std, dps)
+
+
+def _teacher_coefficients(func: str, teacher, s, noise_std, dps) -> ExactTeacherCoefficients:
     g = _teacher_expr(func, teacher)
     dps = _dps(func, dps)
-    s = _scale(func, _sym_number(s, dps))
-    noise_std = _sym_number(noise_std, dps)
-    if noise_std.is_nonnegative is not True:
-        raise V.fail(func, "noise_std", "a number >= 0 or a nonnegative symbol", noise_std)
-    return _teacher_core(g, s, noise_std, dps)
+    s = _scale(func, s, dps)
+    ns = _sym_number(noise_std, dps)
+    if ns.is_nonnegative is not True or ns.is_finite is False:
+        raise V.fail(func, "noise_std", "a finite number >= 0 or a nonnegative symbol", _got(noise_std))
+    noise_std = ns
+    return _teacher_core(func, g, s, noise_std, dps)
 
 
 def _sym_number(x, dps: int):
-    """Python/numpy floats at their exact binary value with ``dps`` digits; strings as decimals."""
+    """Python/numpy floats at their exact binary value with ``dps`` digits; strings as decimals.
+
+    Anything that is not a real number, a decimal string, an mpmath/sympy number or a sympy
+    expression (None, bools, containers, ...) becomes ``nan``, which every caller rejects by name.
+    """
+    if x is None or isinstance(x, (bool, np.bool_, list, tuple, dict, set, np.ndarray)):
+        return sp.nan
     if isinstance(x, (float, np.floating)):
         return sp.Float(float(x), dps + 10) if math.isfinite(float(x)) else sp.nan
     if isinstance(x, str):
@@ -1244,14 +1356,14 @@ def _sym_number(x, dps: int):
     if isinstance(x, mpmath.mpf):
         return sp.Float(x, dps + 10)
     try:
-        return sp.sympify(x)
-    except (sp.SympifyError, TypeError):
+        out = sp.sympify(x)
+    except (sp.SympifyError, TypeError, ValueError):
         return sp.nan
+    return out if isinstance(out, sp.Expr) and not isinstance(out, sp.MatrixExpr) else sp.nan
 
 
 @functools.lru_cache(maxsize=256)
-def _teacher_core(g: sp.Expr, s: sp.Expr, noise_std: sp.Expr, dps: int) -> ExactTeacherCoefficients:
-    func = "teacher_coefficients"
+def _teacher_core(func: str, g: sp.Expr, s: sp.Expr, noise_std: sp.Expr, dps: int) -> ExactTeacherCoefficients:
     z = SYMBOLS.z
     halves = _halves(g)
     w = sp.Wild("w", exclude=[z])
@@ -1270,9 +1382,9 @@ def _teacher_core(g: sp.Expr, s: sp.Expr, noise_std: sp.Expr, dps: int) -> Exact
         mean = sp.Integer(0)
         exact, method = True, "erf (arcsine kernel)"
     else:
-        Ezg = _quad(func, z * g, s, dps)
-        Eg2 = _quad(func, g * g, s, dps)
-        mean = sp.Integer(0) if sp.simplify(g.subs(z, -z) + g) == 0 else _quad(func, g, s, dps)
+        Ezg = _quad(func, "teacher", z * g, s, dps)
+        Eg2 = _quad(func, "teacher", g * g, s, dps)
+        mean = sp.Integer(0) if sp.simplify(g.subs(z, -z) + g) == 0 else _quad(func, "teacher", g, s, dps)
         exact, method = False, "quadrature"
     c = sp.simplify(Ezg / s ** 2) if exact else sp.Float(Ezg / s ** 2, dps)
     Ey2 = Eg2 + noise_std ** 2
@@ -1357,7 +1469,7 @@ def isotropic_kfac_alignment(*, keep_kappa: bool = False) -> sp.Expr:
     >>> isotropic_kfac_alignment(keep_kappa=True)
     c/sqrt(c**2 + (c**2*kappa**2 + sigma_r**2*(kappa + 1)**2)/(psi*(kappa + 1)**2 - 1))
     """
-    return _isotropic_kfac_alignment(bool(keep_kappa))
+    return _isotropic_kfac_alignment(V.flag("isotropic_kfac_alignment", "keep_kappa", keep_kappa))
 
 
 @functools.lru_cache(maxsize=2)
@@ -1377,7 +1489,7 @@ def _isotropic_kfac_alignment(keep_kappa: bool) -> sp.Expr:
 
 @functools.lru_cache(maxsize=1)
 def isotropic_sgd_alignment() -> sp.Expr:
-    r"""Isotropic SGD alignment (THEORY.md 4.2 [R], :math:`\Sigma=I`, :math:`\lVert\beta^*\rVert=s=1`):
+    r"""Isotropic SGD alignment (docs/theory.md 4.2 [R], :math:`\Sigma=I`, :math:`\lVert\beta^*\rVert=s=1`):
     :math:`c/\sqrt{c^2+(c^2+\sigma_r^2)/\psi}` (:math:`\mathbb E[y^2]=c^2+\sigma_r^2`).
 
     Equal to the :math:`\lambda_G\to\infty` limit of :func:`isotropic_kfac_alignment`.
@@ -1396,16 +1508,8 @@ def isotropic_sgd_alignment() -> sp.Expr:
 # =============================================================================================
 
 def _spectrum_mp(func: str, eigenvalues, weights=None) -> tuple[list, list]:
-    t = V.array(func, "eigenvalues", eigenvalues, ndim=1)
-    if t.size < 1 or np.any(t <= 0):
-        raise V.fail(func, "eigenvalues", "a non-empty 1-D array of positive eigenvalues",
-                     f"minimum {t.min():.3e}" if t.size else "an empty array")
-    if weights is None:
-        w = np.ones_like(t)
-    else:
-        w = V.array(func, "weights", weights, ndim=1)
-        if w.shape != t.shape or np.any(w < 0) or not np.any(w > 0):
-            raise V.fail(func, "weights", f"non-negative multiplicities of shape {t.shape}", "other values")
+    t = V.spectrum(func, "eigenvalues", eigenvalues)
+    w = np.ones_like(t) if weights is None else V.masses(func, "weights", weights, size=t.size)
     # merge equal eigenvalues: the sums below run over distinct atoms (exact in binary)
     u, inv = np.unique(t, return_inverse=True)
     wu = np.zeros_like(u)
@@ -1414,38 +1518,82 @@ def _spectrum_mp(func: str, eigenvalues, weights=None) -> tuple[list, list]:
 
 
 def _kappa_core(t: list, w: list, n, lam) -> mpmath.mpf:
-    """Root of h(k) = 1 - lam/k - (1/n) sum w t/(t+k), increasing in k (bracketed, then verified)."""
+    r"""Root of :math:`h(\kappa)=1-\lambda/\kappa-\frac1n\sum_iw_it_i/(t_i+\kappa)` in :math:`u=\log\kappa`.
+
+    :math:`h` is increasing in :math:`u` and every term is :math:`O(1)`, so the bracket
+    :math:`[\log\lambda,\ \log(\lambda+\frac1n\sum_iw_it_i)]` (for :math:`\lambda=0<d-n`:
+    :math:`[\log((d-n)/\sum_iw_i/t_i),\ \log\frac1n\sum_iw_it_i]`) is valid at any scale
+    (:math:`\lambda` from :math:`10^{-300}` to :math:`10^{300}` and beyond): safeguarded Newton in
+    :math:`u` with bisection, to a step below :math:`10^{-(\text{dps}+5)}`, then a residual check.
+    When the bracket is narrower than the working precision (:math:`\lambda\gg\sum_iw_it_i/n`)
+    its upper end is the answer to that precision.
+    """
     d = mpmath.fsum(w)
     if lam == 0 and d <= n:
         return mpmath.mpf(0)
     mass = mpmath.fsum(wi * ti for wi, ti in zip(w, t)) / n
 
-    def h(k):
-        return 1 - lam / k - mpmath.fsum(wi * ti / (ti + k) for wi, ti in zip(w, t)) / n
+    omg = (n - d) / n                     # 1 - gamma, exact
 
-    hi = lam + mass                       # h(hi) >= 0
-    lo = lam if lam > 0 else hi
-    if lam == 0:                          # d > n: h(0+) = 1 - d/n < 0
-        while h(lo) >= 0:
-            lo /= 2
-    if h(hi) == 0:
-        return hi
-    root = mpmath.findroot(h, (lo, hi), solver="anderson")
-    # polish with Newton (h is smooth and increasing) and check the residual
-    root = mpmath.findroot(h, root, solver="newton")
-    if not lo <= root <= hi or abs(h(root)) > mpmath.mpf(10) ** (-mpmath.mp.dps + 5):
-        raise ArithmeticError(f"kappa_mp: no converged root in [{mpmath.nstr(lo, 5)}, {mpmath.nstr(hi, 5)}]")
-    return root
+    def h_hu(u):
+        # h = (1 - gamma) + sum q w - r = 1 - sum q v - r (w = k/(t+k), v = t/(t+k), q = w_i/n):
+        # evaluate the form with the smaller terms (no cancellation when kappa << t at gamma = 1)
+        k = mpmath.exp(u)
+        r = lam / k
+        ws = [k / (ti + k) for ti in t]
+        vs = [ti / (ti + k) for ti in t]
+        sw = mpmath.fsum(wi * x for wi, x in zip(w, ws)) / n
+        sv = mpmath.fsum(wi * x for wi, x in zip(w, vs)) / n
+        hu = r + mpmath.fsum(wi * a * b for wi, a, b in zip(w, ws, vs)) / n
+        if abs(omg) + sw <= 1 + sv:
+            return omg + sw - r, hu
+        return 1 - sv - r, hu
+
+    if lam > 0:
+        lo, hi = mpmath.log(lam), mpmath.log(lam + mass)
+    else:
+        lo, hi = mpmath.log((d - n) / mpmath.fsum(wi / ti for wi, ti in zip(w, t))), mpmath.log(mass)
+    tol = mpmath.mpf(10) ** (-mpmath.mp.dps + 5)
+    if hi - lo <= tol * (1 + abs(hi)):
+        return mpmath.exp(hi)
+    u = (lo + hi) / 2
+    dx_old = hi - lo
+    for _ in range(20 * mpmath.mp.prec):
+        h, hu = h_hu(u)
+        if h == 0:
+            break
+        if h < 0:
+            lo = u
+        else:
+            hi = u
+        step = h / hu
+        new = u - step
+        if not lo < new < hi or abs(2 * step) > dx_old:
+            new = (lo + hi) / 2
+            dx_old = (hi - lo) / 2
+        else:
+            dx_old = abs(step)
+        converged = abs(new - u) <= tol or hi - lo <= tol
+        u = new
+        if converged:
+            break
+    else:  # pragma: no cover - bisection alone converges within the loop bound
+        raise ArithmeticError("kappa_mp: no convergence")
+    h, hu = h_hu(u)
+    if abs(h) > mpmath.mpf(10) ** (-mpmath.mp.dps + 8) * (1 + hu):
+        raise ArithmeticError(f"kappa_mp: residual {mpmath.nstr(h, 5)} at kappa = {mpmath.nstr(mpmath.exp(u), 10)}")
+    return mpmath.exp(u)
 
 
 def kappa_mp(eigenvalues, *, n, lam, dps: int = 50, weights=None) -> mpmath.mpf:
     r"""Theorem 3.9's fixed point at ``dps`` digits, :math:`\kappa-\lambda=\frac{\kappa}{n}\sum_iw_i\frac{t_i}{t_i+\kappa}`.
 
-    A second route to :func:`theory.rmt.kappa`: mpmath.findroot (bracketed Anderson-Björk, then
-    Newton) on :math:`h(\kappa)=1-\lambda/\kappa-\frac1n\sum_iw_it_i/(t_i+\kappa)`, which is
-    increasing, negative at :math:`\kappa=\lambda` and non-negative at
-    :math:`\lambda+\frac1n\sum_iw_it_i`. For :math:`\lambda=0`: 0 if :math:`\sum_iw_i\le n`, else the
-    positive root.
+    A second route to :func:`theory.rmt.kappa`: safeguarded Newton in :math:`u=\log\kappa` on
+    :math:`h=1-\lambda/\kappa-\frac1n\sum_iw_it_i/(t_i+\kappa)`, which is increasing, negative
+    at :math:`\kappa=\lambda` and non-negative at :math:`\lambda+\frac1n\sum_iw_it_i`, and made of
+    :math:`O(1)` terms, so any :math:`\lambda\ge0` (:math:`10^{-300}` or :math:`10^{300}` included)
+    is solved at full precision. For :math:`\lambda=0`: 0 if :math:`\sum_iw_i\le n`, else the
+    positive root. A root always exists for valid arguments.
 
     eigenvalues: (p,) positive eigenvalues :math:`t_i` (floats are taken at their exact binary value).
     n: sample size (> 0). lam: ridge :math:`\lambda\ge0` (float, int, decimal string or mpf).
@@ -1467,12 +1615,19 @@ def kappa_mp(eigenvalues, *, n, lam, dps: int = 50, weights=None) -> mpmath.mpf:
 
 
 def _mp_scalar(func: str, name: str, x, *, positive: bool = False) -> mpmath.mpf:
+    expected = ("a finite real number " + ("> 0" if positive else ">= 0")
+                + " (float, int, decimal string, sympy or mpmath number)")
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        x = x[()]
+    if x is None or isinstance(x, (bool, np.bool_, complex, np.complexfloating, mpmath.mpc, np.ndarray, list,
+                                   tuple, dict, set)):
+        raise V.fail(func, name, expected, V.describe(x))
     try:
         v = _to_mp(x)
-    except (TypeError, ValueError):
-        raise V.fail(func, name, "a real number", repr(x)) from None
+    except (TypeError, ValueError, AttributeError):
+        raise V.fail(func, name, expected, V.describe(x)) from None
     if not isinstance(v, mpmath.mpf) or not mpmath.isfinite(v) or v < 0 or (positive and v == 0):
-        raise V.fail(func, name, "a finite number " + ("> 0" if positive else ">= 0"), repr(x))
+        raise V.fail(func, name, expected, repr(x))
     return v
 
 
@@ -1482,21 +1637,14 @@ def _coeffs_mp(func: str, teacher, s2: mpmath.mpf, noise_std, dps: int) -> tuple
     else:
         s = sp.Float(mpmath.sqrt(s2), dps + 10)
         ns = sp.Float(_mp_scalar(func, "noise_std", noise_std), dps + 10)
-        tc = teacher_coefficients(teacher, s=s, noise_std=ns, dps=dps + 5)
+        tc = _teacher_coefficients(func, teacher, s, ns, dps + 5)
     conv = [mpmath.mpf(sp.Float(sp.N(v, dps + 10), dps + 10)._mpf_) for v in (tc.c, tc.Ey2, tc.sigma_r2)]
     return conv[0], conv[1], conv[2]
 
 
 def _problem_mp(func: str, eigenvalues, beta_star, n):
-    t = V.array(func, "eigenvalues", eigenvalues, ndim=1)
-    if t.size < 1 or np.any(t <= 0):
-        raise V.fail(func, "eigenvalues", "a non-empty 1-D array of positive eigenvalues", "other values")
-    b = V.array(func, "beta_star", beta_star, ndim=1)
-    if b.shape != t.shape:
-        raise V.fail(func, "beta_star", f"a 1-D array of length d = {t.size} (in Sigma's eigenbasis)",
-                     f"length {b.size}")
-    if not np.any(b != 0):
-        raise V.fail(func, "beta_star", "nonzero", "the zero vector")
+    t = V.spectrum(func, "eigenvalues", eigenvalues)
+    b = V.vector(func, "beta_star", beta_star, size=t.size, nonzero=True)
     tm = [mpmath.mpf(float(x)) for x in t]
     bm = [mpmath.mpf(float(x)) ** 2 for x in b]
     n_mp = _mp_scalar(func, "n", n, positive=True)
@@ -1532,17 +1680,22 @@ def kfac_alignment_mp(eigenvalues, beta_star, *, n, lam_G, teacher, noise_std=0.
         B = mpmath.fsum(bi * (ti / (ti + k)) ** 2 for ti, bi in zip(t, b))
         E = mpmath.fsum(bi * ti / (ti + k) ** 2 for ti, bi in zip(t, b))
         T2 = mpmath.fsum(ti / (ti + k) ** 2 for ti in t) / n_mp
-        D2 = mpmath.fsum((ti / (ti + k)) ** 2 for ti in t) / n_mp
-        if 1 - D2 <= 0:
+        # 1 - D2 = (1 - (1/n) sum t/(t+k)) + (1/n) sum t k/(t+k)^2, and the first bracket is lam/k at the
+        # fixed point: two non-negative terms, no cancellation however small 1 - D2 is (psi = 1, tiny lam)
+        if k > 0:
+            one_minus_D2 = lam / k + mpmath.fsum(ti * k / (ti + k) ** 2 for ti in t) / n_mp
+        else:  # lam = 0 and d <= n: kappa = 0, 1 - D2 = 1 - d/n
+            one_minus_D2 = (n_mp - len(t)) / n_mp
+        if one_minus_D2 <= 0:
             return mpmath.mpf(0)  # psi = 1, lam_G = 0: the ridgeless norm blows up
-        sq = c * c * B + (c * c * k * k * E + sr2) * T2 / (1 - D2)
+        sq = c * c * B + (c * c * k * k * E + sr2) * T2 / one_minus_D2
         cos = c * A1 / (mpmath.sqrt(mpmath.fsum(b)) * mpmath.sqrt(sq))
     with mpmath.workdps(dps):
         return +cos
 
 
 def sgd_alignment_mp(eigenvalues, beta_star, *, n, teacher, noise_std=0.0, dps: int = 50) -> mpmath.mpf:
-    r"""SGD alignment of THEORY.md 4.2 at ``dps`` digits (a second route to
+    r"""SGD alignment of docs/theory.md 4.2 at ``dps`` digits (a second route to
     :func:`theory.single_index.sgd_alignment`; formula [R]):
     :math:`\cos=c\,s^2/(\lVert\beta^*\rVert\sqrt{c^2\lVert\Sigma\beta^*\rVert^2+\mathbb E[y^2]\mathrm{tr}\Sigma/n})`.
 

@@ -8,10 +8,10 @@ figures (:func:`compare.runner.render_figure`) and writes, under ``out_dir``::
     figures/NAME.svg    ... and as SVG
     results.json        {"claims": [records], "figures": [...], "summary": {...}, "provenance": {...}}
 
-The page has a summary table of all claims (id, paper reference, THEORY.md ID, kind, prediction,
+The page has a summary table of all claims (id, paper reference, docs/theory.md ID, kind, prediction,
 measured, standard error, tolerance, alpha, verdict, seconds), one section per figure with the
 claims it backs, the claims that back no figure, and a provenance footer (package versions, seed,
-size, wall time, cores). Results tagged [R] in THEORY.md (reconstructed, not read from the paper)
+size, wall time, cores). Results tagged [R] in docs/theory.md (reconstructed, not read from the paper)
 carry an [R] mark. Verdicts (:mod:`compare.stats`), each in its own colour: agreement claims
 (theory vs simulation) ``holds`` / ``fails``, with alpha bounding false failures,
 

@@ -95,7 +95,7 @@ def test_page_shows_every_claim_verdict_and_mark(written):
     # [R] marks: summary row + claim block for each of the two reconstructed claims, plus figures
     assert html.count('class="R"') >= 2 * 2 + 2
     assert "&lt;with markup &amp; ampersand&gt;" in html  # escaped
-    for col in ("paper reference", "THEORY.md ID", "kind", "prediction", "measured", "standard error",
+    for col in ("paper reference", "docs/theory.md ID", "kind", "prediction", "measured", "standard error",
                 "tolerance", "alpha", "verdict", "seconds"):
         assert f"<th>{col}</th>" in html
     # the figure section holds the claims it backs (figure's list and the claims' figure field)

@@ -184,3 +184,56 @@ def test_settings_reject_bad_values():
         ex.figure1_settings("huge")
     with pytest.raises(ValueError, match="'settings'"):
         ex.run_figure1(ex.figure5_settings("fast"), seed=0)
+
+
+# --------------------------------------------------------------------------- final parameters, stability limits
+def test_run_common_returns_each_runs_final_parameters(small_problem):
+    specs = (S("sgd-big", "sgd", 50.0), S("kfac", "kfac", 0.5), S("amgd", "amgd", 0.1))
+    r = sl.run_common(small_problem, specs, steps=12, batch=40, rng=np.random.default_rng(3), record_every=4)
+    assert r.final_F.shape == (3, 4, 2) and r.final_G.shape == (3, 2, 12)
+    assert r.diverged_at[0] >= 0 and np.all(np.isnan(r.final_F[0])) and np.all(np.isnan(r.final_G[0]))
+    for j in (1, 2):  # the recorded final distance is that of the returned G
+        s, _ = sl.principal_angles(r.final_G[j], small_problem.G_star)
+        assert_close(s[0], r.subspace_distance[j, -1], rtol=1e-12, what=f"{r.labels[j]} final distance")
+
+
+def test_own_limit_is_r_lr_1_at_the_solution_and_follows_the_head(small_problem):
+    from compare import experiments_linrep as ex
+    from theory import linrep as tl
+
+    p = small_problem
+    A = np.array([[2.0, 0.3], [0.0, 0.5]])
+    G = A @ p.G_star                      # the row space of G*, another scale
+    F = p.F_star @ np.linalg.inv(A)       # the least-squares head of that G
+    assert_close(ex.own_limit(F, G, p), tl.amgd_stability_limit(F, p.Sigma_x, p.G_star), rtol=1e-12,
+                 what="own limit on G*'s row space")
+    assert_close(ex.own_limit(2.0 * F, G, p), ex.own_limit(F, G, p) / 4.0, rtol=1e-12, what="limit ~ 1/sigma_max^2")
+    assert np.isnan(ex.own_limit(F * np.nan, G, p)) and np.isnan(ex.own_limit(F, 0.0 * G, p))
+
+
+def test_sweep_records_heads_and_limits(tiny):
+    ex, cs = tiny
+    sw = ex.run_sweep(cs.sweep, seed=3)
+    M, L = len(sw.labels), len(sw.lrs)
+    assert sw.final_F.shape == (2, M, L, 4, 2) and sw.final_limit.shape == (2, M, L)
+    ok = sw.ran[None] & ~sw.diverged
+    assert np.all(np.isfinite(sw.final_limit[:, sw.labels.index("SGD")][ok[:, sw.labels.index("SGD")]]))
+    assert np.all(np.isnan(sw.final_F[~sw.ran[None].repeat(2, 0)]))
+    # the half-way limit is recorded for AMGD only (none in this method set)
+    assert np.all(np.isnan(sw.mid_limit))
+
+
+def test_comparison_runs_figure1_step_sizes_on_their_own_stream(tiny):
+    ex, cs = tiny
+    f1 = ex.Figure1Settings(cs)
+    st = ex.ComparisonSettings(f1, labels=("SGD", "KFAC"), trials=3)
+    c = ex.run_comparison(st, seed=3)
+    curves = ex.run_curves(cs, seed=3)
+    assert c.labels == ("SGD", "KFAC") and c.subspace_distance.shape == (3, 2, 2)  # start and end only
+    assert c.lrs.tolist() == [curves.lrs[curves.index("SGD")], curves.lrs[curves.index("KFAC")]]
+    assert c.sweep is curves.sweep
+    assert not np.array_equal(c.subspace_distance[:, :, 0], curves.subspace_distance[:, [0, 2], 0])
+    with pytest.raises(ValueError, match="'labels'"):
+        ex.ComparisonSettings(f1, labels=("Nope",))
+    with pytest.raises(ValueError, match="'trials'"):
+        ex.ComparisonSettings(f1, trials=0)

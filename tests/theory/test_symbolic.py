@@ -438,7 +438,7 @@ def test_isotropic_alignment_identities():
     assert sp.simplify(cos_k ** 2 - theory_cos2) == 0
     cos = sym.isotropic_kfac_alignment()
     assert cos.free_symbols == {psi, lam, c, sr}
-    # lam_G -> infinity recovers SGD (THEORY.md Theorem 3.9 'useful facts')
+    # lam_G -> infinity recovers SGD (docs/theory.md Theorem 3.9 'useful facts')
     assert sp.simplify(sp.limit(cos ** 2, lam, sp.oo) - sym.isotropic_sgd_alignment() ** 2) == 0
     # lam_G -> 0 with psi > 1: cos^2 -> c^2 / (c^2 + sigma_r^2 / (psi - 1))
     u = sp.Symbol("u", positive=True)
@@ -538,7 +538,7 @@ def _ms(name, r, c):
 
 BAD = [
     (lambda: sym.lemma_3_1(d_x=0, d_y=1, k=1), "d_x"),
-    (lambda: sym.lemma_3_1(d_x=2, d_y=None, k=1), "d_x, d_y, k"),
+    (lambda: sym.lemma_3_1(d_x=2, d_y=None, k=1), "'d_y' must be an integer when d_x and k are given"),
     (lambda: sym.lemma_3_1(d_x=3, d_y=1, k=2), "'k'"),
     (lambda: sym.lemma_3_1(d_x=2.5, d_y=1, k=1), "d_x"),
     (lambda: sym.kfac_step_G(_ms("F", 3, 2), _ms("G", 3, 4), _ms("S", 4, 4), _ms("B", 3, 4)), "'G'"),
