@@ -272,7 +272,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
-    from compare.experiments_linrep import FIG1_METHODS
+    from compare.linrep.experiments import PAPER_OPTIMIZERS, method
+
+    FIG1_METHODS = tuple(method(n) for n in PAPER_OPTIMIZERS)
 
     rng = np.random.default_rng(0)
     p = sd.linrep_problem(100, 10, 5, kappa_x=100.0, kappa_F=10.0, noise_std=0.01, rng=rng)
@@ -370,7 +372,9 @@ def main(argv=None) -> int:
 
 
 def _baselines(p, n, F0, G0, args):
-    from compare.experiments_linrep import FIG1_METHODS
+    from compare.linrep.experiments import PAPER_OPTIMIZERS, method
+
+    FIG1_METHODS = tuple(method(n) for n in PAPER_OPTIMIZERS)
 
     print("\n4. baselines")
     # common random numbers vs one batch per optimizer

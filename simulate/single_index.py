@@ -42,6 +42,7 @@ step for the test error) are those of docs/theory.md 4.0; the paper's exact prot
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from scipy import linalg as _la
 from scipy import special as _sp
 
 from simulate import _validate as V
-from simulate.trials import parallel_map, spawn_seeds
+from simulate.trials import spawn_seeds
 
 __all__ = [
     "TEACHERS",
@@ -198,6 +199,31 @@ class StepMSEResult:
     n_test: int
     N: int
     d: int
+
+
+#: fields of the result classes that describe the setting, not a trial (kept from the first part).
+_SETTING_FIELDS = frozenset({"lam_G", "lam_F", "spike_norm", "n", "n_head", "n_test", "N", "d", "noise_std", "teacher",
+                             "student", "powers"})
+
+
+def concatenate(parts):
+    """The trials of several :class:`OneStepResult` (or :class:`StepMSEResult`) of one setting, in order:
+    a run cut into blocks of trials put back together (per-trial arrays stacked along the trial axis,
+    seeds concatenated, setting fields from the first part)."""
+    parts = list(parts)
+    if not parts or len({type(p) for p in parts}) != 1 or not dataclasses.is_dataclass(parts[0]):
+        raise V.fail("concatenate", "parts", "a non-empty list of results of one class",
+                     f"{len(parts)} part(s) of {sorted({type(p).__name__ for p in parts})}")
+    out = {}
+    for f in dataclasses.fields(parts[0]):
+        vals = [getattr(p, f.name) for p in parts]
+        if f.name == "seed":
+            out[f.name] = [x for v in vals for x in (v if isinstance(v, list) else [v])]
+        elif f.name in _SETTING_FIELDS or vals[0] is None or not isinstance(vals[0], np.ndarray):
+            out[f.name] = vals[0]
+        else:
+            out[f.name] = np.concatenate(vals, axis=0)
+    return type(parts[0])(**out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,17 +412,15 @@ def _tridiag_top(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.nd
 # one trial
 # --------------------------------------------------------------------------------------------
 
-def _run(work: Callable, seeds: list, *, jobs: int, scheduler, blas_threads: int | None) -> list:
-    """Trials in order; serial runs honour ``blas_threads`` too (parallel workers get 1 by default)."""
-    if blas_threads is not None:
-        blas_threads = _int("one_step", "blas_threads", blas_threads)
-    if scheduler is None and (jobs == 1 or len(seeds) <= 1) and blas_threads is not None:
-        from threadpoolctl import threadpool_limits
+def _run(work: Callable, seeds: list, *, blas_threads: int | None) -> list:
+    """The trials in order, serially (scheduling across processes is the caller's: compare's runner hands
+    each block of trials its own seeds), under ``blas_threads`` BLAS threads when given."""
+    if blas_threads is None:
+        return [work(s) for s in seeds]
+    from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=blas_threads):
-            return [work(s) for s in seeds]
-    kw = {} if blas_threads is None else {"blas_threads": blas_threads}
-    return parallel_map(work, seeds, jobs=jobs, scheduler=scheduler, **kw)
+    with threadpool_limits(limits=_int("one_step", "blas_threads", blas_threads)):
+        return [work(s) for s in seeds]
 
 
 def trial_generator(seed_seq: np.random.SeedSequence) -> np.random.Generator:
@@ -516,8 +540,8 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
 
 
 def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed, student="tanh",
-             network: bool = True, population: bool = True, method: str = "auto", jobs: int = 1,
-             scheduler: str | None = None, blas_threads: int | None = None, lanczos_tol: float = 1e-10,
+             network: bool = True, population: bool = True, method: str = "auto",
+             blas_threads: int | None = None, lanczos_tol: float = 1e-10,
              max_steps: int = 60) -> OneStepResult:
     """Run ``trials`` independent one-step experiments (docs/theory.md 4.0-4.1).
 
@@ -536,9 +560,8 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     method: ``"eigh"`` (one eigendecomposition for all ``lam_G``), ``"solve"`` (a Cholesky solve
         per ridge; only without ``network``, with ``n >= d`` and ``lam_G > 0``), or ``"auto"``
         (``"solve"`` when allowed and ``len(lam_G) <= 2``).
-    jobs, scheduler: parallel trials (see :func:`simulate.trials.parallel_map`); same numbers.
-    blas_threads: BLAS threads per trial (``None``: the library default in a serial run, 1 per
-        parallel worker). On a shared, loaded machine 1 is much faster for d <= 500.
+    blas_threads: BLAS threads while the trials run (``None``: leave the current setting). On a shared,
+        loaded machine 1 is much faster for d <= 500.
     lanczos_tol, max_steps: Lanczos stopping rule (relative Ritz residual) and step limit.
     """
     func = "one_step"
@@ -563,7 +586,7 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     work = partial(_trial, t=t, bt=bt, n=n, N=N, lam=lam, teacher=fn, student=sfn, noise_std=noise_std,
                    network=bool(network), population=bool(population), method=method,
                    lanczos_tol=lanczos_tol, max_steps=int(max_steps))
-    rows = _run(work, _trial_seeds(func, seed, trials), jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
+    rows = _run(work, _trial_seeds(func, seed, trials), blas_threads=blas_threads)
     beta_norm = math.sqrt(float(bt @ bt))
 
     def stack(key):
@@ -637,8 +660,8 @@ def _test_trial(seed_seq, *, t, bt, n, n_head, n_test, N, lam, lam_F, spike_norm
 
 
 def one_step_test_error(Sigma, beta_star, *, n, n_head, n_test, N, lam_G, lam_F, teacher, noise_std, trials,
-                        seed, student="tanh", spike_norm: float = 5.0, jobs: int = 1,
-                        scheduler: str | None = None, blas_threads: int | None = None) -> StepMSEResult:
+                        seed, student="tanh", spike_norm: float = 5.0,
+                        blas_threads: int | None = None) -> StepMSEResult:
     """Test MSE of a ridge head on the features after one normalised step (docs/theory.md 4.0, Figure 3 note).
 
     The step :math:`\\Delta G=-\\nabla_G\\hat L\\,\\mathcal P` (from ``n`` samples) is rescaled so its top singular
@@ -660,7 +683,7 @@ def one_step_test_error(Sigma, beta_star, *, n, n_head, n_test, N, lam_G, lam_F,
     _check_signal(func, fn, math.sqrt(float((t * bt) @ bt)))
     work = partial(_test_trial, t=t, bt=bt, n=n, n_head=n_head, n_test=n_test, N=N, lam=lam, lam_F=lam_F,
                    spike_norm=spike_norm, teacher=fn, student=sfn, noise_std=noise_std)
-    rows = _run(work, _trial_seeds(func, seed, trials), jobs=jobs, scheduler=scheduler, blas_threads=blas_threads)
+    rows = _run(work, _trial_seeds(func, seed, trials), blas_threads=blas_threads)
     return StepMSEResult(
         none=np.array([r["none"] for r in rows]), sgd=np.array([r["sgd"] for r in rows]),
         kfac=np.array([r["kfac"] for r in rows]), lam_G=lam, lam_F=lam_F, spike_norm=spike_norm,

@@ -250,8 +250,8 @@ def open_cache(args, plugin_specs: Sequence[str]):
 def connect(addr: str | None):
     if addr is None:
         return None
-    from simulate.trials import SchedulerUnavailable
-    from simulate.trials import connect as _connect
+    from compare.engine.cluster import SchedulerUnavailable
+    from compare.engine.cluster import connect as _connect
 
     try:
         return _connect(addr)

@@ -149,7 +149,11 @@ class Experiment:
     stream: Callable[[Any], tuple] | tuple | None = None
     block: int | None = None
     cost: Callable[[Any], float] | float = 1.0
-    threads: int | None = 1
+    threads: Callable[[Any], int | None] | int | None = 1
+    batched: bool = False
+
+    def blas_threads(self, settings: Any) -> int | None:
+        return self.threads(settings) if callable(self.threads) else self.threads
 
     def stream_path(self, settings: Any) -> tuple:
         if self.stream is None:
@@ -237,16 +241,18 @@ def experiment(name: str, *, settings: type, trials: Callable[[Any], int],
                combine: Callable[[Any, list, Mapping[str, Any]], Any] = _stack,
                requires: Callable[[Any], Mapping[str, ExperimentRef]] = _no_requirements,
                stream: Callable[[Any], tuple] | tuple | None = None, block: int | None = None,
-               cost: Callable[[Any], float] | float = 1.0, threads: int | None = 1,
-               replace: bool = False) -> Callable[[Callable], Callable]:
-    """Decorator registering ``trial(settings, seed_sequence, deps)`` as experiment ``name``."""
+               cost: Callable[[Any], float] | float = 1.0, threads: Callable[[Any], int | None] | int | None = 1,
+               batched: bool = False, replace: bool = False) -> Callable[[Callable], Callable]:
+    """Decorator registering ``trial(settings, seed_sequence, deps)`` as experiment ``name`` (with
+    ``batched=True``: ``trial(settings, seed_sequences, deps) -> value`` for a block of trials)."""
     if not (isinstance(settings, type) and hasattr(settings, "__dataclass_fields__")):
         raise ValueError(f"register experiment {name!r}: argument 'settings' must be a dataclass; got {settings!r}.")
 
     def deco(fn: Callable) -> Callable:
         _put(EXPERIMENTS, name, Experiment(name=name, settings=settings, trial=fn, trials=trials, combine=combine,
                                            requires=requires, stream=stream, block=block, cost=cost,
-                                           threads=threads), fn, what="experiment", replace=replace)
+                                           threads=threads, batched=batched), fn, what="experiment",
+             replace=replace)
         return fn
 
     return deco

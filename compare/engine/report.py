@@ -1,7 +1,7 @@
 """The report: one self-contained HTML page with every claim and figure, plus results.json.
 
-:func:`write_report` takes the claim records (:func:`compare.registry.evaluate`) and rendered
-figures (:func:`compare.runner.render_figure`) and writes, under ``out_dir``::
+:func:`write_report` takes the claim records (:func:`compare.engine.registry.record`) and rendered
+figures (:func:`compare.engine.runner.render_figure`) and writes, under ``out_dir``::
 
     index.html          the page: figures inlined as base64 PNG, no network needed
     figures/NAME.png    every figure as PNG ...
@@ -133,7 +133,7 @@ def provenance(*, size: str, seed: int, wall_s: float, jobs: int = 1, scheduler:
     """The provenance footer: package versions, seed, size, wall time, machine cores, BLAS.
 
     size, seed: the run's settings. wall_s: wall time of the run in seconds.
-    jobs, scheduler: how it ran. code_version: :func:`compare.cache.code_version`.
+    jobs, scheduler: how it ran. code_version: :func:`compare.engine.cache.code_version`.
     cached, computed: tasks reused from the cache / computed in this run.
     command: the command line (default ``sys.argv``).
     """
@@ -248,7 +248,7 @@ def write_report(records: Sequence[Mapping[str, Any]], figures: Sequence[Mapping
                  out_dir: str | os.PathLike, prov: Mapping[str, Any], from_cache: set[str] = frozenset()) -> Path:
     """Write ``index.html``, ``figures/NAME.{png,svg}`` and ``results.json`` under ``out_dir``.
 
-    records: claim records (:func:`compare.registry.evaluate`), in display order.
+    records: claim records (:func:`compare.engine.registry.record`), in display order.
     figures: rendered figures (see :func:`render_html`; ``svg`` bytes too).
     out_dir: the report directory (created). prov: :func:`provenance`.
     from_cache: ids/names whose results were reused from the cache (marked on the page).

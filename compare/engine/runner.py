@@ -119,7 +119,10 @@ class BlockTask:
     def __call__(self) -> list:
         spec = R.EXPERIMENTS[self.name]
         ss = _seeds.stream(self.seed, *spec.stream_path(self.settings))
-        return [spec.trial(self.settings, s, self.deps) for s in _seeds.trial_seeds(ss, self.start, self.stop)]
+        seeds = _seeds.trial_seeds(ss, self.start, self.stop)
+        if spec.batched:  # one value for the block: combine receives one value per block
+            return [spec.trial(self.settings, seeds, self.deps)]
+        return [spec.trial(self.settings, s, self.deps) for s in seeds]
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,7 @@ class _Executor:
             self.pool = cf.ProcessPoolExecutor(max_workers=self.capacity, mp_context=mp.get_context("fork"),
                                                initializer=init_worker, initargs=(os.getpid(), plugin_specs))
         elif self.kind == "dask":
-            from simulate.trials import connect
+            from compare.engine.cluster import connect
 
             self._own_client = isinstance(scheduler, str)
             self.client = connect(scheduler)
@@ -541,7 +544,7 @@ def _piece_key(piece: tuple) -> tuple[dict, str]:
 
 
 def _threads(piece: tuple) -> int | None:
-    return piece[1].spec.threads if piece[0] == "block" else 1
+    return piece[1].spec.blas_threads(piece[1].settings) if piece[0] == "block" else 1
 
 
 def _task(piece: tuple, job_exps) -> Callable[[], Any]:

@@ -5,7 +5,8 @@ Every experiment, claim and figure is a function of one settings dataclass. ``fa
 
 - a *leaf name* (``noise_std``) sets every field of that name, however deep (a claim's settings may
   hold the same task family twice, e.g. a curve run and its step-size sweep);
-- a *dotted path* (``curves.problem.noise_std``) sets exactly one field.
+- a *dotted path* (``curves.problem.noise_std``) sets exactly one field;
+- for a tuple setting, ``+VALUES`` appends to the current value (``optimizers=+momentum``).
 
 Values given as strings (the command line's ``--set noise_std=0``) are converted with the field's
 type annotation (``int``, ``float``, ``bool``, ``str``, ``tuple[...]`` as comma-separated items,
@@ -208,7 +209,11 @@ def override(settings: S, overrides: Mapping[str, Any], *, strict: bool = True) 
                                     f"{', '.join(names(settings))}")
             continue
         for path, ann in targets:
-            value = convert(raw, ann, name=name)
+            if isinstance(raw, str) and raw.startswith("+") and typing.get_origin(ann) is tuple:
+                current = next(v for p, v, _ in leaves(new) if p == path)  # "+a,b": append to the current tuple
+                value = tuple(current) + convert(raw[1:], ann, name=name)
+            else:
+                value = convert(raw, ann, name=name)
             try:
                 new = _replace_path(new, path.split("."), value)
             except SettingsError:

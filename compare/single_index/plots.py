@@ -9,7 +9,7 @@ Three panels, each a theory curve (lines) with Monte-Carlo means and standard-er
     \\text{middle: vs}\\ \\epsilon,\\qquad \\text{right: vs}\\ \\psi=n/d,
 
 with SGD's :math:`\\psi\\to\\infty` cap :math:`\\cos(\\Sigma\\beta^*,\\beta^*)` dotted. No experiment runs here
-(see :mod:`compare.figures_single_index`).
+(see :mod:`compare.single_index.figures`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@ r"""Claims C8-C13 and C21: single-index learning after one step (docs/theory.md 
 
 Each agreement claim runs :func:`simulate.single_index.one_step` on one problem instance at two
 dimensions, :math:`d` and :math:`2d` (same :math:`\psi=n/d`, :math:`\epsilon`, :math:`N/d`; one
-:func:`compare.figures_single_index.alignment_run` per size, shared by C8-C12 and C21), and holds the
+:class:`compare.single_index.experiments.OneStepSettings` run per size, shared by C8-C12 and C21), and holds the
 Monte-Carlo means to the deterministic equivalents of :mod:`theory.single_index` and
 :mod:`theory.rmt` for each instance. Every check goes through :mod:`compare.stats`.
 
@@ -81,9 +81,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from compare import stats
-from compare.figures_single_index import (CLAIM_LAMS, EPS, NOISE, PSI, SIZES, STUDENT, TEACHER, AlignmentRun,
-                                          alignment_run, blas_threads_for, instance, step_mse_run)
-from compare.registry import Outcome, register
+from compare.engine.registry import Outcome, claim, ref
+from compare.engine.settings import Settings, check_size
+from compare.single_index.experiments import (CLAIM_LAMS, EPS, NOISE, PHI, PSI, STUDENT, TEACHER, AlignmentRun,
+                                              Instance, OneStepSettings, TestErrorSettings, alignment_run)
 from simulate import single_index as ss
 from theory import rmt
 from theory import single_index as ts
@@ -100,14 +101,76 @@ BULK_BOUND_D1000 = 0.01
 Controls = Sequence[tuple[np.ndarray, float]]
 
 
-# --------------------------------------------------------------------------- runs and theory
-def _pair(size: str, seed: int) -> tuple[AlignmentRun, AlignmentRun]:
-    """The two runs (d and 2d) shared by C8-C12 and C21."""
-    cfg = SIZES[size]
-    d = cfg["claim_d"]
-    return tuple(alignment_run(dd, psi=PSI, eps=EPS, lam_G=CLAIM_LAMS, trials=T, seed=seed, network=True,
-                               population=True)
-                 for dd, T in zip((d, 2 * d), cfg["claim_trials"]))  # type: ignore[return-value]
+# --------------------------------------------------------------------------- settings: the runs the claims read
+@dataclass(frozen=True, kw_only=True)
+class AlignmentClaims(Settings):
+    """The runs of C8-C12 and C21: one instance per size, d and 2d (same psi, eps, N/d), ``trials_d`` and
+    ``trials_2d`` trials, ridges ``lam_G``; C8's "more data" rows at psi = ``psi_cap`` on ``cap_d`` and
+    2 ``cap_d``. Trials are allotted to the two sizes by cost (the bias-corrected variance is
+    se_d^2 + 4 se_2d^2 and a trial at 2d costs ~7-10x one at d: T_d / T_2d ~ 2 minimises it)."""
+
+    d: int = 200
+    trials_d: int = 120
+    trials_2d: int = 60
+    eps: float = EPS
+    psi: float = PSI
+    phi: float = PHI
+    lam_G: tuple[float, ...] = CLAIM_LAMS
+    teacher: str = TEACHER
+    student: str = STUDENT
+    noise_std: float = NOISE
+    cap_d: int = 100
+    cap_trials_d: int = 40
+    cap_trials_2d: int = 20
+    psi_cap: float = PSI_CAP
+    lam_cap: float = LAM_CAP
+
+    def __post_init__(self):
+        for which in (1, 2):  # the runs validate the shared fields
+            self.run(which)
+            self.cap_run(which)
+
+    @classmethod
+    def preset(cls, size: str) -> "AlignmentClaims":
+        if check_size("AlignmentClaims.preset", size) == "fast":
+            return cls()
+        return cls(d=500, trials_d=300, trials_2d=160, cap_d=250, cap_trials_d=30, cap_trials_2d=15)
+
+    def run(self, which: int) -> OneStepSettings:
+        """The run at d (``which = 1``) or 2d (``which = 2``)."""
+        return OneStepSettings(d=which * self.d, eps=self.eps, psi=self.psi, phi=self.phi, lam_G=tuple(self.lam_G),
+                               trials=self.trials_d if which == 1 else self.trials_2d, teacher=self.teacher,
+                               student=self.student, noise_std=self.noise_std, network=True, population=True)
+
+    def cap_run(self, which: int) -> OneStepSettings:
+        """C8's run at psi = psi_cap on cap_d (``which = 1``) or 2 cap_d."""
+        return OneStepSettings(d=which * self.cap_d, eps=self.eps, psi=self.psi_cap, phi=self.phi,
+                               lam_G=(self.lam_cap,), trials=self.cap_trials_d if which == 1 else self.cap_trials_2d,
+                               teacher=self.teacher, student=self.student, noise_std=self.noise_std, network=False,
+                               population=False)
+
+
+def _pair_reads(s: AlignmentClaims) -> dict:
+    return {f"r{w}": ref("single_index.one_step", s.run(w)) for w in (1, 2)} | \
+        {f"i{w}": ref("single_index.instance", s.run(w).instance) for w in (1, 2)}
+
+
+def _c8_reads(s: AlignmentClaims) -> dict:
+    return _pair_reads(s) | {f"c{w}": ref("single_index.one_step", s.cap_run(w)) for w in (1, 2)} | \
+        {f"ci{w}": ref("single_index.instance", s.cap_run(w).instance) for w in (1, 2)}
+
+
+def _teacher(name: str):
+    """A teacher name of the settings as theory takes it (``tanh2`` is the callable of the test-error runs)."""
+    from compare.single_index.experiments import TEACHERS
+
+    return TEACHERS.get(name, name)
+
+
+def _pair(s: AlignmentClaims, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance,
+          i2: Instance) -> tuple[AlignmentRun, AlignmentRun]:
+    """The two runs (d and 2d) shared by C8-C12 and C21, with their instances."""
+    return alignment_run(s.run(1), i1, r1), alignment_run(s.run(2), i2, r2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,11 +190,11 @@ class _Theory:
 
 def _theory(run: AlignmentRun) -> _Theory:
     t, b = run.inst.t, run.inst.beta
-    kw = dict(n=run.n, teacher=TEACHER, noise_std=NOISE)
+    kw = dict(n=run.n, teacher=_teacher(run.teacher), noise_std=run.noise_std)
     return _Theory(sgd=ts.sgd_spike(t, b, **kw), sgd_finite=ts.sgd_spike(t, b, finite_n=True, **kw),
                    kfac=ts.kfac_spike(t, b, lam_G=run.lam_G, **kw),
                    population=ts.population_spike(t, b, lam_G=run.lam_G, **kw),
-                   mu1=ts.student_coefficients(STUDENT, variance=float(t.mean())).mu1)
+                   mu1=ts.student_coefficients(run.student, variance=float(t.mean())).mu1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,8 +232,8 @@ def _controls(run: AlignmentRun) -> _Controls:
     """The control variates of ``run``; their means come from exact finite-n expectations only."""
     t, b, sim = run.inst.t, run.inst.beta, run.sim
     s2 = float((t * b) @ b)
-    tc = ts.teacher_coefficients(TEACHER, s=math.sqrt(s2), noise_std=NOISE)
-    kw = dict(n=run.n, teacher=TEACHER, noise_std=NOISE, finite_n=True)
+    tc = ts.teacher_coefficients(_teacher(run.teacher), s=math.sqrt(s2), noise_std=run.noise_std)
+    kw = dict(n=run.n, teacher=_teacher(run.teacher), noise_std=run.noise_std, finite_n=True)
     sq = ts.sgd_spike(t, b, **kw).sqnorm
     pop = ts.population_spike(t, b, lam_G=run.lam_G, **kw)
     return _Controls(inner=(sim.sgd_inner, tc.c * s2), sqnorm=(sim.sgd_sqnorm, float(sq)), z_sq=(sim.z_sq, s2),
@@ -205,42 +268,40 @@ _RICH = ("t_(1-alpha'/2, Welch df) x s.e. of the bias-corrected mean m_d - b_d, 
 
 
 # --------------------------------------------------------------------------- C8
-@register(
-    "C8", paper_ref="Sec. 3.2 (SGD alignment)", theory_ref="docs/theory.md 4.2", kind="statistical",
+@claim(
+    "C8", settings=AlignmentClaims, reads=_c8_reads, paper_ref="Sec. 3.2 (SGD alignment)", theory_ref="docs/theory.md 4.2", kind="statistical",
     statement="One SGD step learns v = X'y/n with cos(v, beta*) -> c s^2/(|beta*| sqrt(c^2|Sigma beta*|^2 + "
               "E[y^2] tr(Sigma)/n)); as psi -> infinity it saturates at cos(Sigma beta*, beta*) < 1, "
               "while KFAC does not.",
     figure="fig3",
 )
-def c8_sgd_alignment(*, size: str, seed: int) -> Outcome:
-    r1, r2 = _pair(size, seed)
+def c8_sgd_alignment(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance,
+                      i2: Instance, c1: ss.OneStepResult, c2: ss.OneStepResult, ci1: Instance,
+                      ci2: Instance) -> Outcome:
+    r1, r2 = _pair(s, r1, r2, i1, i2)
     th1, th2 = _theory(r1), _theory(r2)
     k1, k2 = _controls(r1), _controls(r2)
     a = stats.bonferroni(ALPHA, 3)
     rows = [_richardson("SGD cos(v, beta*)", r1.sim.sgd, th1.sgd.cos, r2.sim.sgd, th2.sgd.cos, alpha=a,
-                        controls_d=k1.sgd(), controls_2d=k2.sgd(), d=r1.inst.d, psi=PSI, eps=EPS)]
+                        controls_d=k1.sgd(), controls_2d=k2.sgd(), d=r1.inst.d, psi=s.psi, eps=s.eps)]
     # the psi -> infinity limit of the formula is the cap: deterministic, rounding-level tolerance
     cap = ts.sgd_alignment_cap(r1.inst.t, r1.inst.beta)
-    lim = ts.sgd_spike(r1.inst.t, r1.inst.beta, n=1e15 * r1.inst.d, teacher=TEACHER, noise_std=NOISE).cos
+    lim = ts.sgd_spike(r1.inst.t, r1.inst.beta, n=1e15 * r1.inst.d, teacher=_teacher(r1.teacher), noise_std=r1.noise_std).cos
     rows.append(stats.exact(lim, cap, tolerance=1e-9).row(
         check="limit psi -> inf of 4.2 equals cos(Sigma beta*, beta*)", d=r1.inst.d,
         tolerance_source="the formula's O(d/n) = 1e-15 term plus rounding"))
     # more data: at psi = 32 SGD stays below its cap (a bound the theory predicts: one-sided), KFAC follows
     # Theorem 3.9 there, whose prediction is far above the cap (two-sided agreement, bias-corrected)
-    cfg = SIZES[size]
-    dc = cfg["cap_d"]
+    PSI_CAP, LAM_CAP = s.psi_cap, s.lam_cap  # noqa: N806  (the settings' values)
     runs = []
-    for dd, T in zip((dc, 2 * dc), cfg["cap_trials"]):
-        inst = instance(dd, eps=EPS, seed=seed)
-        n = int(PSI_CAP * dd)
-        sim = ss.one_step(inst.t, inst.beta, n=n, N=dd // 2, lam_G=[LAM_CAP], teacher=TEACHER, noise_std=NOISE,
-                          trials=T, seed=np.random.SeedSequence([seed, 808, dd]), network=False, population=False,
-                          blas_threads=blas_threads_for(dd))
-        kf = ts.kfac_spike(inst.t, inst.beta, n=n, lam_G=[LAM_CAP], teacher=TEACHER, noise_std=NOISE)
-        runs.append((inst, n, sim, float(np.asarray(kf.cos)[0])))
+    for cs, sim, inst in ((s.cap_run(1), c1, ci1), (s.cap_run(2), c2, ci2)):
+        kf = ts.kfac_spike(inst.t, inst.beta, n=cs.n, lam_G=[LAM_CAP], teacher=_teacher(cs.teacher),
+                           noise_std=cs.noise_std)
+        runs.append((inst, cs.n, sim, float(np.asarray(kf.cos)[0])))
     (inst, n, sim, kp), (_, _, sim2, kp2) = runs
+    dc = s.cap_d
     cap_c = ts.sgd_alignment_cap(inst.t, inst.beta)
-    th_sgd = ts.sgd_spike(inst.t, inst.beta, n=n, teacher=TEACHER, noise_std=NOISE).cos
+    th_sgd = ts.sgd_spike(inst.t, inst.beta, n=n, teacher=_teacher(s.teacher), noise_std=s.noise_std).cos
     rows.append(_samples(f"SGD at psi={PSI_CAP:g} not above its cap cos(Sigma beta*, beta*)", sim.sgd, cap_c,
                          alpha=a, one_sided=True, d=dc, psi=PSI_CAP, theory_at_psi=float(th_sgd)))
     rows.append(_richardson(f"KFAC (lam_G={LAM_CAP:g}) at psi={PSI_CAP:g}: Theorem 3.9, above SGD's cap", sim.kfac[:, 0],
@@ -252,41 +313,41 @@ def c8_sgd_alignment(*, size: str, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- C9
-@register(
-    "C9", paper_ref="Theorem 3.9", theory_ref="Theorem 3.9", kind="statistical",
+@claim(
+    "C9", settings=AlignmentClaims, reads=_pair_reads, paper_ref="Theorem 3.9", theory_ref="Theorem 3.9", kind="statistical",
     statement="One KFAC step learns the ridge direction (Sigma_hat + lam_G I)^{-1} X'y/n whose alignment with "
               "beta* is Theorem 3.9's kappa formula, for every lam_G on a log grid (one eigendecomposition per "
               "trial); the population preconditioner (Sigma + lam_G I)^{-1} follows its variant.",
     figure="fig3",
 )
-def c9_kfac_alignment(*, size: str, seed: int) -> Outcome:
-    r1, r2 = _pair(size, seed)
+def c9_kfac_alignment(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance, i2: Instance) -> Outcome:
+    r1, r2 = _pair(s, r1, r2, i1, i2)
     th1, th2 = _theory(r1), _theory(r2)
     k1, k2 = _controls(r1), _controls(r2)
-    L = len(CLAIM_LAMS)
+    L = len(s.lam_G)
     a = stats.bonferroni(ALPHA, 2 * L)
     rows = [_richardson("KFAC cos(v, beta*)", r1.sim.kfac[:, j], th1.kfac.cos[j], r2.sim.kfac[:, j], th2.kfac.cos[j],
                         alpha=a, controls_d=k1.kfac(j), controls_2d=k2.kfac(j), lam_G=lam, d=r1.inst.d)
-            for j, lam in enumerate(CLAIM_LAMS)]
+            for j, lam in enumerate(s.lam_G)]
     rows += [_richardson("population-preconditioner cos(v, beta*)", r1.sim.population[:, j], th1.population.cos[j],
                          r2.sim.population[:, j], th2.population.cos[j], alpha=a, controls_d=k1.population(j),
                          controls_2d=k2.population(j), lam_G=lam, d=r1.inst.d)
-             for j, lam in enumerate(CLAIM_LAMS)]
+             for j, lam in enumerate(s.lam_G)]
     return Outcome.agreement(rows, source=_RICH, alpha=ALPHA)
 
 
 # --------------------------------------------------------------------------- C10
-@register(
-    "C10", paper_ref="Theorem 3.9 / Sec. 3.2", theory_ref="docs/theory.md 4.2, Theorem 3.9", kind="statistical",
+@claim(
+    "C10", settings=AlignmentClaims, reads=_pair_reads, paper_ref="Theorem 3.9 / Sec. 3.2", theory_ref="docs/theory.md 4.2, Theorem 3.9", kind="statistical",
     statement="The components <v, beta*> and |v|^2 follow their predictions separately: SGD exactly at finite n "
               "(E<v,beta*> = c s^2, refined E|v|^2), KFAC by Theorem 3.9 (c A_1 and c^2 B + "
               "(c^2 kappa^2 E + sigma_r^2) T_2/(1 - D_2)).",
 )
-def c10_components(*, size: str, seed: int) -> Outcome:
-    r1, r2 = _pair(size, seed)
+def c10_components(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance, i2: Instance) -> Outcome:
+    r1, r2 = _pair(s, r1, r2, i1, i2)
     th1, th2 = _theory(r1), _theory(r2)
     k1, k2 = _controls(r1), _controls(r2)
-    L = len(CLAIM_LAMS)
+    L = len(s.lam_G)
     a = stats.bonferroni(ALPHA, 4 + 2 * L)
     rows = []
     for r, th, k in ((r1, th1, k1), (r2, th2, k2)):  # exact finite-n expectations: no allowance at either size
@@ -294,7 +355,7 @@ def c10_components(*, size: str, seed: int) -> Outcome:
                              controls=[k.z_sq, k.y_sq], d=r.inst.d))
         rows.append(_samples("SGD |v|^2 (exact finite-n)", r.sim.sgd_sqnorm, th.sgd_finite.sqnorm, alpha=a,
                              controls=[k.inner, k.z_sq, k.y_sq], d=r.inst.d, asymptotic=float(th.sgd.sqnorm)))
-    for j, lam in enumerate(CLAIM_LAMS):
+    for j, lam in enumerate(s.lam_G):
         rows.append(_richardson("KFAC <v, beta*>", r1.sim.kfac_inner[:, j], th1.kfac.inner[j], r2.sim.kfac_inner[:, j],
                                 th2.kfac.inner[j], alpha=a, controls_d=k1.kfac(j), controls_2d=k2.kfac(j), lam_G=lam,
                                 d=r1.inst.d))
@@ -307,31 +368,31 @@ def c10_components(*, size: str, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- C11
-@register(
-    "C11", paper_ref="Sec. 3.2 / Figure 3", theory_ref="docs/theory.md 4.1", kind="statistical",
+@claim(
+    "C11", settings=AlignmentClaims, reads=_pair_reads, paper_ref="Sec. 3.2 / Figure 3", theory_ref="docs/theory.md 4.1", kind="statistical",
     statement="The network's own spike (top right singular vector of the actual one-step update, by Lanczos) "
               "aligns with beta* as the spike-vector prediction (C8/C9), up to a bulk bias that is O(1/d) "
               "(<~ 0.01 at d = 1000).",
     figure="fig3",
 )
-def c11_network_spike(*, size: str, seed: int) -> Outcome:
-    r1, r2 = _pair(size, seed)
+def c11_network_spike(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance, i2: Instance) -> Outcome:
+    r1, r2 = _pair(s, r1, r2, i1, i2)
     th1, th2 = _theory(r1), _theory(r2)
     k1, k2 = _controls(r1), _controls(r2)
-    L = len(CLAIM_LAMS)
+    L = len(s.lam_G)
     a = stats.bonferroni(ALPHA, 2 * (L + 1))
     rows = [_richardson("SGD network cos(u, beta*)", r1.sim.sgd_network, th1.sgd.cos, r2.sim.sgd_network, th2.sgd.cos,
                         alpha=a, controls_d=k1.sgd(), controls_2d=k2.sgd(), d=r1.inst.d)]
     rows += [_richardson("KFAC network cos(u, beta*)", r1.sim.kfac_network[:, j], th1.kfac.cos[j],
                          r2.sim.kfac_network[:, j], th2.kfac.cos[j], alpha=a, controls_d=k1.kfac(j),
                          controls_2d=k2.kfac(j), lam_G=lam, d=r1.inst.d)
-             for j, lam in enumerate(CLAIM_LAMS)]
+             for j, lam in enumerate(s.lam_G)]
     # the bulk bias at the larger size, paired per trial: mean(cos v - cos u) <= 0.01 * 1000 / d (a bound
     # the theory states: one-sided, alpha bounds false failure)
     d2 = r2.inst.d
     bound = BULK_BOUND_D1000 * 1000.0 / d2
     bulks = [("SGD", r2.sim.sgd - r2.sim.sgd_network, None)] + [
-        ("KFAC", r2.sim.kfac[:, j] - r2.sim.kfac_network[:, j], lam) for j, lam in enumerate(CLAIM_LAMS)]
+        ("KFAC", r2.sim.kfac[:, j] - r2.sim.kfac_network[:, j], lam) for j, lam in enumerate(s.lam_G)]
     rows += [_samples(f"{name} bulk bias mean(cos(v) - cos(u)) <= 0.01 * 1000/d", diff, bound, alpha=a,
                       one_sided=True, lam_G=lam, d=d2)
              for name, diff, lam in bulks]
@@ -340,16 +401,16 @@ def c11_network_spike(*, size: str, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- C12
-@register(
-    "C12", paper_ref="Sec. 3.2 (spike size)", theory_ref="docs/theory.md 4.1", kind="statistical",
+@claim(
+    "C12", settings=AlignmentClaims, reads=_pair_reads, paper_ref="Sec. 3.2 (spike size)", theory_ref="docs/theory.md 4.1", kind="statistical",
     statement="The top singular value of the one-step update is eta mu_1 |F_0| |v| (|v| from 4.2 / Theorem 3.9): "
               "s_1 / (eta |F_0|) = mu_1 |v|.",
 )
-def c12_spike_size(*, size: str, seed: int) -> Outcome:
-    r1, r2 = _pair(size, seed)
+def c12_spike_size(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance, i2: Instance) -> Outcome:
+    r1, r2 = _pair(s, r1, r2, i1, i2)
     th1, th2 = _theory(r1), _theory(r2)
     k1, k2 = _controls(r1), _controls(r2)
-    L = len(CLAIM_LAMS)
+    L = len(s.lam_G)
     a = stats.bonferroni(ALPHA, L + 1)
 
     def pred(th: _Theory, j: int | None) -> float:
@@ -361,18 +422,61 @@ def c12_spike_size(*, size: str, seed: int) -> Outcome:
     rows += [_richardson("KFAC s_1 / |F_0| = mu_1 |v|", r1.sim.kfac_spike_size[:, j], pred(th1, j),
                          r2.sim.kfac_spike_size[:, j], pred(th2, j), alpha=a, controls_d=k1.kfac(j),
                          controls_2d=k2.kfac(j), lam_G=lam, d=r1.inst.d)
-             for j, lam in enumerate(CLAIM_LAMS)]
+             for j, lam in enumerate(s.lam_G)]
     return Outcome.agreement(rows, source=_RICH, alpha=ALPHA)
 
 
 # --------------------------------------------------------------------------- C13
-@register(
-    "C13", paper_ref="Sec. 3.2 / Figure 3", theory_ref="docs/theory.md 4.0, section 6", kind="ordering",
+@dataclass(frozen=True, kw_only=True)
+class TestErrorClaims(Settings):
+    """C13's runs: the test-error protocol (:class:`compare.single_index.experiments.TestErrorSettings`)
+    at each anisotropy of ``eps``."""
+
+    __test__ = False  # not a pytest class
+
+    runs: TestErrorSettings = TestErrorSettings(d=150)
+    eps: tuple[float, ...] = (0.0, 0.9, 0.99)
+
+    def __post_init__(self):
+        for e in self.eps:
+            self.at(e)
+
+    @classmethod
+    def preset(cls, size: str) -> "TestErrorClaims":
+        return cls(runs=TestErrorSettings.preset(check_size("TestErrorClaims.preset", size)))
+
+    def at(self, eps: float) -> TestErrorSettings:
+        from dataclasses import replace
+
+        return replace(self.runs, eps=float(eps))
+
+
+def _c13_reads(s: TestErrorClaims) -> dict:
+    return {f"eps{i}": ref("single_index.test_error", s.at(e)) for i, e in enumerate(s.eps)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepMSERun:
+    """Test MSE after one normalised step and a ridge head for several anisotropies (C13)."""
+
+    eps: tuple
+    results: tuple          # one simulate.single_index.StepMSEResult per eps
+    lam_G: float
+    d: int
+
+
+def _step_mse(s: TestErrorClaims, runs: dict) -> StepMSERun:
+    return StepMSERun(eps=tuple(s.eps), results=tuple(runs[f"eps{i}"] for i in range(len(s.eps))),
+                      lam_G=s.runs.lam_G, d=s.runs.d)
+
+
+@claim(
+    "C13", settings=TestErrorClaims, reads=_c13_reads, paper_ref="Sec. 3.2 / Figure 3", theory_ref="docs/theory.md 4.0, section 6", kind="ordering",
     statement="After one normalised first-layer step and a ridge head, test error orders KFAC < SGD < no step, "
               "isotropic and anisotropic (eps = 0, 0.9, 0.99).",
 )
-def c13_test_error(*, size: str, seed: int) -> Outcome:
-    run = step_mse_run(size, seed=seed)
+def c13_test_error(s: TestErrorClaims, *, seed: int, **runs: ss.StepMSEResult) -> Outcome:
+    run = _step_mse(s, runs)
     m = 2 * len(run.eps)
     rows = []
     for eps, res in zip(run.eps, run.results):
@@ -386,13 +490,13 @@ def c13_test_error(*, size: str, seed: int) -> Outcome:
 
 
 # --------------------------------------------------------------------------- C21
-@register(
-    "C21", paper_ref="Theorem 3.9", theory_ref="Theorem 3.9 (fixed point)", kind="statistical",
+@claim(
+    "C21", settings=AlignmentClaims, reads=_pair_reads, paper_ref="Theorem 3.9", theory_ref="Theorem 3.9 (fixed point)", kind="statistical",
     statement="Theorem 3.9's fixed point: 1/kappa(lam_G) equals the companion Stieltjes transform "
               "(1/n) tr (XX'/n + lam_G I)^{-1} of the simulated data at every lam_G of C9, to a relative error "
               "O(1/d) (the normalised trace fluctuates by O(1/d), not O(1/sqrt d)).",
 )
-def c21_fixed_point(*, size: str, seed: int) -> Outcome:
+def c21_fixed_point(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance, i2: Instance) -> Outcome:
     r"""The fixed point checked directly on the data of C9.
 
     .. math::
@@ -409,14 +513,14 @@ def c21_fixed_point(*, size: str, seed: int) -> Outcome:
     :math:`O(1/d^2)`. The tolerance is :math:`t_{1-\alpha'/2,\nu}\,\mathrm{se}`, itself
     :math:`O(1/(d\sqrt T))` relative (recorded per row as ``d_times_rel_tolerance``).
     """
-    r1, r2 = _pair(size, seed)
-    L = len(CLAIM_LAMS)
+    r1, r2 = _pair(s, r1, r2, i1, i2)
+    L = len(s.lam_G)
     a = stats.bonferroni(ALPHA, L)
-    lam = np.asarray(CLAIM_LAMS, dtype=float)
+    lam = np.asarray(s.lam_G, dtype=float)
     inv1 = 1.0 / np.asarray(rmt.kappa(r1.inst.t, n=r1.n, lam=lam), dtype=float)
     inv2 = 1.0 / np.asarray(rmt.kappa(r2.inst.t, n=r2.n, lam=lam), dtype=float)
     rows = []
-    for j, lj in enumerate(CLAIM_LAMS):
+    for j, lj in enumerate(s.lam_G):
         c1, c2 = r1.sim.companion[:, j], r2.sim.companion[:, j]
         row = _richardson("(1/n) tr (XX'/n + lam)^{-1} = 1/kappa(lam)", c1, inv1[j], c2, inv2[j], alpha=a, lam_G=lj,
                           d=r1.inst.d)

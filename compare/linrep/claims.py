@@ -1,7 +1,7 @@
 r"""Claims C14-C20: the paper's linear-representation experiments (Figures 1, 2, 4, 5; docs/theory.md 3.1, 5, 6).
 
-Every claim is a pure function of an experiment result of :mod:`compare.experiments_linrep`
-(``c14_outcome(res)`` ...), called by the registered claim on the runs of ``(size, seed)``; the
+Every claim is a pure function of an experiment result of :mod:`compare.linrep.experiments`
+(``c14_outcome(res)`` ...), called by the registered claim on the runs its settings name; the
 runs use common random numbers (in a trial every optimizer shares the task, the start and every
 batch), so methods are compared *paired*, trial by trial.
 
@@ -23,7 +23,7 @@ probability of a **false "holds"** with no split over components. It is **contra
 reverse of some component is shown at :math:`\alpha/m` (Bonferroni over the union, so a false
 "contradicted" also has probability at most :math:`\alpha`), and **inconclusive** otherwise (the
 data cannot decide; this is not evidence against the paper). The headline is the component that
-decided the verdict (:meth:`compare.registry.Outcome.ordering`). With 10 trials the sign test can
+decided the verdict (:meth:`compare.engine.registry.Outcome.ordering`). With 10 trials the sign test can
 reject at :math:`10^{-3}` only when all 10 trials agree (:math:`2^{-10} < 10^{-3}`).
 
 A run that diverged counts as the worst case of its metric: subspace distance 1, the transfer
@@ -42,10 +42,9 @@ stability limit of its task (checked run by run, deterministic), and AMGD, which
 ends at the edge of the stability limit of the point it ends at or below it (a one-sided t test);
 Adam is not covered by R-LR-1 (see :func:`c18_outcome`).
 
-Runs read: C14 Figure 1 (10 trials at fast size, 20 at paper), C17 and C18 Figure 5's sweep,
-C20 Figure 4, and C15, C16, C19 the paired comparison runs of
-:func:`compare.experiments_linrep.run_comparison` (Figure 1's setting and step sizes, 40 trials at
-fast size, 20 at paper): with Figure 1's 10 fast trials their verdicts depended on the master seed
+Runs read: C14 Figure 1's curves (10 trials at fast size, 20 at paper), C17 and C18 Figure 5's sweep,
+C20 Figure 4, and C15, C16, C19 the paired comparison runs (``linrep.curves`` on the stream
+``"comparison"``: Figure 1's setting and step sizes, 40 trials at fast size, 20 at paper): with Figure 1's 10 fast trials their verdicts depended on the master seed
 (C19: Newton's t of 3.5-4.2 against 4.30 on 3 of 20 seeds; C15: 6 of 20; C16 on all 20), i.e. the
 data could not decide at that size.
 
@@ -59,14 +58,15 @@ per seed; against G*'s Schur complement up to 1.35).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from compare import experiments_linrep as ex
 from compare import stats
-from compare.registry import Outcome, register
+from compare.engine.registry import Outcome, claim, ref
+from compare.engine.settings import Settings, check_size
+from compare.linrep import experiments as ex
 
 ALPHA = stats.ALPHA
 FIRST_ORDER = ("SGD", "AMGD", "Adam", "AMGD+BN")
@@ -76,21 +76,79 @@ FIG1_METRICS = ("subspace_distance", "transfer_loss", "transfer_loss_finite")
 METRICS = ("subspace_distance", "transfer_loss")
 
 
-# --------------------------------------------------------------------------- runs of (size, seed)
-def _fig1(size: str, seed: int) -> ex.CurvesResult:
-    return ex.run_figure1(ex.figure1_settings(size), seed=seed)
+# --------------------------------------------------------------------------- settings: which runs a claim reads
+@dataclass(frozen=True, kw_only=True)
+class Figure1Runs(Settings):
+    """The curves of Figure 1 (C14)."""
+
+    curves: ex.CurveSettings = ex.CurveSettings()
+
+    @classmethod
+    def preset(cls, size: str) -> "Figure1Runs":
+        return cls(curves=ex.CurveSettings.preset(check_size("Figure1Runs.preset", size)))
 
 
-def _fig4(size: str, seed: int) -> ex.Figure4Result:
-    return ex.run_figure4(ex.figure4_settings(size), seed=seed)
+def _figure1(s: Figure1Runs):
+    return {"res": ref("linrep.curves", s.curves)}
 
 
-def _fig5(size: str, seed: int) -> ex.SweepResult:
-    return ex.run_figure5(ex.figure5_settings(size), seed=seed)
+@dataclass(frozen=True, kw_only=True)
+class ComparisonRuns(Settings):
+    """The paired comparison runs (C15, C16, C19): Figure 1's task family and step sizes, final metrics,
+    40 trials at fast size (Figure 1 has 10), 20 at paper size, on their own seed stream."""
+
+    comparison: ex.CurveSettings = ex.CurveSettings.preset("paper").comparison(trials=20)
+
+    @classmethod
+    def preset(cls, size: str) -> "ComparisonRuns":
+        base = ex.CurveSettings.preset(check_size("ComparisonRuns.preset", size))
+        return cls(comparison=base.comparison(trials=20 if size == "paper" else 40))
 
 
-def _comparison(size: str, seed: int) -> ex.CurvesResult:
-    return ex.run_comparison(ex.comparison_settings(size), seed=seed)
+def _comparison(s: ComparisonRuns):
+    return {"res": ref("linrep.curves", s.comparison)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepRuns(Settings):
+    """Figure 5's step-size sweep (C17, C18)."""
+
+    sweep: ex.SweepSettings = ex.SweepSettings()
+
+    @classmethod
+    def preset(cls, size: str) -> "SweepRuns":
+        return cls(sweep=ex.SweepSettings.preset(check_size("SweepRuns.preset", size)))
+
+
+def _sweep(s: SweepRuns):
+    return {"sw": ref("linrep.sweep", s.sweep)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure4Runs(Settings):
+    """Figure 4's three data settings (C20 and the figure)."""
+
+    cases: tuple[ex.Figure4Case, ...] = ex.figure4_cases("paper")
+
+    @classmethod
+    def preset(cls, size: str) -> "Figure4Runs":
+        return cls(cases=ex.figure4_cases(check_size("Figure4Runs.preset", size)))
+
+
+def _figure4(s: Figure4Runs):
+    return {f"case{i}": ref("linrep.curves", c.curves) for i, c in enumerate(s.cases)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure4Result:
+    """Figure 4: one :class:`compare.linrep.experiments.CurvesResult` per data setting, named in ``names``."""
+
+    names: tuple[str, ...]
+    cases: tuple[ex.CurvesResult, ...]
+
+
+def figure4_result(s: Figure4Runs, results: dict[str, ex.CurvesResult]) -> Figure4Result:
+    return Figure4Result(names=tuple(c.name for c in s.cases), cases=tuple(results[f"case{i}"] for i in range(len(s.cases))))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -157,14 +215,15 @@ def c14_outcome(res: ex.CurvesResult) -> Outcome:
                                                                   f"step sizes {_lrs(res)}"))
 
 
-@register(
-    "C14", paper_ref="Fig. 1", theory_ref="R-LR-1, R-LR-3", kind="ordering", figure="fig1",
+@claim(
+    "C14", settings=Figure1Runs, reads=_figure1, paper_ref="Fig. 1", theory_ref="R-LR-1, R-LR-3", kind="ordering",
+    figure="fig1",
     statement="After the run, KFAC's subspace distance and transfer loss (population and finite-sample) are "
               "below those of SGD, AMGD, Adam and AMGD+BN, each at its best step size (paired over trials; "
               "the full second-order methods are C19).",
 )
-def c14_figure1_ordering(*, size: str, seed: int) -> Outcome:
-    return c14_outcome(_fig1(size, seed))
+def c14_figure1_ordering(s: Figure1Runs, *, seed: int, res: ex.CurvesResult) -> Outcome:
+    return c14_outcome(res)
 
 
 # --------------------------------------------------------------------------- C15
@@ -190,13 +249,14 @@ def c15_outcome(res: ex.CurvesResult) -> Outcome:
                                                                   "d_y sigma^2 / 2; step sizes " + str(_lrs(res))))
 
 
-@register(
-    "C15", paper_ref="Fig. 2", theory_ref="R-LR-1", kind="ordering", figure="fig2",
+@claim(
+    "C15", settings=ComparisonRuns, reads=_comparison, paper_ref="Fig. 2", theory_ref="R-LR-1", kind="ordering",
+    figure="fig2",
     statement="Batch-norm lets AMGD's training loss converge (its excess loss falls 100-fold) but not its "
               "subspace distance (still ten times KFAC's); paired comparison runs at Figure 1's step sizes.",
 )
-def c15_batchnorm(*, size: str, seed: int) -> Outcome:
-    return c15_outcome(_comparison(size, seed))
+def c15_batchnorm(s: ComparisonRuns, *, seed: int, res: ex.CurvesResult) -> Outcome:
+    return c15_outcome(res)
 
 
 # --------------------------------------------------------------------------- C16
@@ -217,14 +277,14 @@ def c16_outcome(res: ex.CurvesResult) -> Outcome:
                                                                   + str(_lrs(res))))
 
 
-@register(
-    "C16", paper_ref="Sec. 3.1, Fig. 1", theory_ref="R-LR-1 (diagonal preconditioning)", kind="ordering",
-    figure="fig1",
+@claim(
+    "C16", settings=ComparisonRuns, reads=_comparison, paper_ref="Sec. 3.1, Fig. 1",
+    theory_ref="R-LR-1 (diagonal preconditioning)", kind="ordering", figure="fig1",
     statement="Adam only mildly improves on SGD: its final subspace distance is below SGD's but closes less "
               "than half of the SGD-to-KFAC gap on a log scale; paired comparison runs at Figure 1's step sizes.",
 )
-def c16_adam(*, size: str, seed: int) -> Outcome:
-    return c16_outcome(_comparison(size, seed))
+def c16_adam(s: ComparisonRuns, *, seed: int, res: ex.CurvesResult) -> Outcome:
+    return c16_outcome(res)
 
 
 # --------------------------------------------------------------------------- C17 (Figure 5)
@@ -263,14 +323,14 @@ def c17_outcome(sw: ex.SweepResult) -> Outcome:
            f"(T = {T}); the first-order step size is chosen on the same trials (favours the first-order method)"))
 
 
-@register(
-    "C17", paper_ref="Fig. 5", theory_ref="R-LR-1", kind="ordering", figure="fig5",
+@claim(
+    "C17", settings=SweepRuns, reads=_sweep, paper_ref="Fig. 5", theory_ref="R-LR-1", kind="ordering", figure="fig5",
     statement="KFAC is good over the whole range eta in (0, 1]: at every grid step size with (1 - eta)^T <= e^-10 "
               "(R-LR-1 predicts convergence within the run), its final distance is below the best final distance "
               "SGD, AMGD, Adam and AMGD+BN reach at any step size.",
 )
-def c17_kfac_range(*, size: str, seed: int) -> Outcome:
-    return c17_outcome(_fig5(size, seed))
+def c17_kfac_range(s: SweepRuns, *, seed: int, sw: ex.SweepResult) -> Outcome:
+    return c17_outcome(sw)
 
 
 # --------------------------------------------------------------------------- C18 (Figure 5)
@@ -305,7 +365,7 @@ def c18_outcome(sw: ex.SweepResult) -> Outcome:
     Measured: count of runs above the limit that did not diverge; prediction 0, tolerance 0.
 
     (b) AMGD re-fits its head, so its scale is free: instead of diverging it moves to a point whose own
-    limit :func:`compare.experiments_linrep.own_limit` :math:`\eta_{\max}(F_T, G_T)` (R-LR-1 with the Schur
+    limit :func:`compare.linrep.experiments.own_limit` :math:`\eta_{\max}(F_T, G_T)` (R-LR-1 with the Schur
     complement of :math:`G_T`'s row space: the curvature of AMGD's reduced loss at :math:`G_T`, equal to
     the exact top Hessian eigenvalue to 0.5% on the runs we checked) has risen to about the step. Gradient
     descent cannot settle where the step exceeds that limit (the top mode grows by :math:`|1-2r| > 1` per
@@ -366,16 +426,17 @@ def c18_outcome(sw: ex.SweepResult) -> Outcome:
         "step / limit(F_T, G_T) <= 1, runs - 1 df, alpha = 1e-3 (false failure; (a) has none)"))
 
 
-@register(
-    "C18", paper_ref="Fig. 5", theory_ref="R-LR-1 (stability limit)", kind="statistical", figure="fig5",
+@claim(
+    "C18", settings=SweepRuns, reads=_sweep, paper_ref="Fig. 5", theory_ref="R-LR-1 (stability limit)",
+    kind="statistical", figure="fig5",
     statement="R-LR-1's stability limit on Figure 5's sweep: (a) SGD diverges at every grid step size above "
               "2 / (sigma_max(F*)^2 mu_max(Sigma_22.1)) of its task; (b) AMGD, which re-fits its head, does not "
               "diverge there but moves to the edge of the limit of the point it ends at, "
               "2 / (sigma_max(F_T)^2 mu_max(Sigma_22.1(G_T))): mean step / limit <= 1 at each such step size. "
               "No claim about Adam (R-LR-1 does not cover it).",
 )
-def c18_stability(*, size: str, seed: int) -> Outcome:
-    return c18_outcome(_fig5(size, seed))
+def c18_stability(s: SweepRuns, *, seed: int, sw: ex.SweepResult) -> Outcome:
+    return c18_outcome(sw)
 
 
 # --------------------------------------------------------------------------- C19
@@ -388,19 +449,19 @@ def c19_outcome(res: ex.CurvesResult) -> Outcome:
            "docs/theory.md 3.1 caution: damped Gauss-Newton matched KFAC in the reconstructed setting"))
 
 
-@register(
-    "C19", paper_ref="Sec. 3.1 (vs. Benzing 2022)", theory_ref="Sec. 2 (Gauss-Newton / Hessian)",
-    kind="ordering", figure="fig1",
+@claim(
+    "C19", settings=ComparisonRuns, reads=_comparison, paper_ref="Sec. 3.1 (vs. Benzing 2022)",
+    theory_ref="Sec. 2 (Gauss-Newton / Hessian)", kind="ordering", figure="fig1",
     statement="Full second-order methods (damped Gauss-Newton / NGD and damped Newton on the joint parameters) "
               "underperform KFAC: KFAC's final subspace distance and transfer loss are below theirs (paired "
               "comparison runs at Figure 1's step sizes).",
 )
-def c19_second_order(*, size: str, seed: int) -> Outcome:
-    return c19_outcome(_comparison(size, seed))
+def c19_second_order(s: ComparisonRuns, *, seed: int, res: ex.CurvesResult) -> Outcome:
+    return c19_outcome(res)
 
 
 # --------------------------------------------------------------------------- C20
-def c20_outcome(f4: ex.Figure4Result) -> Outcome:
+def c20_outcome(f4: Figure4Result) -> Outcome:
     """C20 on Figure 4's runs: KFAC below AMGD+BN in distance and transfer loss, in every data setting."""
     m = len(f4.cases) * len(METRICS)
     rows = []
@@ -409,10 +470,11 @@ def c20_outcome(f4: ex.Figure4Result) -> Outcome:
     return Outcome.ordering(rows, alpha=ALPHA, source=_source(m, "log10(AMGD+BN / KFAC) > 0 per setting and metric"))
 
 
-@register(
-    "C20", paper_ref="Fig. 4", theory_ref="R-LR-1", kind="ordering", figure="fig4",
+@claim(
+    "C20", settings=Figure4Runs, reads=_figure4, paper_ref="Fig. 4", theory_ref="R-LR-1", kind="ordering",
+    figure="fig4",
     statement="In all three data settings of Figure 4 (uniform low, Gaussian low, Gaussian high anisotropy) KFAC's "
               "final subspace distance and transfer loss are below AMGD+BN's.",
 )
-def c20_figure4(*, size: str, seed: int) -> Outcome:
-    return c20_outcome(_fig4(size, seed))
+def c20_figure4(s: Figure4Runs, *, seed: int, **cases: ex.CurvesResult) -> Outcome:
+    return c20_outcome(figure4_result(s, cases))

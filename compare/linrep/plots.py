@@ -1,6 +1,6 @@
 r"""Figures 1, 2, 4 and 5 (linear representation learning): data in, matplotlib Figure out.
 
-Each function takes the result of a runner of :mod:`compare.experiments_linrep` and draws it; none
+Each function takes the result of a runner of :mod:`compare.linrep.experiments` and draws it; none
 runs an experiment. Curves show the mean over trials of :math:`\log_{10}` of the metric (a geometric
 mean) with a band of :math:`\pm 2` standard errors of that mean; runs that diverged are left out of
 the curve after their divergence and counted in the legend. Theory overlays (docs/theory.md):
@@ -82,7 +82,7 @@ def _kfac_overlays(ax, res: Any) -> None:
 def plot_figure1(res: Any) -> Figure:
     """Figure 1: training loss, subspace distance and transfer loss vs iteration for every method.
 
-    res: :class:`compare.experiments_linrep.CurvesResult`. Transfer loss: population (solid) and the
+    res: :class:`compare.linrep.experiments.CurvesResult`. Transfer loss: population (solid) and the
     finite-sample version (dashed: least-squares head on n_t transfer samples, fresh-data risk).
     """
     fig = Figure(figsize=(15, 4.6))
@@ -113,7 +113,7 @@ def plot_figure1(res: Any) -> Figure:
 def plot_figure2(res: Any) -> Figure:
     """Figure 2: subspace distance and training loss of KFAC and AMGD with and without batch-norm.
 
-    res: :class:`compare.experiments_linrep.CurvesResult` (Figure 1's runs restricted to those methods).
+    res: :class:`compare.linrep.experiments.CurvesResult` (Figure 1's runs restricted to those methods).
     """
     fig = Figure(figsize=(11, 4.4))
     axes = fig.subplots(1, 2)
@@ -134,7 +134,7 @@ def plot_figure2(res: Any) -> Figure:
 def plot_figure4(res4: Any) -> Figure:
     """Figure 4: batch-norm vs KFAC in three data settings (columns): distance (top), training loss (bottom).
 
-    res4: :class:`compare.experiments_linrep.Figure4Result`.
+    res4: :class:`compare.linrep.claims.Figure4Result`.
     """
     n = len(res4.cases)
     fig = Figure(figsize=(5 * n, 7.5))
@@ -156,7 +156,7 @@ def plot_figure4(res4: Any) -> Figure:
 def plot_figure5(sw: Any) -> Figure:
     """Figure 5: subspace distance after the run vs step size for every method.
 
-    sw: :class:`compare.experiments_linrep.SweepResult`. Lines: geometric mean over the trials that did
+    sw: :class:`compare.linrep.experiments.SweepResult`. Lines: geometric mean over the trials that did
     not diverge (band +- 2 s.e.); x at the top: step sizes where at least half of the trials diverged.
     Overlays: R-LR-1 AMGD stability limit (line: mean over tasks, shade: range) and the R-LR-3 level of
     KFAC for eta in (0, 1].
