@@ -18,6 +18,9 @@ Reported per trial: the spike vectors' alignments :math:`\\cos(v,\\beta^*)`, the
 :math:`-\\nabla_G\\hat L\\,\\mathcal P` (by block Lanczos, never a full SVD), its alignment
 :math:`\\cos(u,\\beta^*)` (sign fixed by :math:`\\langle u,v\\rangle\\ge0`) and its size
 :math:`s_1/\\lVert F_0\\rVert` (theory: :math:`\\mu_1\\lVert v\\rVert`; :math:`\\eta` cancels).
+On request (``powers``), the spikes of the same-batch powers :math:`(\\hat\\Sigma_x+\\lambda_GI)^{-p}` (Shampoo/SOAP-like
+input-side preconditioning; no new factorisation) and of the population powers :math:`(\\Sigma+\\lambda_GI)^{-p}`;
+and (``muon``) where Muon's Newton-Schulz orthogonalisation puts the spike (:func:`orthogonalised_direction`).
 
 How it is computed (fast and literal at once):
 

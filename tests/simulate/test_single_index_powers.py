@@ -154,6 +154,10 @@ def test_one_step_muon_fields_match_helper(rng):
         got = [res.muon_cos[trial], res.muon_spike_gain[trial], res.muon_alignment[trial], res.muon_raw_ratio[trial]]
         want = [od.cos, od.spike_gain, od.orth_top @ bt / np.linalg.norm(bt), od.raw_ratio]
         assert_close(got, want, rtol=1e-12, atol=1e-15, what=f"muon fields, trial {trial}")
+    # the Cholesky path (no eigendecomposition) measures the same update
+    chol = ss.one_step(t, bt, n=n, N=N, lam_G=[0.1], teacher="tanh", noise_std=NOISE, trials=2, seed=8,
+                       network=False, muon=True, method="solve")
+    assert chol.companion is None and np.array_equal(chol.muon_spike_gain, res.muon_spike_gain)
 
 
 _T = np.array([1.0, 2.0, 3.0])
