@@ -149,7 +149,8 @@ class OneStepResult:
         :math:`\\frac1n\\sum_iy_i^2` and :math:`\\frac1n\\sum_i\\lVert x_i\\rVert^2=\\mathrm{tr}\\hat\\Sigma_x`
         (exact means :math:`s^2`, :math:`\\mathbb E[y^2]`, :math:`\\mathrm{tr}\\Sigma`: control variates).
     powers: (P,) the powers :math:`p` of ``one_step(powers=...)`` (``None`` when none were asked for).
-    power, power_inner, power_sqnorm: (T, P, L) cos, :math:`\\langle v,\\beta^*\\rangle`, :math:`\\lVert v\\rVert^2` of the
+    power, power_inner, power_sqnorm: (T, P, L) cos, :math:`\\langle v,\\beta^*\\rangle`,
+        :math:`\\lVert v\\rVert^2` of the
         same-batch power spike :math:`v=(\\hat\\Sigma_x+\\lambda_GI)^{-p}X^\\top y/n` (``p = 1``: the KFAC spike;
         ``p = 0``: SGD's). population_power, population_power_inner, population_power_sqnorm: the same
         for :math:`(\\Sigma+\\lambda_GI)^{-p}`.
@@ -418,7 +419,8 @@ class OrthogonalisedDirection:
     """The top right singular vectors of an update and of its orthogonalisation (:func:`orthogonalised_direction`).
 
     raw_top, orth_top: (d,) unit top right singular vectors of the update :math:`\\Delta` and of
-        :math:`O=\\mathrm{NS}_k(\\Delta)` (or of the polar factor). cos: :math:`|\\langle\\text{raw\\_top},\\text{orth\\_top}\\rangle|`.
+        :math:`O=\\mathrm{NS}_k(\\Delta)` (or of the polar factor).
+    cos: :math:`|\\langle\\text{raw\\_top},\\text{orth\\_top}\\rangle|`.
     raw_values, orth_values: their singular values, descending (``min(N, d)`` each).
     spike_value: :math:`\\lVert O\\,\\text{raw\\_top}\\rVert`, the singular value :math:`O` gives the raw top direction.
     spike_residual: :math:`\\lVert O^\\top O u-\\lVert Ou\\rVert^2u\\rVert/\\lVert Ou\\rVert^2` for :math:`u` = raw_top:

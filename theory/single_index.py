@@ -717,7 +717,8 @@ def population_function_spike(Sigma, beta_star, *, n, phi, teacher, noise_std,
     :math:`\\phi_i=\\phi(t_i)`: :math:`\\mathbb E\\langle v,\\beta^*\\rangle=c\\sum_i\\phi_it_ib_i` (exact),
     :math:`\\lVert v\\rVert^2\\to c^2\\sum_i\\phi_i^2t_i^2b_i+\\mathbb E[y^2]\\sum_i\\phi_i^2t_i/n`, and with
     ``finite_n`` the exact finite-n mean
-    :math:`c^2\\lVert P\\Sigma\\beta^*\\rVert^2(1-\\frac1n)+\\frac1n\\big(\\mathbb E[y^2z^2]\\lVert P\\Sigma\\beta^*\\rVert^2/s^4
+    :math:`c^2\\lVert P\\Sigma\\beta^*\\rVert^2(1-\\frac1n)
+    +\\frac1n\\big(\\mathbb E[y^2z^2]\\lVert P\\Sigma\\beta^*\\rVert^2/s^4
     +\\mathbb E[y^2](\\mathrm{tr}(P\\Sigma P)-\\lVert P\\Sigma\\beta^*\\rVert^2/s^2)\\big)`
     (THEORY.md, "Population power preconditioner"). Returns floats.
 

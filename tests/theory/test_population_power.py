@@ -88,7 +88,8 @@ def test_matrix_form_against_direct_evaluation(rng):
     def direct(P):
         PSb = P @ Sigma @ beta
         m2 = float(PSb @ PSb)
-        sq = tc.c ** 2 * m2 * (1 - 1 / n) + (tc.Ey2z2 * m2 / s ** 4 + tc.Ey2 * (np.trace(P @ Sigma @ P.T) - m2 / s ** 2)) / n
+        Ey2Px2 = tc.Ey2z2 * m2 / s ** 4 + tc.Ey2 * (np.trace(P @ Sigma @ P.T) - m2 / s ** 2)
+        sq = tc.c ** 2 * m2 * (1 - 1 / n) + Ey2Px2 / n
         inner = tc.c * float(beta @ PSb)
         return inner, sq, inner / (np.linalg.norm(beta) * math.sqrt(sq))
 
