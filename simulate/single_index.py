@@ -18,6 +18,9 @@ Reported per trial: the spike vectors' alignments :math:`\\cos(v,\\beta^*)`, the
 :math:`-\\nabla_G\\hat L\\,\\mathcal P` (by block Lanczos, never a full SVD), its alignment
 :math:`\\cos(u,\\beta^*)` (sign fixed by :math:`\\langle u,v\\rangle\\ge0`) and its size
 :math:`s_1/\\lVert F_0\\rVert` (theory: :math:`\\mu_1\\lVert v\\rVert`; :math:`\\eta` cancels).
+On request (``powers``), the spikes of the same-batch powers :math:`(\\hat\\Sigma_x+\\lambda_GI)^{-p}` (Shampoo/SOAP-like
+input-side preconditioning; no new factorisation) and of the population powers :math:`(\\Sigma+\\lambda_GI)^{-p}`;
+and (``muon``) where Muon's Newton-Schulz orthogonalisation puts the spike (:func:`orthogonalised_direction`).
 
 How it is computed (fast and literal at once):
 
@@ -55,15 +58,18 @@ from scipy import linalg as _la
 from scipy import special as _sp
 
 from simulate import _validate as V
+from simulate.matrix_optimizers import newton_schulz, polar_factor
 from simulate.trials import spawn_seeds
 
 __all__ = [
     "TEACHERS",
     "STUDENTS",
     "OneStepResult",
+    "OrthogonalisedDirection",
     "StepMSEResult",
     "one_step",
     "one_step_test_error",
+    "orthogonalised_direction",
     "top_singular_pairs",
     "trial_generator",
 ]
@@ -143,6 +149,18 @@ class OneStepResult:
     z_sq, y_sq, x_sq: (T,) batch averages :math:`\\frac1n\\sum_i\\langle\\beta^*,x_i\\rangle^2`,
         :math:`\\frac1n\\sum_iy_i^2` and :math:`\\frac1n\\sum_i\\lVert x_i\\rVert^2=\\mathrm{tr}\\hat\\Sigma_x`
         (exact means :math:`s^2`, :math:`\\mathbb E[y^2]`, :math:`\\mathrm{tr}\\Sigma`: control variates).
+    powers: (P,) the powers :math:`p` of ``one_step(powers=...)`` (``None`` when none were asked for).
+    power, power_inner, power_sqnorm: (T, P, L) cos, :math:`\\langle v,\\beta^*\\rangle`,
+        :math:`\\lVert v\\rVert^2` of the
+        same-batch power spike :math:`v=(\\hat\\Sigma_x+\\lambda_GI)^{-p}X^\\top y/n` (``p = 1``: the KFAC spike;
+        ``p = 0``: SGD's). population_power, population_power_inner, population_power_sqnorm: the same
+        for :math:`(\\Sigma+\\lambda_GI)^{-p}`.
+    muon_cos, muon_spike_gain, muon_alignment, muon_raw_ratio: (T,) Muon's orthogonalisation of the raw
+        update :math:`-\\nabla_G\\hat L` (``muon=True``; :func:`orthogonalised_direction`, 5 Newton-Schulz
+        steps): :math:`|\\cos|` between the top right singular vectors of the raw and orthogonalised
+        updates; the orthogonalised update's singular value along the raw top direction over its top
+        singular value; the alignment of its top right singular vector with :math:`\\beta^*` (sign:
+        :math:`\\langle\\cdot,X^\\top y\\rangle\\ge0`); the raw update's :math:`s_1/s_2`.
     n, N, d, noise_std, teacher, student, seed: the settings.
     """
 
@@ -173,6 +191,17 @@ class OneStepResult:
     z_sq: np.ndarray | None = None
     y_sq: np.ndarray | None = None
     x_sq: np.ndarray | None = None
+    powers: np.ndarray | None = None
+    power: np.ndarray | None = None
+    power_inner: np.ndarray | None = None
+    power_sqnorm: np.ndarray | None = None
+    population_power: np.ndarray | None = None
+    population_power_inner: np.ndarray | None = None
+    population_power_sqnorm: np.ndarray | None = None
+    muon_cos: np.ndarray | None = None
+    muon_spike_gain: np.ndarray | None = None
+    muon_alignment: np.ndarray | None = None
+    muon_raw_ratio: np.ndarray | None = None
 
     @property
     def trials(self) -> int:
@@ -320,6 +349,17 @@ def _lams(func: str, lam_G) -> np.ndarray:
     return lam
 
 
+def _powers(func: str, powers) -> np.ndarray:
+    """The powers p of the same-batch and population preconditioners: a 1-D sequence in [0, 1]."""
+    if isinstance(powers, (bool, np.bool_, str)):
+        raise V.fail(func, "powers", "a sequence of real numbers in [0, 1]", repr(powers))
+    p = V.array(func, "powers", powers, ndim=(0, 1))
+    p = np.atleast_1d(p).astype(float)
+    if p.size and (np.any(p < 0) or np.any(p > 1)):
+        raise V.fail(func, "powers", "a sequence of real numbers in [0, 1]", f"range [{p.min():.6g}, {p.max():.6g}]")
+    return p
+
+
 def _seed(func: str, seed):
     if isinstance(seed, np.random.SeedSequence):
         return seed
@@ -409,6 +449,95 @@ def _tridiag_top(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 # --------------------------------------------------------------------------------------------
+# Muon's orthogonalisation of one update: where does the spike go?
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class OrthogonalisedDirection:
+    """The top right singular vectors of an update and of its orthogonalisation (:func:`orthogonalised_direction`).
+
+    raw_top, orth_top: (d,) unit top right singular vectors of the update :math:`\\Delta` and of
+        :math:`O=\\mathrm{NS}_k(\\Delta)` (or of the polar factor).
+    cos: :math:`|\\langle\\text{raw\\_top},\\text{orth\\_top}\\rangle|`.
+    raw_values, orth_values: their singular values, descending (``min(N, d)`` each).
+    spike_value: :math:`\\lVert O\\,\\text{raw\\_top}\\rVert`, the singular value :math:`O` gives the raw top direction.
+    spike_residual: :math:`\\lVert O^\\top O u-\\lVert Ou\\rVert^2u\\rVert/\\lVert Ou\\rVert^2` for :math:`u` = raw_top:
+        round-off when :math:`u` is still a right singular vector of :math:`O` (always, in exact arithmetic:
+        the iteration is an odd matrix polynomial :math:`Up(S)V^\\top`).
+    """
+
+    raw_top: np.ndarray
+    orth_top: np.ndarray
+    cos: float
+    raw_values: np.ndarray
+    orth_values: np.ndarray
+    spike_value: float
+    spike_residual: float
+
+    @property
+    def raw_ratio(self) -> float:
+        """:math:`s_1/s_2` of the raw update (``inf`` for rank one): how rank-one-dominated it is."""
+        s = self.raw_values
+        return float(s[0] / s[1]) if s.size > 1 and s[1] > 0 else math.inf
+
+    @property
+    def spike_gain(self) -> float:
+        """spike_value over the orthogonalised update's top singular value (1: the spike is still on top)."""
+        return float(self.spike_value / self.orth_values[0])
+
+
+def orthogonalised_direction(update, *, steps: int = 5, exact_polar: bool = False,
+                             reference=None) -> OrthogonalisedDirection:
+    """Does Muon's orthogonalisation keep the top right singular vector of an update?
+
+    update: (N, d) the raw update :math:`\\Delta` (e.g. :math:`-\\nabla_G\\hat L`), nonzero.
+    steps: quintic Newton-Schulz iterations of Muon (:func:`simulate.matrix_optimizers.newton_schulz`,
+        coefficients (3.4445, -4.7750, 2.0315), from :math:`\\Delta/\\lVert\\Delta\\rVert_F`); 5 as in Muon.
+    exact_polar: use the exact polar factor :math:`UV^\\top` instead. Its nonzero singular values are all 1,
+        so its top right singular vector is not determined (the SVD returns an arbitrary one) and
+        ``cos`` is meaningless; ``spike_gain`` is 1: the spike is one direction among ``rank`` equal ones.
+    reference: optional (d,) vector fixing the signs (:math:`\\langle\\cdot,\\text{reference}\\rangle\\ge0`);
+        without it ``raw_top`` is as the SVD returns it and ``orth_top`` has a non-negative inner
+        product with it.
+
+    Newton-Schulz maps each singular value :math:`\\sigma_j` to :math:`p^{(k)}(\\sigma_j/\\lVert\\Delta\\rVert_F)`,
+    :math:`p(x)=ax+bx^3+cx^5`, keeping the singular vectors. A rank-one-dominated update has
+    :math:`\\sigma_1/\\lVert\\Delta\\rVert_F` near 1, which Muon's polynomial maps to about 0.74, while the bulk's
+    small singular values are pushed up to about 1.2: the orthogonalised update's top right singular
+    vector is then a bulk direction, not the spike, as measured in
+    (docs/theory.md, "Muon's orthogonalisation of the one-step update").
+    """
+    func = "orthogonalised_direction"
+    U = V.matrix(func, "update", update)
+    if not np.any(U != 0):
+        raise V.fail(func, "update", "a nonzero matrix", "the zero matrix")
+    steps = V.integer(func, "steps", steps, low=1)
+    if not isinstance(exact_polar, (bool, np.bool_)):
+        raise V.fail(func, "exact_polar", "a bool (True or False)", repr(exact_polar))
+    ref = None
+    if reference is not None:
+        ref = V.array(func, "reference", reference, ndim=1)
+        if ref.shape != (U.shape[1],):
+            raise V.fail(func, "reference", f"a 1-D array of length d = {U.shape[1]}", f"length {ref.size}")
+    O = polar_factor(U) if exact_polar else newton_schulz(U, steps)
+    _, s_raw, Vt_raw = np.linalg.svd(U, full_matrices=False)
+    _, s_orth, Vt_orth = np.linalg.svd(O, full_matrices=False)
+    u, w = Vt_raw[0].copy(), Vt_orth[0].copy()
+    if ref is not None:
+        if u @ ref < 0:
+            u = -u
+        if w @ ref < 0:
+            w = -w
+    elif w @ u < 0:
+        w = -w
+    Ou = O @ u
+    sv2 = float(Ou @ Ou)
+    resid = float(np.linalg.norm(O.T @ Ou - sv2 * u)) / sv2 if sv2 > 0 else math.inf
+    return OrthogonalisedDirection(raw_top=u, orth_top=w, cos=abs(float(u @ w)), raw_values=s_raw,
+                                   orth_values=s_orth, spike_value=math.sqrt(sv2), spike_residual=resid)
+
+
+# --------------------------------------------------------------------------------------------
 # one trial
 # --------------------------------------------------------------------------------------------
 
@@ -474,7 +603,7 @@ def _eigen_sample_cov(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, population, method,
-           lanczos_tol, max_steps) -> dict:
+           lanczos_tol, max_steps, powers: np.ndarray = np.empty(0), muon: bool = False) -> dict:
     rng = trial_generator(seed_seq)
     X, y, G0, F0 = _draw(t, bt, n, N, teacher, noise_std, rng)
     d = t.size
@@ -494,6 +623,17 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
         vp = P * b[None, :]
         out["population_inner"] = vp @ bt
         out["population_sqnorm"] = np.einsum("ld,ld->l", vp, vp)
+    if powers.size:
+        # (Sigma + lam)^{-p} is diagonal here: (P, L, d), no factorisation
+        vpp = (t[None, None, :] + lam[None, :, None]) ** (-powers[:, None, None]) * b[None, None, :]
+        out["population_power_inner"] = vpp @ bt
+        out["population_power_sqnorm"] = np.einsum("pld,pld->pl", vpp, vpp)
+    Delta = None
+    if muon:
+        Delta = _neg_gradient(X, y, G0, F0, student)      # (N, d), the raw update (SGD direction)
+        od = orthogonalised_direction(Delta, steps=5, reference=b)
+        out["muon_cos"], out["muon_spike_gain"], out["muon_raw_ratio"] = od.cos, od.spike_gain, od.raw_ratio
+        out["muon_alignment"] = float(od.orth_top @ bt) / beta_norm
     if method == "solve":
         S = X.T @ X
         S *= 1.0 / n
@@ -521,8 +661,14 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
     va = a[:, None] * Dm                            # spike vectors in the W basis
     out["kfac_inner"] = bw @ va
     out["kfac_sqnorm"] = np.einsum("rl,rl->l", va, va)
+    if powers.size:
+        # same-batch powers from the same eigendecomposition: (Sigma_hat + lam)^{-p} X'y/n = W diag((omega+lam)^{-p}) a
+        vpw = a[None, :, None] * (om[None, :, None] + lam[None, None, :]) ** (-powers[:, None, None])  # (P, r, L)
+        out["power_inner"] = np.einsum("r,prl->pl", bw, vpw)
+        out["power_sqnorm"] = np.einsum("prl,prl->pl", vpw, vpw)
     if network:
-        Delta = _neg_gradient(X, y, G0, F0, student)      # (N, d)
+        if Delta is None:
+            Delta = _neg_gradient(X, y, G0, F0, student)  # (N, d)
         K = Delta @ W                                    # (N, r)
         Dall = np.concatenate([np.ones((om.size, 1)), Dm], axis=1)   # column 0: SGD
         start = np.concatenate([a[:, None], va], axis=1)
@@ -542,7 +688,7 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
 def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed, student="tanh",
              network: bool = True, population: bool = True, method: str = "auto",
              blas_threads: int | None = None, lanczos_tol: float = 1e-10,
-             max_steps: int = 60) -> OneStepResult:
+             max_steps: int = 60, powers=(), muon: bool = False) -> OneStepResult:
     """Run ``trials`` independent one-step experiments (docs/theory.md 4.0-4.1).
 
     Sigma: (d, d) symmetric positive-definite covariance, or (d,) eigenvalues (then ``beta_star``
@@ -563,6 +709,14 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     blas_threads: BLAS threads while the trials run (``None``: leave the current setting). On a shared,
         loaded machine 1 is much faster for d <= 500.
     lanczos_tol, max_steps: Lanczos stopping rule (relative Ritz residual) and step limit.
+    powers: powers :math:`p\\in[0,1]` (e.g. ``(0.25, 0.5)``): also report the spikes of the same-batch
+        preconditioners :math:`(\\hat\\Sigma_x+\\lambda_GI)^{-p}` (from the one eigendecomposition of
+        :math:`\\hat\\Sigma_x` per trial, so ``method`` must be ``"eigh"`` or ``"auto"``) and of the
+        population ones :math:`(\\Sigma+\\lambda_GI)^{-p}`, for every ``(p, lam_G)``. Empty (default): no
+        extra output, every other field unchanged.
+    muon: also measure Muon's orthogonalisation of the raw update (:func:`orthogonalised_direction`,
+        5 Newton-Schulz steps, one SVD of the update and one of its orthogonalisation per trial).
+        Neither option draws random numbers: every other field is the same with and without them.
     """
     func = "one_step"
     t, bt = _problem(func, Sigma, beta_star)
@@ -577,15 +731,26 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     sfn, sname = _student(func, student)
     V.choice(func, "method", method, ("auto", "eigh", "solve"))
     lanczos_tol = V.scalar(func, "lanczos_tol", lanczos_tol, low=0.0, low_open=True)
+    pw = _powers(func, powers)
+    if not isinstance(muon, (bool, np.bool_)):
+        raise V.fail(func, "muon", "a bool (True or False)", repr(muon))
     _check_signal(func, fn, math.sqrt(float((t * bt) @ bt)))
     solve_ok = (not network) and n >= d and bool(np.all(lam > 0))
     if method == "solve" and not solve_ok:
         raise V.fail(func, "method", "'eigh' or 'auto' unless network=False, n >= d and every lam_G > 0", repr(method))
+    if method == "solve" and pw.size:
+        raise V.fail(func, "method", "'eigh' or 'auto' when powers are requested (they reuse the eigendecomposition)",
+                     repr(method))
     if method == "auto":
-        method = "solve" if solve_ok and lam.size <= 2 else "eigh"
+        method = "solve" if solve_ok and lam.size <= 2 and not pw.size else "eigh"
+    extra = {}
+    if pw.size:
+        extra["powers"] = pw
+    if muon:
+        extra["muon"] = True
     work = partial(_trial, t=t, bt=bt, n=n, N=N, lam=lam, teacher=fn, student=sfn, noise_std=noise_std,
                    network=bool(network), population=bool(population), method=method,
-                   lanczos_tol=lanczos_tol, max_steps=int(max_steps))
+                   lanczos_tol=lanczos_tol, max_steps=int(max_steps), **extra)
     rows = _run(work, _trial_seeds(func, seed, trials), blas_threads=blas_threads)
     beta_norm = math.sqrt(float(bt @ bt))
 
@@ -600,6 +765,15 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     pi = stack("population_inner") if population else None
     ps = stack("population_sqnorm") if population else None
     net = bool(network)
+    more: dict = {}
+    if pw.size:
+        more["powers"] = pw
+        for key in ("power", "population_power"):
+            i, q = stack(key + "_inner"), stack(key + "_sqnorm")
+            more[key], more[key + "_inner"], more[key + "_sqnorm"] = cos(i, q), i, q
+    if muon:
+        for key in ("muon_cos", "muon_spike_gain", "muon_alignment", "muon_raw_ratio"):
+            more[key] = stack(key)
     return OneStepResult(
         lam_G=lam, sgd=cos(si, ss), kfac=cos(ki, ks), sgd_inner=si, sgd_sqnorm=ss, kfac_inner=ki, kfac_sqnorm=ks,
         population=cos(pi, ps) if population else None, population_inner=pi, population_sqnorm=ps,
@@ -608,7 +782,7 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
         kfac_spike_size=stack("kfac_spike_size") if net else None,
         F0_norm=stack("F0_norm"), lanczos_steps=stack("lanczos_steps").astype(int) if net else None,
         n=n, N=N, d=d, noise_std=noise_std, teacher=tname, student=sname,
-        seed=seed, companion=comp, z_sq=stack("z_sq"), y_sq=stack("y_sq"), x_sq=stack("x_sq"),
+        seed=seed, companion=comp, z_sq=stack("z_sq"), y_sq=stack("y_sq"), x_sq=stack("x_sq"), **more,
     )
 
 

@@ -34,6 +34,20 @@ Population-preconditioner variant [R, V]: :math:`v=(\\Sigma+\\lambda I)^{-1}X^\\
 :math:`\\lVert v\\rVert^2\\to c^2\\lVert(\\Sigma+\\lambda)^{-1}\\Sigma\\beta^*\\rVert^2+\\mathbb E[y^2]\\mathrm{tr}(\\Sigma(\\Sigma+\\lambda)^{-2})/n`
 (also exact at finite :math:`n` in the refined form, since the preconditioner is fixed).
 
+Population power preconditioner [R, V] (docs/theory.md, "Population power preconditioner"): any fixed
+:math:`P=\\phi(\\Sigma)`, in particular :math:`P=(\\Sigma+\\lambda I)^{-p}`, :math:`p\\in[0,1]`
+(:math:`p=0` SGD, :math:`p=1` the population variant), has the exact finite-:math:`n` moments
+
+.. math::
+
+    \\mathbb E\\langle v,\\beta^*\\rangle=c\\,\\beta^{*\\top}P\\Sigma\\beta^*,\\qquad
+    \\mathbb E\\lVert v\\rVert^2=c^2\\lVert P\\Sigma\\beta^*\\rVert^2\\big(1-\\tfrac1n\\big)
+    +\\tfrac1n\\Big(\\mathbb E[y^2z^2]\\frac{\\lVert P\\Sigma\\beta^*\\rVert^2}{s^4}
+    +\\mathbb E[y^2]\\Big(\\mathrm{tr}(P\\Sigma P)-\\frac{\\lVert P\\Sigma\\beta^*\\rVert^2}{s^2}\\Big)\\Big),
+
+whose proportional limit is :math:`c^2\\lVert P\\Sigma\\beta^*\\rVert^2+\\mathbb E[y^2]\\mathrm{tr}(P\\Sigma P)/n`.
+The same-batch powers :math:`(\\hat\\Sigma_x+\\lambda I)^{-p}`, :math:`0<p<1`, have no formula here.
+
 Limits: :math:`\\lambda_G\\to\\infty` recovers SGD; :math:`\\lambda_G\\to0` with :math:`\\psi>1` gives
 :math:`\\cos^2\\to c^2\\lVert\\beta^*\\rVert^2/(c^2\\lVert\\beta^*\\rVert^2+\\sigma_r^2\\mathrm{tr}(\\Sigma^{-1})/(n-d))`.
 Isotropic closed form (:math:`\\Sigma=I`, :math:`\\lVert\\beta^*\\rVert=1`, :math:`\\gamma=1/\\psi`):
@@ -74,6 +88,10 @@ __all__ = [
     "kfac_alignment",
     "population_spike",
     "population_alignment",
+    "population_function_spike",
+    "population_function_alignment",
+    "population_power_spike",
+    "population_power_alignment",
     "sgd_alignment_cap",
     "kfac_alignment_ridgeless",
     "optimal_lam_G",
@@ -670,6 +688,135 @@ def population_alignment(Sigma, beta_star, *, n, lam_G, teacher, noise_std, fini
     """:math:`\\cos((\\Sigma+\\lambda_GI)^{-1}X^\\top y/n,\\beta^*)`, vectorised over ``lam_G``."""
     return _population_spike("population_alignment", Sigma, beta_star, n, lam_G, teacher, noise_std,
                              finite_n).cos
+
+
+# --------------------------------------------------------------------------------------------
+# public: any fixed function of the population covariance, and its powers
+# --------------------------------------------------------------------------------------------
+
+_PHI = "a callable mapping Sigma's eigenvalues (a 1-D array) to finite real values, not all zero"
+
+
+def _population_function_spike(func, Sigma, beta_star, n, phi, teacher, noise_std, finite_n) -> SpikePrediction:
+    sp = _finite(func, Sigma, beta_star, n)
+    finite_n = V.flag(func, "finite_n", finite_n)
+    if not callable(phi) or isinstance(phi, type):
+        raise V.fail(func, "phi", _PHI, V.describe(phi))
+    f = V.call_values(func, "phi", phi, sp.t.copy(), expected=_PHI)
+    top = float(np.abs(f).max())
+    if not top > 0:
+        raise V.fail(func, "phi", _PHI, "a callable that is zero on the whole spectrum")
+    tc = _coeffs(func, teacher, math.sqrt(sp.s2), noise_std)
+    inner, sq, cos = _linear_core(sp, tc, (f / top)[None, :], np.array([top]), finite_n)
+    return SpikePrediction(float(inner[0]), float(sq[0]), float(cos[0]))
+
+
+def population_function_spike(Sigma, beta_star, *, n, phi, teacher, noise_std,
+                              finite_n: bool = False) -> SpikePrediction:
+    """Spike :math:`v=\\phi(\\Sigma)X^\\top y/n` for a fixed function of the population covariance (docs/theory.md 4.2).
+
+    phi: a callable applied to the eigenvalues of Sigma (an array ``t`` of shape (d,) in, the
+        eigenvalues of :math:`P=\\phi(\\Sigma)` out; finite, real, not all zero). E.g.
+        ``lambda t: (t + 0.1) ** -0.5``.
+    Other arguments as :func:`sgd_spike`. With :math:`b_i=(u_i^\\top\\beta^*)^2` and
+    :math:`\\phi_i=\\phi(t_i)`: :math:`\\mathbb E\\langle v,\\beta^*\\rangle=c\\sum_i\\phi_it_ib_i` (exact),
+    :math:`\\lVert v\\rVert^2\\to c^2\\sum_i\\phi_i^2t_i^2b_i+\\mathbb E[y^2]\\sum_i\\phi_i^2t_i/n`, and with
+    ``finite_n`` the exact finite-n mean
+    :math:`c^2\\lVert P\\Sigma\\beta^*\\rVert^2(1-\\frac1n)
+    +\\frac1n\\big(\\mathbb E[y^2z^2]\\lVert P\\Sigma\\beta^*\\rVert^2/s^4
+    +\\mathbb E[y^2](\\mathrm{tr}(P\\Sigma P)-\\lVert P\\Sigma\\beta^*\\rVert^2/s^2)\\big)`
+    (docs/theory.md, "Population power preconditioner"). Returns floats.
+
+    >>> a = population_function_spike([1.0, 2.0], [1.0, 1.0], n=10, phi=lambda t: 1.0 / (t + 0.5),
+    ...                               teacher="tanh", noise_std=0.1)
+    >>> b = population_spike([1.0, 2.0], [1.0, 1.0], n=10, lam_G=0.5, teacher="tanh", noise_std=0.1)
+    >>> bool(abs(a.cos - b.cos) < 1e-15)
+    True
+    """
+    return _population_function_spike("population_function_spike", Sigma, beta_star, n, phi, teacher, noise_std,
+                                      finite_n)
+
+
+def population_function_alignment(Sigma, beta_star, *, n, phi, teacher, noise_std, finite_n: bool = False) -> float:
+    """:math:`\\cos(\\phi(\\Sigma)X^\\top y/n,\\beta^*)` (arguments as :func:`population_function_spike`)."""
+    return _population_function_spike("population_function_alignment", Sigma, beta_star, n, phi, teacher,
+                                      noise_std, finite_n).cos
+
+
+def _powers(func: str, lam_G, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated ridges and powers broadcast together: (lam, p, like) with ``like`` of the output shape."""
+    lam = V.ridge(func, "lam_G", lam_G)
+    if isinstance(p, (bool, np.bool_)):
+        raise V.fail(func, "p", "a real number in [0, 1] or an array of them", V.describe(p))
+    pw = V.array(func, "p", p, low=0.0, what="real numbers in [0, 1]", range_msg="in [0, 1]")
+    if pw.size and np.any(pw > 1.0):
+        raise V.fail(func, "p", "in [0, 1]", f"maximum {pw.max():.6g}")
+    try:
+        shape = np.broadcast_shapes(lam.shape, pw.shape)
+    except ValueError:
+        raise V.fail(func, "p", f"an array that broadcasts with lam_G (shape {lam.shape})",
+                     f"shape {pw.shape}") from None
+    like = np.broadcast_to(lam, shape)
+    return like.ravel().copy(), np.broadcast_to(pw, shape).ravel().copy(), like
+
+
+def _population_power_spike(func, Sigma, beta_star, n, lam_G, p, teacher, noise_std, finite_n) -> SpikePrediction:
+    sp = _finite(func, Sigma, beta_star, n)
+    lam, pw, like = _powers(func, lam_G, p)
+    finite_n = V.flag(func, "finite_n", finite_n)
+    tc = _coeffs(func, teacher, math.sqrt(sp.s2), noise_std)
+    lf, pf = lam[:, None], pw[:, None]
+    tmin = float(sp.t.min())
+    # (Sigma + lam)^{-p} = scale * P~ with P~ = ((tmin + lam)/(t + lam))^p in (0, 1] (largest entry 1):
+    # the cosine never sees over- or underflow; p = 1 is population_spike's P~ raised to 1, p = 0 is SGD's ones
+    ptil = ((tmin + lf) / (sp.t[None, :] + lf)) ** pf
+    with np.errstate(over="ignore", under="ignore"):
+        scale = (tmin + lam) ** (-pw)
+    inner, sq, cos = _linear_core(sp, tc, ptil, scale, finite_n)
+    return SpikePrediction(_shape(inner, like), _shape(sq, like), _shape(cos, like))
+
+
+def population_power_spike(Sigma, beta_star, *, n, lam_G, p, teacher, noise_std,
+                           finite_n: bool = False) -> SpikePrediction:
+    """Spike with a power of the population preconditioner, :math:`v=(\\Sigma+\\lambda_GI)^{-p}X^\\top y/n` [R, V].
+
+    The input-side preconditioner of a Shampoo/SOAP-like step built from the population covariance
+    (:math:`p=1/4`, :math:`1/2`); :math:`p=0` is SGD (:func:`sgd_spike`), :math:`p=1` the population
+    variant of Theorem 3.9 (:func:`population_spike`). A special case of
+    :func:`population_function_spike` with :math:`\\phi(t)=(t+\\lambda_G)^{-p}`:
+
+    .. math::
+
+        \\mathbb E\\langle v,\\beta^*\\rangle = c\\,\\beta^{*\\top}(\\Sigma+\\lambda_G)^{-p}\\Sigma\\beta^*,\\qquad
+        \\lVert v\\rVert^2\\to c^2\\lVert(\\Sigma+\\lambda_G)^{-p}\\Sigma\\beta^*\\rVert^2
+        +\\mathbb E[y^2]\\,\\mathrm{tr}\\big(\\Sigma(\\Sigma+\\lambda_G)^{-2p}\\big)/n
+
+    (``finite_n``: the exact finite-n mean of docs/theory.md, "Population power preconditioner").
+
+    lam_G: ridge :math:`\\lambda_G\\ge0`, float or array (0 is allowed: Sigma is positive-definite).
+    p: power in [0, 1], float or array; ``lam_G`` and ``p`` broadcast together and the outputs have
+        the broadcast shape (floats when both are scalars). E.g. ``lam_G=lams[:, None], p=[0.25, 0.5]``.
+    Other arguments as :func:`sgd_spike`. The cosine is computed from :math:`(\\Sigma+\\lambda_G)^{-p}`
+    scaled to a largest entry of 1 (finite for every ridge up to 1e300).
+    This is **not** the same-batch power :math:`(\\hat\\Sigma_x+\\lambda_GI)^{-p}` for
+    :math:`0<p<1`, for which no formula is derived here (docs/theory.md, "Population power preconditioner").
+    """
+    return _population_power_spike("population_power_spike", Sigma, beta_star, n, lam_G, p, teacher, noise_std,
+                                   finite_n)
+
+
+def population_power_alignment(Sigma, beta_star, *, n, lam_G, p, teacher, noise_std, finite_n: bool = False):
+    """:math:`\\cos((\\Sigma+\\lambda_GI)^{-p}X^\\top y/n,\\beta^*)`, vectorised over ``lam_G`` and ``p``
+    (see :func:`population_power_spike`).
+
+    >>> t, b = [1.0, 0.1], [1.0, 1.0]
+    >>> kw = dict(n=20, lam_G=0.01, teacher="tanh", noise_std=0.1)
+    >>> bool(abs(population_power_alignment(t, b, p=0.0, **kw) - sgd_alignment(t, b, n=20, teacher="tanh",
+    ...                                                                        noise_std=0.1)) < 1e-15)
+    True
+    """
+    return _population_power_spike("population_power_alignment", Sigma, beta_star, n, lam_G, p, teacher, noise_std,
+                                   finite_n).cos
 
 
 def sgd_alignment_cap(Sigma, beta_star) -> float:

@@ -297,6 +297,39 @@ def teacher_bad() -> st.SearchStrategy:
     )
 
 
+def phi_bad() -> st.SearchStrategy:
+    """Bad functions of the spectrum (``population_function_spike``'s ``phi``; 4 eigenvalues in 0.5..2)."""
+    return st.one_of(
+        _tag("type", st.sampled_from([None, 1.5, "sqrt", np.ones(4), float])),
+        _tag("callable", st.sampled_from([ZeroDivisionError, RuntimeError, TypeError, _Boom]).map(_raiser)),
+        _tag("callable", st.sampled_from([
+            lambda x: np.full(np.shape(x), np.nan),
+            lambda x: np.where(np.asarray(x) > 1.2, np.inf, 1.0),
+            lambda x: np.log(np.asarray(x) - 1.0),             # NaN below 1
+            lambda x: np.asarray(x) + 1j,
+            lambda x: np.full(np.shape(x), "a"),
+            lambda x: np.ones(3),
+            lambda x: None,
+            lambda x: [[1.0], [1.0, 2.0]],
+        ])),
+        _tag("range", st.just(lambda x: 0.0 * np.asarray(x))),   # P = 0: no spike at all
+    )
+
+
+def power_bad() -> st.SearchStrategy:
+    """Bad powers p (reals in [0, 1], any shape broadcasting with lam_G = [0.1, 1.0])."""
+    return st.one_of(
+        _tag("range", _below(0.0)),
+        _tag("range", st.floats(1e-9, 1e300).map(lambda e: 1.0 + e).filter(lambda x: x > 1.0)),
+        _tag("range", st.just(np.array([0.5, 1.5]))),
+        _tag("nonfinite", st.sampled_from([math.nan, math.inf, -math.inf, np.array([0.5, np.nan])])),
+        _tag("dtype", st.sampled_from([complex(0.5, 1.0), True, np.bool_(False), np.array([0.5, None], dtype=object),
+                                       np.array([True, False])])),
+        _tag("shape", st.sampled_from([np.full(3, 0.5), np.full((2, 3), 0.5)])),
+        TYPE_BAD,
+    )
+
+
 def sym_teacher_bad() -> st.SearchStrategy:
     """Bad teachers of :mod:`theory.symbolic` (sympy expressions and callables on the symbol z)."""
     z = sym.SYMBOLS.z
@@ -470,6 +503,14 @@ def _functions() -> list[Fn]:
     for name in ("population_spike", "population_alignment"):
         add(name, getattr(si, name), dict(base, lam_G=0.1, finite_n=False),
             dict(base_bad, lam_G=ridge_bad(), finite_n=flag_bad()))
+        structure(Sigma=sig_structure)
+    for name in ("population_function_spike", "population_function_alignment"):
+        add(name, getattr(si, name), dict(base, phi=lambda x: 1.0 / (x + 0.1), finite_n=False),
+            dict(base_bad, phi=phi_bad(), finite_n=flag_bad()))
+        structure(Sigma=sig_structure)
+    for name in ("population_power_spike", "population_power_alignment"):
+        add(name, getattr(si, name), dict(base, lam_G=np.array([0.1, 1.0]), p=0.5, finite_n=False),
+            dict(base_bad, lam_G=ridge_bad(), p=power_bad(), finite_n=flag_bad()))
         structure(Sigma=sig_structure)
     add("sgd_alignment_cap", si.sgd_alignment_cap, dict(Sigma=Sig, beta_star=beta),
         dict(Sigma=sig_bad, beta_star=vector_bad(beta, nonzero=True)))
