@@ -43,7 +43,7 @@ import numpy as np
 from compare.engine import plugins as _plugins
 from compare.engine import registry as R
 from compare.engine import seeds as _seeds
-from compare.engine.cache import Cache, canonical, key_digest
+from compare.engine.cache import Cache, key_digest
 
 #: Figure rendering: resolution of the PNG files (dots per inch).
 PNG_DPI = 110
@@ -64,6 +64,10 @@ class Job:
     settings: Any
     seed: int
     size: str | None = None
+    digest: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "digest", key_digest(self.key()))
 
     def key(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "settings": self.settings, "seed": self.seed}
@@ -73,11 +77,10 @@ class Job:
         return self.kind + "s"
 
     def __hash__(self) -> int:
-        return hash((self.kind, self.name, key_digest({"s": self.settings}), self.seed))
+        return hash(self.digest)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Job) and (self.kind, self.name, self.seed) == (other.kind, other.name, other.seed)
-                and canonical(self.settings) == canonical(other.settings))
+        return isinstance(other, Job) and self.digest == other.digest
 
 
 def claim_job(claim_id: str, *, size: str, seed: int, overrides: Mapping[str, Any] | None = None,
@@ -271,14 +274,13 @@ class _Executor:
         pending = list(pending)
         if not pending:
             return set()
-        if self.kind == "dask":
-            from distributed import wait
-
-            try:
-                done, _ = wait(pending, timeout=timeout, return_when="FIRST_COMPLETED")
-            except Exception:  # distributed raises TimeoutError-like errors on timeout
-                return set()
-            return set(done)
+        if self.kind == "dask":  # poll: distributed.wait needs a default client, ours is private
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                done = {f for f in pending if f.done()}
+                if done or (deadline is not None and time.monotonic() >= deadline):
+                    return done
+                time.sleep(0.02)
         done, _ = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
         return set(done)
 

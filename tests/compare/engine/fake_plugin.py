@@ -111,3 +111,14 @@ def zfig(s: FakeSettings, *, seed: int, x: np.ndarray):
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot(np.arange(x.size), x, "o")
     return fig
+
+
+@experiment("fake.broken", settings=FakeSettings, trials=_trials, block=2)
+def broken_trial(s: FakeSettings, ss: np.random.SeedSequence, deps) -> float:
+    raise ZeroDivisionError("deliberate failure in fake.broken")
+
+
+@claim("Z4", paper_ref="Test 4", theory_ref="T-4", kind="statistical", settings=FakeSettings,
+       reads=lambda s: {"x": ref("fake.broken", s)}, statement="A claim whose experiment raises.")
+def z4(s: FakeSettings, *, seed: int, x) -> Outcome:  # pragma: no cover - never reached
+    raise AssertionError("unreachable")
