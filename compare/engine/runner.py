@@ -658,3 +658,63 @@ def _fail_blocked(job_exps, remaining, out, on_result, bar) -> None:
         bar.update(1)
         if on_result is not None:
             on_result(j, value, False)
+
+
+# --------------------------------------------------------------------------- one experiment
+def compute(name: str, settings: Any, *, seed: int, workers: int = 1, scheduler: Any = None,
+            cache: Cache | None = None, plugins: Sequence[str] = ()) -> Any:
+    """The combined result of experiment ``name`` at ``settings`` with master ``seed``.
+
+    The same value a claim or figure reading ``ref(name, settings)`` receives in :func:`run`: the
+    same blocks, streams, ``combine`` and cache entries. The experiments it requires are computed
+    first (each once), then its blocks (on the executor), then ``combine``. workers, scheduler,
+    cache, plugins: as in :func:`run`. A trial or combine that raises propagates its exception.
+    Two processes sharing ``cache`` may both compute a missing block (equal values, atomic writes);
+    :func:`run` is the one that coordinates them.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers == 0:
+        raise ValueError(f"compute: argument 'workers' must be a nonzero integer; got {workers!r}.")
+    plugin_specs = tuple(plugins)
+    _plugins.load(plugin_specs)
+    if name not in R.EXPERIMENTS:
+        raise ValueError(f"compute: argument 'name' must be a registered experiment (one of "
+                         f"{', '.join(sorted(R.EXPERIMENTS))}); got {name!r}.")
+    if not isinstance(settings, R.EXPERIMENTS[name].settings):
+        raise ValueError(f"compute: argument 'settings' must be a {R.EXPERIMENTS[name].settings.__name__} "
+                         f"(experiment {name!r}); got {type(settings).__name__}.")
+    seed = _seeds._check_seed("compute", seed)
+    store = cache if cache is not None and cache.enabled else None
+    ex = _Executor(workers=int(workers), scheduler=scheduler, plugin_specs=plugin_specs)
+    done: dict[str, Any] = {}
+
+    def result(r: R.ExperimentRef) -> Any:
+        k = key_digest({"n": r.name, "s": r.settings, "seed": seed})
+        if k in done:
+            return done[k]
+        if r.name not in R.EXPERIMENTS:
+            raise ValueError(f"compute: experiment {r.name!r} is not registered")
+        spec = R.EXPERIMENTS[r.name]
+        deps = {n: result(d) for n, d in spec.requires(r.settings).items()}
+        e = _Exp(spec, r.settings, seed, {}, _blocks(int(spec.trials(r.settings)), spec.block, ex.capacity))
+        futs = {}
+        for b, (a, z) in enumerate(e.blocks):
+            hit, value = store.load(e.key(b), namespace="experiments") if store else (False, None)
+            if hit:
+                e.values[b] = value
+            else:
+                futs[b] = ex.submit(BlockTask(spec.name, r.settings, seed, a, z, deps),
+                                    threads=spec.blas_threads(r.settings))
+        for b, fut in futs.items():
+            e.values[b] = ex.result(fut)
+            if store is not None:
+                _store(store, e.key(b), e.values[b], "experiments")
+        done[k] = spec.combine(r.settings, [v for b in range(len(e.blocks)) for v in e.values[b]], deps)
+        return done[k]
+
+    try:
+        out = result(R.ref(name, settings))
+    except BaseException:
+        ex.close(cancel=True)
+        raise
+    ex.close()
+    return out

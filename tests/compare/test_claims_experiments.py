@@ -1,6 +1,7 @@
-"""Claims C14-C20 (linear-representation experiments): three-way ordering verdicts on synthetic results,
-C18's split (SGD diverges above R-LR-1's limit; AMGD sits at the edge of its own), the zero-noise case,
-consistent records, and the claims at fast size."""
+"""Claims C14-C20 (compare.linrep.claims): three-way ordering verdicts of the pure ``c*_outcome``
+functions on synthetic results, C18's split (SGD diverges above R-LR-1's limit; AMGD sits at the edge of
+its own), consistent records on tiny settings, a ``--set`` round trip, Figures 1, 2 and C14 sharing one
+curve run, the zero-noise case, and the claims at fast size."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from compare import claims
-from compare import claims_experiments as ce
-from compare import experiments_linrep as ex
-from compare import stats
+from compare import claims, stats
+from compare.engine import runner
+from compare.linrep import claims as ce
+from compare.linrep import experiments as ex
 
 IDS = ("C14", "C15", "C16", "C17", "C18", "C19", "C20")
 ORDERING_IDS = ("C14", "C15", "C16", "C17", "C19", "C20")
@@ -26,6 +27,12 @@ FLOOR = 5e-4
 def _spread(trials: int, rng: np.random.Generator, sd: float = 0.1) -> np.ndarray:
     """Per-trial multiplicative scatter 10^N(0, sd)."""
     return 10.0 ** (sd * rng.standard_normal(trials))
+
+
+def _names(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """The registered optimizers shown under ``labels`` (the catalogue of compare.linrep.experiments)."""
+    by_label = {m.label: m.name for m in ex.CATALOGUE.values()}
+    return tuple(by_label[lb] for lb in labels)
 
 
 def fake_curves(dist: dict[str, np.ndarray], *, train: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
@@ -53,9 +60,12 @@ def fake_curves(dist: dict[str, np.ndarray], *, train: dict[str, tuple[np.ndarra
         div[t, i] = 1
         for a in (D, L, Tr):
             a[t, i, 1] = np.nan
-    cs = ex.CurveSettings(ex.ProblemSettings(), tuple(ex.Method(lb, "sgd") for lb in labels), steps=1, trials=T)
-    return ex.CurvesResult(cs, labels, np.full(len(labels), 0.1), np.arange(2), L, L, D, Tr, Tr.copy(), div,
-                           FLOOR, np.full(T, 0.7), np.full(T, 0.5), np.full((T, len(labels)), 0.01), None)
+    cs = ex.CurveSettings(problem=ex.ProblemSettings(), optimizers=_names(labels), steps=1, trials=T)
+    return ex.CurvesResult(settings=cs, labels=labels, lrs=np.full(len(labels), 0.1), steps=np.arange(2),
+                           train_loss=L, population_loss=L, subspace_distance=D, transfer_loss=Tr,
+                           transfer_loss_finite=Tr.copy(), diverged_at=div, noise_loss=FLOOR,
+                           transfer_max=np.full(T, 0.7), amgd_limit=np.full(T, 0.5),
+                           kfac_level=np.full((T, len(labels)), 0.01), sweep=None)
 
 
 def _fig1(rng, T=10, **override) -> ex.CurvesResult:
@@ -163,7 +173,7 @@ def test_c19_and_c20_three_way_verdicts(seed):
     def f4(bn):
         cases = tuple(fake_curves({"KFAC": 0.01 * _spread(10, rng), "AMGD+BN": bn * _spread(10, rng)})
                       for _ in range(3))
-        return ex.Figure4Result(None, ("u", "g", "G"), cases)
+        return ce.Figure4Result(names=("u", "g", "G"), cases=cases)
 
     out = ce.c20_outcome(f4(0.5))
     assert out.verdict == "holds" and len(out.rows) == 6 and {r["setting"] for r in out.rows} == {"u", "g", "G"}
@@ -195,12 +205,14 @@ def fake_sweep(rng, *, trials=8, limit=0.5, sgd_survives=False, amgd_ratio=0.8, 
     star[:, 1] = own[:, 1]
     mid = np.full((trials, M, L), np.nan)
     mid[:, 1] = own[:, 1]
-    settings = ex.SweepSettings(ex.ProblemSettings(), tuple(ex.Method(lb, "sgd") for lb in labels), steps=200,
-                                trials=trials)
+    settings = ex.SweepSettings(problem=ex.ProblemSettings(), optimizers=_names(labels), steps=200, trials=trials)
     nan = np.full((trials, M, L), np.nan)
-    return ex.SweepResult(settings, labels, lrs, D, nan, nan, nan, div, np.ones((M, L), dtype=bool), lim_star,
-                          lim_star / 2, np.full((trials, L), np.nan), np.ones(trials), np.full((trials, M, L, 1, 1), 1.0),
-                          own, star, mid)
+    return ex.SweepResult(settings=settings, labels=labels, lrs=lrs, final_distance=D, final_transfer=nan,
+                          final_transfer_finite=nan, final_train_loss=nan, diverged=div,
+                          ran=np.ones((M, L), dtype=bool), amgd_limit=lim_star, amgd_optimal_eta=lim_star / 2,
+                          kfac_level=np.full((trials, L), np.nan), initial_distance=np.ones(trials),
+                          final_F=np.full((trials, M, L, 1, 1), 1.0), final_limit=own, final_limit_star=star,
+                          mid_limit=mid)
 
 
 def test_c17_three_way_verdicts(seed):
@@ -259,27 +271,25 @@ def test_c18_b_catches_an_error_of_its_detectable_size(seed):
 
 
 # --------------------------------------------------------------------------- records
-def _tiny_settings(monkeypatch):
-    prob = ex.ProblemSettings(d_x=12, d_y=4, k=2, batch=40, kappa_x=20.0, kappa_F=3.0, transfer_samples=10)
-    cs = ex.CurveSettings(prob, ex.FIG1_METHODS, steps=15, trials=3, record_every=5, sweep_trials=3)
-    f4m = tuple(next(m for m in ex.FIG1_METHODS if m.label == lb) for lb in ex.FIG4_LABELS)
-    cases = tuple((name, ex.CurveSettings(ex.ProblemSettings(d_x=12, d_y=4, k=2, batch=40, law=law, kappa_x=kx,
-                                                             transfer_samples=10), f4m, steps=15, trials=3,
-                                          record_every=5, sweep_trials=2))
-                  for name, law, kx in (("u", "uniform", 10.0), ("g", "gaussian", 10.0), ("G", "gaussian", 1e3)))
-    monkeypatch.setattr(ex, "figure1_settings", lambda size="paper": ex.Figure1Settings(cs))
-    monkeypatch.setattr(ex, "figure5_settings", lambda size="paper": ex.Figure5Settings(cs.sweep))
-    monkeypatch.setattr(ex, "figure4_settings", lambda size="paper": ex.Figure4Settings(cases))
-    monkeypatch.setattr(ex, "comparison_settings",
-                        lambda size="paper": ex.ComparisonSettings(ex.Figure1Settings(cs), trials=4))
+#: tiny settings of every claim's runs (``--set``-style overrides by leaf name: each applies to the curve
+#: runs and the step-size sweep they read alike); Figure 4 keeps its three input laws and anisotropies.
+TINY = {"d_x": 12, "d_y": 4, "k": 2, "batch": 40, "kappa_F": 3.0, "transfer_samples": 10, "steps": 15}
+TINY_CURVES = {**TINY, "kappa_x": 20.0, "trials": 3, "record_every": 5, "sweep_trials": 3}
+TINY_OVERRIDES = {
+    "C14": TINY_CURVES,
+    "C15": {**TINY_CURVES, "trials": 4}, "C16": {**TINY_CURVES, "trials": 4}, "C19": {**TINY_CURVES, "trials": 4},
+    "C17": {**TINY, "kappa_x": 20.0, "trials": 3}, "C18": {**TINY, "kappa_x": 20.0, "trials": 3},
+    "C20": {**TINY, "trials": 3, "record_every": 5, "sweep_trials": 2},
+}
 
 
-def test_every_claim_gives_a_consistent_record_on_tiny_settings(monkeypatch):
-    _tiny_settings(monkeypatch)
+def test_every_claim_gives_a_consistent_record_on_tiny_settings():
     for cid in IDS:
-        rec = claims.check(cid, size="fast", seed=2)
+        rec = claims.check(cid, size="fast", seed=2, settings=TINY_OVERRIDES[cid])
         assert RECORD_KEYS <= set(rec), f"{cid}: missing {RECORD_KEYS - set(rec)}"
+        assert "error" not in rec, f"{cid}: {rec.get('error')}"
         assert rec["reconstructed"] and rec["figure"] in ("fig1", "fig2", "fig4", "fig5")
+        assert all(v == 15 for p, v in rec["settings"].items() if p.endswith(".steps")), (cid, rec["settings"])
         if rec["kind"] == "ordering":
             assert rec["verdict"] in stats.ORDERING_VERDICTS and rec["alpha_bounds"] == stats.FALSE_HOLDS, cid
             m = len(rec["rows"])
@@ -291,8 +301,47 @@ def test_every_claim_gives_a_consistent_record_on_tiny_settings(monkeypatch):
             assert rec["passed"] == all(r["passed"] for r in rec["rows"]), cid
         assert rec["alpha"] == pytest.approx(stats.ALPHA)
         json.dumps(rec)
-    a, b = claims.check("C17", size="fast", seed=2), claims.check("C17", size="fast", seed=2)
+    a, b = (claims.check("C17", size="fast", seed=2, settings=TINY_OVERRIDES["C17"]) for _ in range(2))
     assert a["measured"] == b["measured"] and a["rows"] == b["rows"]
+
+
+def test_set_round_trip_for_a_linrep_claim(seed, record_trials):
+    # claims.check with settings (the CLI's --set): the record shows the values, and the experiments the
+    # claim read ran with them (every curve and sweep trial saw noise 0.001 and 50 iterations)
+    curves, sweeps = record_trials("linrep.curves"), record_trials("linrep.sweep")
+    rec = claims.check("C14", size="fast", seed=seed, settings={"noise_std": 0.001, "steps": 50})
+    assert "error" not in rec, rec.get("error")
+    st = rec["settings"]
+    assert st["curves.problem.noise_std"] == 0.001 and st["curves.steps"] == 50, st
+    fast = ex.CurveSettings.preset("fast")
+    assert st["curves.trials"] == fast.trials and st["curves.problem.d_x"] == fast.problem.d_x  # the rest: preset
+    assert len(curves) == fast.trials and len(sweeps) == fast.sweep_trials
+    assert all(c.steps == 50 and c.problem.noise_std == 0.001 for c in curves), {(c.steps, c.problem.noise_std)
+                                                                                  for c in curves}
+    assert all(w.steps == 50 and w.problem.noise_std == 0.001 for w in sweeps), {(w.steps, w.problem.noise_std)
+                                                                                 for w in sweeps}
+    assert rec["verdict"] in stats.ORDERING_VERDICTS and len(rec["rows"]) == 12
+
+
+def test_figures_1_2_and_c14_share_figure_1s_runs(seed, record_trials):
+    # the presets read the same curve runs (at both sizes) ...
+    from compare.linrep import figures as lf
+
+    for size in ("fast", "paper"):
+        c = ce.Figure1Runs.preset(size).curves
+        assert lf.Figure1Settings.preset(size).curves == c and lf.Figure2Settings.preset(size).curves == c, size
+    # ... so one run computes "linrep.curves" once for fig1, fig2 and C14 (tiny overrides, the same for all three)
+    small = {"steps": 12, "trials": 3, "sweep_trials": 2, "record_every": 4}
+    calls = record_trials("linrep.curves")
+    jobs = [runner.claim_job("C14", size="fast", seed=seed, overrides=small),
+            runner.figure_job("fig1", size="fast", seed=seed, overrides=small),
+            runner.figure_job("fig2", size="fast", seed=seed, overrides=small)]
+    out = runner.run(jobs, workers=1)
+    assert out.experiments == 2, f"{out.experiments} experiments: fig1, fig2 and C14 should read one curve run and its sweep"
+    assert len(calls) == 3, f"{len(calls)} curve trials computed for 3 trials"
+    assert "error" not in out.results[jobs[0]], out.results[jobs[0]].get("error")
+    for j in jobs[1:]:
+        assert out.results[j]["png"].startswith(b"\x89PNG"), out.results[j].get("error")
 
 
 def test_claim_metadata():
@@ -308,24 +357,23 @@ def test_claim_metadata():
 def test_zero_label_noise_gives_holds_for_c14_and_c20(seed):
     # label noise 0: KFAC's transfer loss can be exactly 0 (infinite log ratios, sign test); it must read as
     # KFAC winning, not as a failure. 10 trials: the sign test rejects at 1e-3 only if all 10 agree.
-    f1 = ex.figure1_settings("fast")
-    f1 = ex.Figure1Settings(replace(f1.curves, problem=replace(f1.curves.problem, noise_std=0.0)))
-    out = ce.c14_outcome(ex.run_figure1(f1, seed=seed))
-    assert out.verdict == "holds", [(r["method"], r["metric"], r["test"], r["p_value"]) for r in out.rows]
-    f4 = ex.figure4_settings("fast")
-    f4 = ex.Figure4Settings(tuple((name, replace(cs, problem=replace(cs.problem, noise_std=0.0)))
-                                  for name, cs in f4.cases))
-    out = ce.c20_outcome(ex.run_figure4(f4, seed=seed))
-    assert out.verdict == "holds", [(r["setting"], r["metric"], r["test"], r["p_value"]) for r in out.rows]
+    rec = claims.check("C14", size="fast", seed=seed, settings={"noise_std": 0.0})
+    assert rec["settings"]["curves.problem.noise_std"] == 0.0
+    assert rec["verdict"] == "holds", [(r["method"], r["metric"], r["test"], r["p_value"]) for r in rec["rows"]]
+    rec = claims.check("C20", size="fast", seed=seed, settings={"noise_std": 0.0})
+    assert all(v == 0.0 for p, v in rec["settings"].items() if p.endswith("noise_std")), rec["settings"]
+    assert rec["verdict"] == "holds", [(r["setting"], r["metric"], r["test"], r["p_value"]) for r in rec["rows"]]
 
 
 @pytest.mark.slow
 def test_claims_at_fast_size(seed):
-    recs = {cid: claims.check(cid, size="fast", seed=seed) for cid in IDS}
+    jobs = {cid: runner.claim_job(cid, size="fast", seed=seed) for cid in IDS}
+    out = runner.run(list(jobs.values()), workers=1)  # one run: C15, C16, C19 share the comparison runs
+    recs = {cid: out.results[j] for cid, j in jobs.items()}
     for cid, rec in recs.items():
         json.dumps(rec)
         assert rec["verdict"] != "contradicted", (cid, rec["rows"])
-    # measured on master seeds 0..19: every claim holds at fast size (compare.claims_experiments docstring)
+    # measured on master seeds 0..19: every claim holds at fast size (compare.linrep.claims docstring)
     for cid in IDS:
         bad = [r for r in recs[cid]["rows"] if not r["passed"]]
-        assert recs[cid]["verdict"] == "holds", f"{cid}: failing rows {bad}"
+        assert recs[cid]["verdict"] == "holds", f"{cid}: failing rows {bad} {recs[cid].get('error', '')}"

@@ -172,10 +172,14 @@ def test_c5_fails_for_a_wrong_kappa_eff(variant, what, seed, monkeypatch):
 
 
 def _c5_problem(seed):
+    """C5's third task at fast size (kappa_x = 10, kappa_F = 2: both powers of kappa_eff matter)."""
+    from compare.engine.seeds import rngs
+    from compare.linrep.exact import C5Settings
     from simulate import data as sd
-    from simulate.trials import spawn_generators
 
-    p = sd.linrep_problem(40, 6, 3, kappa_x=10.0, kappa_F=2.0, noise_std=0.0, rng=spawn_generators(seed, 1)[0])
+    st = C5Settings.preset("fast")
+    (kx, kF), rng = st.pairs[2], rngs(seed, "C5", n=3)[2]
+    p = sd.linrep_problem(st.d_x, st.d_y, st.k, kappa_x=kx, kappa_F=kF, noise_std=0.0, rng=rng)
     return p.F_star, p.Sigma_x, p.G_star
 
 

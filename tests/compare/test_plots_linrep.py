@@ -1,4 +1,5 @@
-"""Figures 1, 2, 4, 5 (compare.plots_linrep) and their registration (compare.experiments_linrep)."""
+"""Figures 1, 2, 4, 5 (compare.linrep.plots), their registration (compare.linrep.figures), and captions
+generated from the settings actually run."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from compare import experiments_linrep as ex
-from compare import plots, plots_linrep as pl
-from compare.registry import figures
+from compare.engine import runner
+from compare.engine.registry import figures
+from compare.linrep import claims as ce
+from compare.linrep import experiments as ex
+from compare.linrep import plots as pl
+
+FIGURES = ("fig1", "fig2", "fig4", "fig5")
 
 
 @pytest.fixture(scope="module")
 def tiny():
     prob = ex.ProblemSettings(d_x=12, d_y=4, k=2, batch=40, kappa_x=20.0, kappa_F=3.0, transfer_samples=10)
-    cs = ex.CurveSettings(prob, ex.FIG1_METHODS, steps=16, trials=3, record_every=4, sweep_trials=2)
-    curves = ex.run_curves(cs, seed=1)
-    f4 = ex.Figure4Result(ex.Figure4Settings((("a", cs), ("b", cs))), ("a", "b"), (curves, curves))
+    cs = ex.CurveSettings(problem=prob, optimizers=ex.PAPER_OPTIMIZERS, steps=16, trials=3, record_every=4,
+                          sweep_trials=2)
+    curves = runner.compute("linrep.curves", cs, seed=1)
+    f4 = ce.Figure4Result(names=("a", "b"), cases=(curves, curves))
     return curves, f4
 
 
@@ -60,17 +66,49 @@ def test_diverged_step_sizes_are_marked(tiny):
     assert sum(len(l.get_xdata()) for l in crosses) == n_bad
 
 
-def test_figures_are_registered_and_exported():
+def test_figures_are_registered():
     specs = figures()
-    for name in ("fig1", "fig2", "fig4", "fig5"):
-        assert name in specs and specs[name].reconstructed and specs[name].caption
+    for name in FIGURES:
+        assert name in specs and specs[name].reconstructed, name
+        for size in ("fast", "paper"):
+            cap = specs[name].caption_for(specs[name].preset(size))
+            assert isinstance(cap, str) and cap, (name, size)
     assert set(specs["fig5"].claims) == {"C17", "C18"}
     for fn in pl.__all__:
-        assert hasattr(plots, fn), fn
+        assert hasattr(pl, fn), fn
+
+
+# --------------------------------------------------------------------------- captions from the settings run
+@pytest.mark.parametrize("name", FIGURES)
+def test_captions_state_the_iterations_and_trials_run(name, seed, record_trials):
+    # --set steps=40 trials=3: the caption (and the report, which takes it from the job's settings) says
+    # 40 iterations and 3 trials, and the experiments the figure read ran 40 iterations and 3 trials
+    small = {"steps": 40, "trials": 3, "d_x": 12, "d_y": 4, "k": 2, "batch": 40, "transfer_samples": 10}
+    if name != "fig5":
+        small["sweep_trials"] = 2
+    job = runner.figure_job(name, size="fast", seed=seed, overrides=small)
+    spec = figures()[name]
+    cap = spec.caption_for(job.settings)
+    assert "40 iterations" in cap and "3 trials" in cap, cap
+    for size in ("fast", "paper"):  # at a preset, the preset's own numbers
+        cs = ex.CurveSettings.preset(size)
+        st = spec.preset(size)
+        n = st.sweep.trials if name == "fig5" else cs.trials
+        assert f"{cs.steps} iterations" in spec.caption_for(st) and f"{n} trials" in spec.caption_for(st), size
+        assert "40 iterations" not in spec.caption_for(st), size
+    exp = "linrep.sweep" if name == "fig5" else "linrep.curves"
+    calls = record_trials(exp)
+    out = runner.run([job], workers=1).results[job]
+    assert out.get("error") is None and out["png"].startswith(b"\x89PNG"), out.get("error")
+    assert calls and all(c.steps == 40 for c in calls), {c.steps for c in calls}
+    per_experiment = len(calls) // (3 if name == "fig4" else 1)  # Figure 4: three settings, one run each
+    assert per_experiment == 3, f"{len(calls)} trials run"
 
 
 @pytest.mark.slow
-def test_fast_figures_render():
-    for name in ("fig1", "fig2", "fig4", "fig5"):
-        fig = figures()[name].make(size="fast", seed=0)
-        assert isinstance(fig, Figure) and _png(fig).startswith(b"\x89PNG"), name
+def test_fast_figures_render(seed):
+    jobs = [runner.figure_job(name, size="fast", seed=seed) for name in FIGURES]
+    out = runner.run(jobs, workers=1)
+    for j in jobs:
+        r = out.results[j]
+        assert r.get("error") is None and r["png"].startswith(b"\x89PNG") and r["svg"], (j.name, r.get("error"))

@@ -1,6 +1,6 @@
 """simulate.linrep (issue 4): finite-sample transfer loss and the common-random-numbers runner
-``run_common``; compare.experiments_linrep runners on tiny settings (determinism, serial = parallel,
-step-size rule, seed streams)."""
+``run_common`` (its final parameters included). The experiments of compare built on it are tested in
+tests/compare/test_linrep_experiments.py."""
 
 from __future__ import annotations
 
@@ -113,80 +113,7 @@ def test_run_common_rejects_bad_arguments(small_problem, kwargs, match):
         sl.run_common(small_problem, specs, **args)
 
 
-# --------------------------------------------------------------------------- experiment runners
-@pytest.fixture(scope="module")
-def tiny():
-    from compare import experiments_linrep as ex
-
-    prob = ex.ProblemSettings(d_x=12, d_y=4, k=2, batch=40, kappa_x=20.0, kappa_F=3.0, transfer_samples=10)
-    methods = tuple(m for m in ex.FIG1_METHODS if m.label in ("SGD", "AMGD+BN", "KFAC", "NGD"))
-    return ex, ex.CurveSettings(prob, methods, steps=12, trials=3, record_every=4, sweep_trials=2)
-
-
-def test_runners_are_pure_functions_of_settings_and_seed(tiny):
-    ex, cs = tiny
-    ex.clear_memo()
-    serial = ex.run_curves(cs, seed=3)
-    ex.clear_memo()
-    again = ex.run_curves(cs, seed=3)
-    ex.clear_memo()
-    parallel = ex.run_curves(cs, seed=3, jobs=2)
-    assert ex.run_curves(cs, seed=3) is parallel  # kept in memory: Figures 1, 2, 5 and the claims share it
-    for key in ("subspace_distance", "transfer_loss", "transfer_loss_finite", "train_loss"):
-        assert np.array_equal(getattr(serial, key), getattr(parallel, key), equal_nan=True), f"{key}: serial != jobs=2"
-        assert np.array_equal(getattr(serial, key), getattr(again, key), equal_nan=True)
-    other = ex.run_curves(cs, seed=4)
-    assert not np.array_equal(serial.subspace_distance, other.subspace_distance)
-    assert serial.subspace_distance.shape == (3, 4, 4)
-    # the step sizes are the sweep's choice, and the sweep ran on its own stream
-    assert dict(zip(serial.labels, serial.lrs.tolist())) == serial.sweep.best_lrs()
-    sw_curves = ex.run_sweep(cs.sweep, seed=3, stream=(0,))  # the curve stream: different numbers
-    assert not np.array_equal(sw_curves.initial_distance, serial.sweep.initial_distance)
-    with pytest.raises(ValueError, match="'curve_stream'"):
-        ex.run_curves(cs, seed=3, curve_stream=(1,), sweep_stream=(1,))
-    with pytest.raises(ValueError, match="'seed'"):
-        ex.run_curves(cs, seed=-1)
-
-
-def test_sweep_rule_grids_and_subsets(tiny):
-    ex, cs = tiny
-    sw = ex.run_sweep(cs.sweep, seed=3)
-    assert sw.final_distance.shape == (2, 4, len(ex.STEP_GRID))
-    ngd = sw.labels.index("NGD")
-    assert sw.ran[ngd].tolist() == [lr in ex.NGD_GRID for lr in ex.STEP_GRID]
-    assert np.all(np.isnan(sw.final_distance[:, ngd, ~sw.ran[ngd]]))
-    best = sw.best_lrs()
-    for i, lb in enumerate(sw.labels):
-        ok = sw.ran[i] & ~sw.diverged[:, i].any(axis=0)
-        score = np.where(ok, np.log10(np.where(ok, sw.final_distance[:, i], 1.0)).mean(axis=0), np.inf)
-        assert best[lb] == sw.lrs[int(np.argmin(score))]
-    # Figure 2 is a view of Figure 1's runs
-    f1 = ex.run_curves(cs, seed=3)
-    f2 = f1.subset(("KFAC", "SGD"))
-    assert np.array_equal(f2.subspace_distance[:, 1], f1.subspace_distance[:, f1.index("SGD")], equal_nan=True)
-    assert np.all(np.isfinite(sw.amgd_limit)) and np.all(sw.amgd_limit > 0)
-
-
-def test_settings_reject_bad_values():
-    from compare import experiments_linrep as ex
-
-    for kwargs, match in ((dict(d_x=0), "'d_x'"), (dict(kappa_F=0.5), "'kappa_F'"), (dict(law="cauchy"), "'law'"),
-                          (dict(noise_std=-0.1), "'noise_std'"), (dict(transfer_samples=0), "'transfer_samples'")):
-        with pytest.raises(ValueError, match=match):
-            ex.ProblemSettings(**kwargs)
-    with pytest.raises(ValueError, match="'trials'"):
-        ex.CurveSettings(ex.ProblemSettings(), ex.FIG1_METHODS, trials=0)
-    with pytest.raises(ValueError, match="distinct labels"):
-        ex.CurveSettings(ex.ProblemSettings(), ex.FIG1_METHODS[:1] * 2)
-    with pytest.raises(ValueError, match="'lrs'"):
-        ex.SweepSettings(ex.ProblemSettings(), ex.FIG1_METHODS, lrs=(0.1, -1.0))
-    with pytest.raises(ValueError, match="'size'"):
-        ex.figure1_settings("huge")
-    with pytest.raises(ValueError, match="'settings'"):
-        ex.run_figure1(ex.figure5_settings("fast"), seed=0)
-
-
-# --------------------------------------------------------------------------- final parameters, stability limits
+# --------------------------------------------------------------------------- final parameters
 def test_run_common_returns_each_runs_final_parameters(small_problem):
     specs = (S("sgd-big", "sgd", 50.0), S("kfac", "kfac", 0.5), S("amgd", "amgd", 0.1))
     r = sl.run_common(small_problem, specs, steps=12, batch=40, rng=np.random.default_rng(3), record_every=4)
@@ -195,45 +122,3 @@ def test_run_common_returns_each_runs_final_parameters(small_problem):
     for j in (1, 2):  # the recorded final distance is that of the returned G
         s, _ = sl.principal_angles(r.final_G[j], small_problem.G_star)
         assert_close(s[0], r.subspace_distance[j, -1], rtol=1e-12, what=f"{r.labels[j]} final distance")
-
-
-def test_own_limit_is_r_lr_1_at_the_solution_and_follows_the_head(small_problem):
-    from compare import experiments_linrep as ex
-    from theory import linrep as tl
-
-    p = small_problem
-    A = np.array([[2.0, 0.3], [0.0, 0.5]])
-    G = A @ p.G_star                      # the row space of G*, another scale
-    F = p.F_star @ np.linalg.inv(A)       # the least-squares head of that G
-    assert_close(ex.own_limit(F, G, p), tl.amgd_stability_limit(F, p.Sigma_x, p.G_star), rtol=1e-12,
-                 what="own limit on G*'s row space")
-    assert_close(ex.own_limit(2.0 * F, G, p), ex.own_limit(F, G, p) / 4.0, rtol=1e-12, what="limit ~ 1/sigma_max^2")
-    assert np.isnan(ex.own_limit(F * np.nan, G, p)) and np.isnan(ex.own_limit(F, 0.0 * G, p))
-
-
-def test_sweep_records_heads_and_limits(tiny):
-    ex, cs = tiny
-    sw = ex.run_sweep(cs.sweep, seed=3)
-    M, L = len(sw.labels), len(sw.lrs)
-    assert sw.final_F.shape == (2, M, L, 4, 2) and sw.final_limit.shape == (2, M, L)
-    ok = sw.ran[None] & ~sw.diverged
-    assert np.all(np.isfinite(sw.final_limit[:, sw.labels.index("SGD")][ok[:, sw.labels.index("SGD")]]))
-    assert np.all(np.isnan(sw.final_F[~sw.ran[None].repeat(2, 0)]))
-    # the half-way limit is recorded for AMGD only (none in this method set)
-    assert np.all(np.isnan(sw.mid_limit))
-
-
-def test_comparison_runs_figure1_step_sizes_on_their_own_stream(tiny):
-    ex, cs = tiny
-    f1 = ex.Figure1Settings(cs)
-    st = ex.ComparisonSettings(f1, labels=("SGD", "KFAC"), trials=3)
-    c = ex.run_comparison(st, seed=3)
-    curves = ex.run_curves(cs, seed=3)
-    assert c.labels == ("SGD", "KFAC") and c.subspace_distance.shape == (3, 2, 2)  # start and end only
-    assert c.lrs.tolist() == [curves.lrs[curves.index("SGD")], curves.lrs[curves.index("KFAC")]]
-    assert c.sweep is curves.sweep
-    assert not np.array_equal(c.subspace_distance[:, :, 0], curves.subspace_distance[:, [0, 2], 0])
-    with pytest.raises(ValueError, match="'labels'"):
-        ex.ComparisonSettings(f1, labels=("Nope",))
-    with pytest.raises(ValueError, match="'trials'"):
-        ex.ComparisonSettings(f1, trials=0)
