@@ -10,23 +10,22 @@ from compare.engine import runner
 from compare.engine.cache import Cache
 from compare.engine.seeds import stream, trial_seeds
 
-PLUGIN = "tests.compare.engine.fake_plugin"
+from .conftest import PLUGIN
 
 
 @pytest.fixture
-def fake(monkeypatch, tmp_path):
-    """The fake plugin's settings, with every trial logged to a file (returns (module, read_log))."""
+def fk(fake, monkeypatch):
+    """The fake plugin module (loaded by conftest's ``fake``) and a reader of its trial log."""
+    import sys
+    from pathlib import Path
+
     from compare.engine import plugins
 
-    plugins.load((PLUGIN,))
-    import tests.compare.engine.fake_plugin as fp
-
-    log = tmp_path / "trials.log"
-    monkeypatch.setenv("FAKE_LOG", str(log))
+    fp = sys.modules[plugins._module_name_for(Path(PLUGIN).resolve())]
     monkeypatch.delenv("FAKE_WAIT", raising=False)
 
     def lines() -> list[str]:
-        return [ln.split(" pid=")[0] for ln in log.read_text().splitlines()] if log.exists() else []
+        return [ln.split(" pid=")[0] for ln in fake.read_text().splitlines()] if fake.exists() else []
 
     return fp, lines
 
@@ -37,8 +36,8 @@ def _expected(seed: int, s) -> np.ndarray:
                      for ss in trial_seeds(stream(seed, "fake.normal"), 0, s.trials)])
 
 
-def test_compute_is_the_experiment_on_its_stream(fake, seed):
-    fp, lines = fake
+def test_compute_is_the_experiment_on_its_stream(fk, seed):
+    fp, lines = fk
     s = fp.FakeSettings(trials=5)
     x = runner.compute("fake.normal", s, seed=seed, plugins=(PLUGIN,))
     assert np.array_equal(x, _expected(seed, s)), (x, _expected(seed, s))
@@ -46,8 +45,8 @@ def test_compute_is_the_experiment_on_its_stream(fake, seed):
     assert not np.array_equal(x, runner.compute("fake.normal", s, seed=seed + 1, plugins=(PLUGIN,)))
 
 
-def test_requirements_are_computed_first_and_once(fake, seed):
-    fp, lines = fake
+def test_requirements_are_computed_first_and_once(fk, seed):
+    fp, lines = fk
     s = fp.PairSettings(base=fp.FakeSettings(trials=4), shift=0.25)
     y = runner.compute("fake.shifted", s, seed=seed, plugins=(PLUGIN,))
     assert np.array_equal(y, _expected(seed, s.base) + 0.25)
@@ -56,16 +55,16 @@ def test_requirements_are_computed_first_and_once(fake, seed):
     assert max(i for i, ln in enumerate(log) if ln.startswith("normal")) < log.index("shifted 0")
 
 
-def test_workers_do_not_change_the_numbers(fake, seed):
-    fp, _ = fake
+def test_workers_do_not_change_the_numbers(fk, seed):
+    fp, _ = fk
     s = fp.PairSettings(base=fp.FakeSettings(trials=6))
     serial = runner.compute("fake.shifted", s, seed=seed, plugins=(PLUGIN,))
     pooled = runner.compute("fake.shifted", s, seed=seed, workers=2, plugins=(PLUGIN,))
     assert np.array_equal(serial, pooled), (serial, pooled)
 
 
-def test_compute_shares_cache_entries_with_run(fake, seed, tmp_path):
-    fp, lines = fake
+def test_compute_shares_cache_entries_with_run(fk, seed, tmp_path):
+    fp, lines = fk
     cache = Cache(tmp_path / "cache", version="test-version")
     s = fp.FakeSettings(trials=6)
     x = runner.compute("fake.normal", s, seed=seed, cache=cache, plugins=(PLUGIN,))
@@ -80,8 +79,8 @@ def test_compute_shares_cache_entries_with_run(fake, seed, tmp_path):
     assert out.results[job]["verdict"] == "holds"
 
 
-def test_compute_rejects_bad_arguments(fake):
-    fp, _ = fake
+def test_compute_rejects_bad_arguments(fk):
+    fp, _ = fk
     with pytest.raises(ValueError, match="compute: argument 'name' must be a registered experiment"):
         runner.compute("no.such", fp.FakeSettings(), seed=0, plugins=(PLUGIN,))
     with pytest.raises(ValueError, match="compute: argument 'settings' must be a FakeSettings"):
