@@ -158,9 +158,10 @@ class C1Settings(Settings):
     def __post_init__(self):
         _positive_ints("C1Settings", self, "cases", "n")
         _dims("C1Settings", self)
-        if not (self.kappa_F >= 1 and 0 <= self.log10_kappa_x_max <= 6):
-            raise ValueError(f"C1Settings: arguments 'kappa_F' >= 1 and 'log10_kappa_x_max' in [0, 6] required; "
-                             f"got {self.kappa_F!r}, {self.log10_kappa_x_max!r}.")
+        if not self.kappa_F >= 1:
+            raise ValueError(f"C1Settings: argument 'kappa_F' must be >= 1; got {self.kappa_F!r}.")
+        if not 0 <= self.log10_kappa_x_max <= 6:
+            raise ValueError(f"C1Settings: argument 'log10_kappa_x_max' must be in [0, 6]; got {self.log10_kappa_x_max!r}.")
         _steps("C1Settings", "etas", self.etas, high=1.0)
         if not self.lams or any(not float(v) >= 0 for v in self.lams):
             raise ValueError(f"C1Settings: argument 'lams' must be ridges >= 0; got {self.lams!r}.")
@@ -208,9 +209,9 @@ class C3Settings(Settings):
     def __post_init__(self):
         _positive_ints("C3Settings", self, "starts")
         _dims("C3Settings", self)
-        if not (self.kappa_x >= 1 and self.kappa_F >= 1):
-            raise ValueError(f"C3Settings: arguments 'kappa_x', 'kappa_F' must be >= 1; got {self.kappa_x!r}, "
-                             f"{self.kappa_F!r}.")
+        for name in ("kappa_x", "kappa_F"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"C3Settings: argument '{name}' must be >= 1; got {getattr(self, name)!r}.")
         _steps("C3Settings", "etas", self.etas, high=1.0)
 
     @classmethod
@@ -323,9 +324,10 @@ class C7Settings(Settings):
             raise ValueError(f"C7Settings: argument 'n_batches' must be an integer in [2, keep/2]; got {self.n_batches!r}.")
         if not self.n > self.d_x + 1:
             raise ValueError(f"C7Settings: argument 'n' must exceed d_x + 1 (R-LR-3); got {self.n!r}.")
-        if not self.kappa_x >= 1 or not self.noise_std > 0:
-            raise ValueError(f"C7Settings: arguments 'kappa_x' >= 1 and 'noise_std' > 0 required; got "
-                             f"{self.kappa_x!r}, {self.noise_std!r}.")
+        if not self.kappa_x >= 1:
+            raise ValueError(f"C7Settings: argument 'kappa_x' must be >= 1; got {self.kappa_x!r}.")
+        if not self.noise_std > 0:
+            raise ValueError(f"C7Settings: argument 'noise_std' must be > 0 (R-LR-3's floor); got {self.noise_std!r}.")
         if len(self.head_singular_values) != self.k or any(not v > 0 for v in self.head_singular_values):
             raise ValueError(f"C7Settings: argument 'head_singular_values' must be k = {self.k} positive numbers; "
                              f"got {self.head_singular_values!r}.")

@@ -1,8 +1,9 @@
-"""python -m compare: list / check / report, cache and resume, parallel and dask identity, bad input.
+"""python -m compare / concurrence: list, check, report, seeds; cache and resume, processes and dask give
+the same records, --set, --plugins, bad input exits 2 before any work.
 
 In-process tests use the cheap real claims C1-C3 (and only them: the claim set keeps growing).
-Tests of the test-only claims Z1-Z5 (tests/compare/fake_claims.py) run the command in a
-subprocess, so those claims never enter this process's registry.
+Tests of the test-only claims Z1-Z5 (tests/compare/engine/fake_plugin.py) run the command in a
+subprocess with ``--plugins``, so those claims never enter this process's registry.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from compare.__main__ import main
-from compare.cache import ENV_DIR, ENV_VERSION
+from compare.engine.cli import ENV_DIR, ENV_VERSION, main
 from compare.engine.report import strip_timing
 
 ROOT = Path(__file__).resolve().parents[2]
-FAKE = str(ROOT / "tests" / "compare" / "fake_claims.py")
+FAKE = str(ROOT / "tests" / "compare" / "engine" / "fake_plugin.py")
 CHEAP = ["C1", "C2", "C3"]  # exact claims, ~0.1 s each at size fast
 
 
@@ -71,8 +71,12 @@ def test_check_table_json_and_exit_code(tmp_path, capsys):
     (["check", "C1", "NOPE"], "unknown claim id(s) NOPE; valid ids: C1, C2"),
     (["report", "NOPE"], "unknown claim id(s) NOPE; valid ids: C1, C2"),
     (["report", "C1", "--figures", "nofig"], "unknown figure(s) nofig; valid figures:"),
-    (["check", "C1", "--jobs", "0"], "--jobs must be a nonzero integer"),
-    (["check", "--claims-module", "no_such_module_xyz"], "--claims-module"),
+    (["check", "--plugins", "no_such_module_xyz"], "--plugins: no module named 'no_such_module_xyz'"),
+    (["check", "C1", "--set", "nope=1"], "--set: unknown setting(s) nope for the selected claims and figures; "
+                                          "valid settings: cases, d_x, d_y, etas"),
+    (["check", "C7", "--set", "n=12.5"], "setting 'n' must be an integer; got '12.5'"),
+    (["check", "C7", "--set", "noise_std=-1"], "C7Settings: argument 'noise_std'"),
+    (["check", "C7", "--set", "kappa_x"], "--set must be NAME=VALUE"),
 ])
 def test_bad_input_lists_valid_choices(argv, needle, capsys, tmp_path):
     assert main([*argv, "--quiet"] + (["--out", str(tmp_path / "o")] if argv[0] == "report" else [])) == 2
@@ -144,6 +148,21 @@ def test_seeds_needs_a_positive_count(capsys):
     with pytest.raises(SystemExit) as e:
         main(["seeds", "C1", "--count", "0"])
     assert e.value.code == 2 and "argument --count: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_jobs_0_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["check", "C1", "--jobs", "0"])
+    assert e.value.code == 2 and "argument --jobs: must be a nonzero integer" in capsys.readouterr().err
+
+
+def test_set_round_trip_into_the_record(tmp_path):
+    path = tmp_path / "r.json"
+    assert main(["check", "C3", "--quiet", "--no-cache", "--set", "starts=2", "--set", "etas=0.3,0.6",
+                 "--json", str(path)]) == 0
+    rec = json.loads(path.read_text())[0]
+    assert rec["settings"]["starts"] == 2 and rec["settings"]["etas"] == [0.3, 0.6]
+    assert sorted({r["eta"] for r in rec["rows"]}) == [0.3, 0.6] and len({r["start"] for r in rec["rows"]}) == 2
 
 
 def test_unknown_size_lists_valid_sizes(capsys):
@@ -266,13 +285,13 @@ def test_dask_local_cluster_gives_identical_records(tmp_path):
 
 # --------------------------------------------------------------------------- subprocess: kill and resume
 def _cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "compare", *args, "--claims-module", FAKE, "--quiet"]
+    return [sys.executable, "-m", "compare", *args, "--plugins", FAKE, "--quiet"]
 
 
 def _env(tmp_path: Path, log: str, **extra: str) -> dict:
-    env = {**os.environ, "MPLBACKEND": "Agg", ENV_VERSION: "cli-test", "FAKE_CLAIMS_LOG": str(tmp_path / log)}
+    env = {**os.environ, "MPLBACKEND": "Agg", ENV_VERSION: "cli-test", "FAKE_LOG": str(tmp_path / log)}
     env.pop(ENV_DIR, None)
-    env.pop("FAKE_CLAIMS_BLOCK", None)
+    env.pop("FAKE_WAIT", None)
     env.update(extra)
     return env
 
@@ -282,79 +301,65 @@ def _log(tmp_path: Path, name: str) -> list[str]:
     return p.read_text().splitlines() if p.exists() else []
 
 
-def test_sigkill_mid_sweep_then_resume_recomputes_only_the_unfinished(tmp_path):
-    ids = ["Z1", "Z2", "Z3"]
-    args = lambda tag: ("report", *ids, "--figures", "zfig", "--out", str(tmp_path / f"out-{tag}"),  # noqa: E731
-                        "--cache-dir", str(tmp_path / f"cache-{tag}"))
-    # reference: one uninterrupted run
-    ref = subprocess.run(_cmd(*args("ref")), cwd=ROOT, env=_env(tmp_path, "ref.log"), capture_output=True,
-                         text=True, timeout=120)
-    assert ref.returncode == 0, ref.stderr  # Z3 is "contradicted": a finding, not a failure
-    # killed run: Z2's sweep (6 trials, blocks of 2) waits inside trial 4, after blocks 0 and 1 were stored
-    proc = subprocess.Popen(_cmd(*args("run")), cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
-                            env=_env(tmp_path, "killed.log", FAKE_CLAIMS_BLOCK=str(tmp_path / "never")))
-    try:
-        deadline = time.monotonic() + 120
-        while "waiting" not in _log(tmp_path, "killed.log"):
-            assert proc.poll() is None, f"exited early: {proc.stderr.read()}"
-            assert time.monotonic() < deadline, "the run never reached trial 4"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    assert _log(tmp_path, "killed.log") == ["start zfig", "start Z1", "start Z2", "trial 0", "trial 1",
-                                           "trial 2", "trial 3", "trial 4", "waiting"]
-    assert not (tmp_path / "out-run" / "results.json").exists()
-    # rerun: zfig and Z1 come from the cache; Z2 recomputes only its unfinished block (trials 4, 5)
-    res = subprocess.run(_cmd(*args("run")), cwd=ROOT, env=_env(tmp_path, "resumed.log"), capture_output=True,
-                         text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert _log(tmp_path, "resumed.log") == ["start Z2", "trial 4", "trial 5", "start Z3"]
-    a, b = _results(tmp_path / "out-ref"), _results(tmp_path / "out-run")
-    # byte-identical numbers: every record key but the timing, and the figure files
-    assert json.dumps(strip_timing(a["claims"]), indent=2) == json.dumps(strip_timing(b["claims"]), indent=2)
-    assert [f["png_sha256"] for f in a["figures"]] == [f["png_sha256"] for f in b["figures"]]
-    assert [f["svg_sha256"] for f in a["figures"]] == [f["svg_sha256"] for f in b["figures"]]
-    assert b["provenance"]["tasks_from_cache"] == 2  # zfig, Z1
-
-
 @pytest.mark.slow  # a subprocess or worker start-up of several seconds
 def test_report_exit_codes_errors_and_figures(tmp_path):
     out = tmp_path / "out"
     base = ("--out", str(out), "--cache-dir", str(tmp_path / "cache"))
-    # contradicted only: exit 0; a failing claim: exit 1; a raising claim: exit 1, reported, not cached
+    # contradicted only: exit 0; a raising claim or experiment: exit 1, reported, not cached
     r = subprocess.run(_cmd("report", "Z3", "Z4", "Z5", *base), cwd=ROOT, env=_env(tmp_path, "a.log"),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
     assert "3 claim(s): 0 holds, 2 fails, 0 inconclusive, 1 contradicted" in r.stdout
-    assert "Z5: error: RuntimeError: deliberate failure in Z5" in r.stderr
+    assert "Z3: error: RuntimeError: deliberate failure in Z3" in r.stderr
+    assert "Z4: error: experiment 'fake.broken' failed: ZeroDivisionError" in r.stderr
     res = _results(out)
-    assert [c["verdict"] for c in res["claims"]] == ["contradicted", "fails", "fails"]
+    assert [c["verdict"] for c in res["claims"]] == ["fails", "fails", "contradicted"]
     assert res["figures"] == []  # none of Z3-Z5 backs a figure
-    r = subprocess.run(_cmd("report", "Z3", "Z5", *base), cwd=ROOT, env=_env(tmp_path, "b.log"),
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and _log(tmp_path, "b.log") == ["start Z5"]  # Z3 cached, Z5's error was not
-    r = subprocess.run(_cmd("report", "Z3", *base), cwd=ROOT, env=_env(tmp_path, "c.log"), capture_output=True,
+    r = subprocess.run(_cmd("report", "Z5", *base), cwd=ROOT, env=_env(tmp_path, "c.log"), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "0 holds, 0 fails, 0 inconclusive, 1 contradicted" in r.stdout
+    assert _log(tmp_path, "c.log") == []  # Z5 came from the cache
     # --strict: a contradicted paper statement is a non-zero exit too (check and report)
-    r = subprocess.run(_cmd("report", "Z3", "--strict", *base), cwd=ROOT, env=_env(tmp_path, "c2.log"),
+    r = subprocess.run(_cmd("report", "Z5", "--strict", *base), cwd=ROOT, env=_env(tmp_path, "c2.log"),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
-    r = subprocess.run(_cmd("check", "Z3", "--cache-dir", str(tmp_path / "cache")), cwd=ROOT,
+    r = subprocess.run(_cmd("check", "Z5", "--cache-dir", str(tmp_path / "cache")), cwd=ROOT,
                        env=_env(tmp_path, "c3.log"), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(_cmd("check", "Z3", "--strict", "--cache-dir", str(tmp_path / "cache")), cwd=ROOT,
+    r = subprocess.run(_cmd("check", "Z5", "--strict", "--cache-dir", str(tmp_path / "cache")), cwd=ROOT,
                        env=_env(tmp_path, "c4.log"), capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr
-    # figures backing the selected claims come along: Z2 names zfig
-    r = subprocess.run(_cmd("report", "Z2", *base), cwd=ROOT, env=_env(tmp_path, "d.log"), capture_output=True,
+    # figures backing the selected claims come along: zfig backs Z1
+    r = subprocess.run(_cmd("report", "Z1", *base), cwd=ROOT, env=_env(tmp_path, "d.log"), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     res = _results(out)
-    assert [f["name"] for f in res["figures"]] == ["zfig"] and res["figures"][0]["claims"] == ["Z1", "Z2"]
+    assert [f["name"] for f in res["figures"]] == ["zfig"] and res["figures"][0]["claims"] == ["Z1"]
+    assert res["figures"][0]["caption"] == "Trial means of 50 normal draws, 6 trials."  # from the settings run
     assert (out / "figures" / "zfig.png").is_file() and (out / "figures" / "zfig.svg").is_file()
     html = (out / "index.html").read_text()
     assert 'id="fig-zfig"' in html and "data:image/png;base64," in html
+
+
+@pytest.mark.slow  # subprocesses
+@pytest.mark.parametrize("plugin, needle", [
+    ("raise RuntimeError('broken plugin')\n", "raised while importing: RuntimeError: broken plugin"),
+    ("from simulate.optimizers import register\nclass Half:\n    def init(self, F, G):\n        return None\n"
+     "register('half', lambda **o: Half())\n", "'step'"),
+    ("import no_such_dependency_xyz\n", "raised while importing: ModuleNotFoundError"),
+])
+def test_bad_plugins_exit_2_before_any_work(tmp_path, plugin, needle):
+    mod = tmp_path / "plug.py"
+    mod.write_text(plugin)
+    r = subprocess.run([sys.executable, "-m", "compare", "check", "C1", "--plugins", str(mod), "--quiet",
+                        "--cache-dir", str(tmp_path / "cache")], cwd=ROOT, env=_env(tmp_path, "p.log"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--plugins" in r.stderr and needle in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "cache" / "claims").exists()
+
+
+@pytest.mark.slow  # a subprocess
+def test_console_script_runs_the_same_program(tmp_path):
+    exe = Path(sys.executable).with_name("concurrence")
+    r = subprocess.run([str(exe), "list"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.splitlines()[0].startswith("C1 "), r.stderr

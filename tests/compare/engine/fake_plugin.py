@@ -122,3 +122,20 @@ def broken_trial(s: FakeSettings, ss: np.random.SeedSequence, deps) -> float:
        reads=lambda s: {"x": ref("fake.broken", s)}, statement="A claim whose experiment raises.")
 def z4(s: FakeSettings, *, seed: int, x) -> Outcome:  # pragma: no cover - never reached
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownSettings(PairSettings):
+    shift: float = -0.5
+
+    @classmethod
+    def preset(cls, size: str) -> "DownSettings":
+        return cls(base=FakeSettings.preset(size))
+
+
+@claim("Z5", paper_ref="Test 5", theory_ref="T-5", kind="ordering", settings=DownSettings,
+       reads=lambda s: {"x": ref("fake.normal", s.base), "y": ref("fake.shifted", s)},
+       statement="A statement the data contradict: the shifted trials (shifted down) are above the plain ones.")
+def z5(s: DownSettings, *, seed: int, x: np.ndarray, y: np.ndarray) -> Outcome:
+    o = stats.ordering(y - x, alpha=stats.ALPHA)
+    return Outcome.ordering([o.row()], source="paired t", alpha=stats.ALPHA)
