@@ -22,12 +22,19 @@ from simulate import _validate as V
 def spawn_seeds(seed: int | np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
     """``n`` independent child seed sequences of ``seed``.
 
-    seed: master seed (an int >= 0 or a ``SeedSequence``).
+    seed: master seed (an int >= 0 or a ``SeedSequence``, which is not advanced: child ``i`` is the
+        one a fresh ``seed.spawn`` gives, however often it is asked for).
     n: number of children (trials).
     """
     V.integer("spawn_seeds", "n", n, low=0)
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
-    return ss.spawn(int(n))
+    if isinstance(seed, np.random.SeedSequence):
+        ss = seed
+    else:
+        ss = np.random.SeedSequence(V.integer("spawn_seeds", "seed", seed, low=0))
+    # child i built from its spawn key, as ``ss.spawn`` would on a fresh ``ss``, without advancing ``ss``:
+    # the same SeedSequence passed twice gives the same trials
+    return [np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, i), pool_size=ss.pool_size)
+            for i in range(int(n))]
 
 
 def spawn_generators(seed: int | np.random.SeedSequence, n: int) -> list[np.random.Generator]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from compare.engine.registry import figure, ref
 from compare.engine.settings import Settings, check_size
-from compare.single_index.experiments import (EPS, NOISE, PHI, PSI, STUDENT, TEACHER, OneStepSettings,
+from compare.single_index.experiments import (EPS, NOISE, PHI, PSI, STUDENT, TEACHER, TEACHERS, OneStepSettings,
                                               alignment_run)
 from compare.single_index.plots import Curve, Figure3Data, figure3
 from theory import single_index as ts
@@ -97,7 +97,7 @@ def _ms(a):
         caption=_caption, paper_ref="Figure 3", settings=Figure3Settings, reads=_reads, claims=("C8", "C9", "C11"))
 def figure_3(s: Figure3Settings, *, seed: int, left, left_inst, **panels):
     """Figure 3 from its runs (the theory evaluated per instance here)."""
-    teacher, noise = s.teacher, s.noise_std
+    teacher, noise = TEACHERS.get(s.teacher, s.teacher), s.noise_std  # a name, or tanh2's callable, as theory takes it
     run = alignment_run(s.left(), left_inst, left)
     lam_dense = np.geomspace(min(s.lams), max(s.lams), 200)
     kfac_dense = ts.kfac_alignment(run.inst.t, run.inst.beta, n=run.n, lam_G=lam_dense, teacher=teacher, noise_std=noise)
@@ -151,5 +151,5 @@ def figure_3(s: Figure3Settings, *, seed: int, left, left_inst, **panels):
                       cap=np.full(psi_dense.shape, cap), theory_sgd_points=np.asarray(th_s),
                       theory_kfac_points=np.asarray(th_k))
     return figure3(Figure3Data(left=lcurve, right=right, psi=psi_curve, d=s.d, N=run.N, psi_left=s.psi,
-                               eps_left=s.eps, lam_right=s.lam_right, trials=s.trials, teacher=teacher,
+                               eps_left=s.eps, lam_right=s.lam_right, trials=s.trials, teacher=s.teacher,
                                student=s.student, noise_std=noise))

@@ -14,10 +14,12 @@ Setting: the Figure 3 family (two-level spectrum, eps = 0.9, Haar basis, beta* G
 d = 200, n = 400, tanh teacher, noise 0.1, 200 trials, p in {1/4, 1/2}, lam_G in {1e-3, 1e-2, 1e-1, 1}.
 Each of the 16 rows (2 powers x 4 ridges x 2 components) is a two-sided Student t test on T - 1 = 199
 df with the sample standard error (:func:`compare.stats.agreement_samples`); the family fails when any
-row fails, at family-wise alpha = 1e-3 bounding false failure (Bonferroni, 1e-3/16 per row). Measured
-over master seeds 0..19: all pass (largest |t| 3.10, critical 4.09), t statistics mean -0.49, s.d. 1.06
-(the 16 rows of a seed share its trials, so they move together; over seeds 20..79 the per-seed mean t
-is -0.09 +- 0.14); detectable 3.2-3.9%, and predictions off by it failed for all 20 seeds, both signs.
+row fails, at family-wise alpha = 1e-3 bounding false failure (Bonferroni, 1e-3/16 per row). Instance
+and trials from the master seed's streams ``test.population_power/instance`` and ``.../trials``.
+Measured over master seeds 0..19: all pass (largest |t| 3.03, critical 4.09), t statistics mean 0.07,
+s.d. 1.00 (the 16 rows of a seed share its trials, so they move together; over seeds 20..79 the
+per-seed mean t is 0.12 +- 0.13, largest |t| 3.01); detectable 3.4-3.9% (3.1-4.0% over 20..79), and
+predictions off by it failed for all 80 seeds, both signs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import pytest
 
 from compare import stats
+from compare.engine.seeds import stream
 from simulate import data as sd
 from simulate import single_index as ss
 from theory import single_index as ts
@@ -40,8 +43,9 @@ ROWS = 2 * LAMS.size * POWERS.size
 
 
 def _instance(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues of Sigma and beta* in its eigenbasis (s = 1), drawn from the master seed."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 909]))
+    """Eigenvalues of Sigma and beta* in its eigenbasis (s = 1), drawn from the master seed's stream
+    ``test.population_power/instance``."""
+    rng = np.random.default_rng(stream(seed, "test.population_power", "instance"))
     Sigma = sd.anisotropic_covariance(D, eps=EPS, rng=rng)
     beta = rng.standard_normal(D)
     t, O = np.linalg.eigh(Sigma)
@@ -52,7 +56,8 @@ def _instance(seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _run(seed: int):
     t, bt = _instance(seed)
     res = ss.one_step(t, bt, n=N_BATCH, N=D // 2, lam_G=LAMS, teacher="tanh", noise_std=NOISE, trials=TRIALS,
-                      seed=seed, network=False, population=False, powers=POWERS, blas_threads=1)
+                      seed=stream(seed, "test.population_power", "trials"), network=False, population=False,
+                      powers=POWERS, blas_threads=1)
     pred = ts.population_power_spike(t, bt, n=N_BATCH, lam_G=LAMS[None, :], p=POWERS[:, None], teacher="tanh",
                                      noise_std=NOISE, finite_n=True)
     return res, pred

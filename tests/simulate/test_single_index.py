@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -147,9 +148,60 @@ def test_paths_agree_and_reproducible(rng):
     tt, OO = np.linalg.eigh(Sigma)
     eig = ss.one_step(tt, OO.T @ beta, **kw)
     assert np.array_equal(full.kfac, eig.kfac) and np.array_equal(full.sgd, eig.sgd)
-    # serial and parallel give identical numbers
-    par = ss.one_step(t, bt, method="eigh", jobs=2, **kw)
-    assert np.array_equal(a.kfac, par.kfac) and np.array_equal(a.sgd_inner, par.sgd_inner)
+    # a SeedSequence master seed is not consumed: passed twice, the same trials
+    sq = np.random.SeedSequence(11)
+    once, twice = (ss.one_step(t, bt, method="eigh", **{**kw, "seed": sq}) for _ in range(2))
+    assert np.array_equal(once.kfac, twice.kfac) and np.array_equal(once.kfac, a.kfac), "a SeedSequence seed moved"
+
+
+def _fields_equal(one, parts, *, skip=("seed",)) -> None:
+    """Every field of ``concatenate(parts)`` equals ``one``'s bit for bit (None stays None)."""
+    got = ss.concatenate(parts)
+    assert type(got) is type(one)
+    for f in dataclasses.fields(one):
+        if f.name in skip:
+            continue
+        x, y = getattr(got, f.name), getattr(one, f.name)
+        if isinstance(y, np.ndarray):
+            assert isinstance(x, np.ndarray) and x.shape == y.shape and np.array_equal(x, y, equal_nan=True), f.name
+        else:
+            assert x == y, f"{f.name}: {x!r} vs {y!r}"
+
+
+@pytest.mark.parametrize("network, population", [(True, True), (False, False)])
+def test_blocks_with_explicit_seeds_concatenate_to_the_one_call_run(rng, network, population):
+    """A run cut into blocks of trials, each given its trials' seeds (how compare's runner schedules it),
+    put back with ``concatenate``, is the one-call run bit for bit: trial i depends only on its seed."""
+    t, bt = _problem(20, rng)
+    kw = dict(n=40, N=8, lam_G=[0.0, 0.1, 2.0], teacher="tanh", noise_std=NOISE, network=network,
+              population=population)
+    one = ss.one_step(t, bt, trials=7, seed=13, **kw)
+    seeds = spawn_seeds(13, 7)
+    parts = [ss.one_step(t, bt, trials=b - a, seed=seeds[a:b], **kw) for a, b in ((0, 3), (3, 4), (4, 7))]
+    _fields_equal(one, parts)
+    got = ss.concatenate(parts)
+    assert got.trials == 7 and [q.spawn_key for q in got.seed] == [q.spawn_key for q in seeds]
+    # the test-error run likewise
+    kw = dict(n=40, n_head=60, n_test=50, N=10, lam_G=[0.1, 1.0], lam_F=1e-3, teacher="tanh", noise_std=NOISE)
+    one = ss.one_step_test_error(t, bt, trials=5, seed=13, **kw)
+    parts = [ss.one_step_test_error(t, bt, trials=b - a, seed=seeds[a:b], **kw) for a, b in ((0, 2), (2, 5))]
+    _fields_equal(one, parts, skip=())
+
+
+def test_seed_lists_and_concatenate_reject_bad_input(rng):
+    t, bt = _problem(6, rng)
+    kw = dict(n=12, N=2, lam_G=[0.1], teacher="tanh", noise_std=NOISE, network=False)
+    with pytest.raises(ValueError, match=r"^one_step: argument 'seed' must be a list of trials = 3 SeedSequences; "
+                                         r"got 2 of them\.$"):
+        ss.one_step(t, bt, trials=3, seed=spawn_seeds(0, 2), **kw)
+    with pytest.raises(ValueError, match=r"^concatenate: argument 'parts' must be a non-empty list of results of "
+                                         r"one class"):
+        ss.concatenate([])
+    a = ss.one_step(t, bt, trials=1, seed=0, **kw)
+    b = ss.one_step_test_error(t, bt, n=12, n_head=12, n_test=12, N=2, lam_G=[0.1], lam_F=1e-3, teacher="tanh",
+                               noise_std=NOISE, trials=1, seed=0)
+    with pytest.raises(ValueError, match="argument 'parts' must be a non-empty list of results of one class"):
+        ss.concatenate([a, b])
 
 
 def test_result_shapes_and_test_error(rng):

@@ -102,6 +102,23 @@ def test_powers_match_naive_fractional_power(rng):
                              [w @ bt, w @ w], rtol=1e-13, what=f"population p = {p}, lam = {lj}, trial {trial}")
 
 
+def test_blocks_with_explicit_seeds_concatenate_with_powers_and_muon(rng):
+    """Cut into blocks of trials with each block's seeds and put back with ``concatenate``, a run with
+    powers and Muon is the one-call run bit for bit (the (T, P, L) fields stacked along trials, ``powers``
+    kept once)."""
+    t, bt = _problem(16, rng)
+    kw = dict(n=32, N=6, lam_G=[1e-2, 1.0], teacher="tanh", noise_std=NOISE, powers=(0.25, 0.5), muon=True)
+    one = ss.one_step(t, bt, trials=5, seed=21, **kw)
+    seeds = spawn_seeds(21, 5)
+    got = ss.concatenate([ss.one_step(t, bt, trials=b - a, seed=seeds[a:b], **kw) for a, b in ((0, 1), (1, 5))])
+    for f in dataclasses.fields(ss.OneStepResult):
+        if f.name == "seed":
+            continue
+        x, y = getattr(got, f.name), getattr(one, f.name)
+        assert (np.array_equal(x, y, equal_nan=True) if isinstance(y, np.ndarray) else x == y), f.name
+    assert got.power.shape == (5, 2, 2) and np.array_equal(got.powers, [0.25, 0.5])
+
+
 def _ns_scalar(x: float, steps: int = 5) -> float:
     a, b, c = NS_COEFFICIENTS
     for _ in range(steps):

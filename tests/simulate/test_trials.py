@@ -32,3 +32,17 @@ def test_connect_rejects_bad_scheduler_arguments():
         connect(42)
     with pytest.raises(ValueError, match="argument 'scheduler'"):
         connect("  ")
+
+
+def test_a_seed_sequence_is_not_advanced():
+    """Child i of a SeedSequence master seed is the one a fresh ``spawn`` gives, however often asked for
+    (``SeedSequence.spawn`` advances its counter: the same object passed twice used to give new trials)."""
+    sq = np.random.SeedSequence([3, 4])
+    first, again = spawn_seeds(sq, 3), spawn_seeds(sq, 3)
+    fresh = np.random.SeedSequence([3, 4]).spawn(3)
+    for a, b, c in zip(first, again, fresh):
+        assert np.array_equal(a.generate_state(4), b.generate_state(4))
+        assert np.array_equal(a.generate_state(4), c.generate_state(4))
+    assert sq.n_children_spawned == 0
+    child = fresh[1]  # a child's children extend its spawn key
+    assert [s.spawn_key for s in spawn_seeds(child, 2)] == [(1, 0), (1, 1)]
