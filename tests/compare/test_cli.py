@@ -134,7 +134,7 @@ def test_seeds_counts_verdicts_per_claim(tmp_path, capsys):
 
 
 def test_seeds_table_expected_false_failures_and_exit_rule():
-    from compare.__main__ import seeds_table
+    from compare.engine.cli import seeds_table
 
     rec = lambda v, s: {"verdict": v, "seed": s, "alpha": 1e-3, "alpha_bounds": "false failure",  # noqa: E731
                         "kind": "statistical"}
@@ -237,7 +237,7 @@ def test_cache_of_another_code_version_is_recomputed_with_a_notice(tmp_path, mon
 def test_malformed_cache_file_is_recomputed(tmp_path, capsys):
     assert _report(tmp_path, "C1", "C3") == 0
     first = _results(tmp_path / "out")
-    files = sorted((tmp_path / "cache" / "claims").glob("*.pkl"))
+    files = sorted((tmp_path / "cache" / "claims").glob("*.npz"))
     assert len(files) == 2
     files[0].write_bytes(files[0].read_bytes()[:40])  # truncated
     files[1].write_text("not a cache file")
