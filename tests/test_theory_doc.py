@@ -10,7 +10,7 @@ docs/theory.md has a heading that contains its ID, or, for a section reference, 
 heading, and a link ``theory.md#anchor`` must match a heading's GitHub anchor.
 
 Scanned: ``theory/``, ``simulate/``, ``compare/`` (templates included), ``tests/``, ``benchmarks/``,
-``README.md`` and ``docs/*.md`` other than theory.md. Registered claim ids (``register("C7", ...)``
+``README.md`` and ``docs/*.md`` other than theory.md. Registered claim ids (``@claim("C7", ...)``
 in ``compare/``) count as citations of their entry in section 6. A ``paper_ref`` value names the
 paper's own numbering (tests use invented ones such as ``"Fig. 9"``), so it is not a citation.
 """
@@ -51,7 +51,7 @@ _QUOTED = re.compile(rf"{_DOC},?\s*\"(?P<name>[^\"\n]+)\"")
 _ANCHOR = re.compile(r"theory\.md#(?P<anchor>[A-Za-z0-9_\-]+)")
 _THEORY_REF = re.compile(r"theory_ref\s*=\s*\"(?P<ref>[^\"]*)\"")
 _REF_SECTION = re.compile(rf"(?:\bSec\.|\b[Ss]ections?)\s*(?P<key>{_NUM})")
-_REGISTER = re.compile(r"\bregister\(\s*\"(?P<id>C\d+)\"")
+_REGISTER = re.compile(r"\b(?:register|claim)\(\s*\"(?P<id>C\d+)\"")
 #: a paper reference (``paper_ref="Fig. 9"``) names the paper's numbering, not this document's.
 #: a numbered result of another text (e.g. "Higham 2002 Thm 10.4"): not a citation of docs/theory.md.
 _EXTERNAL = re.compile(r"(Higham|Golub|Stewart|Bhatia|Wedin|Kato)\b[^\n]*$")
@@ -94,7 +94,7 @@ def _line_of(text: str, pos: int) -> tuple[int, str]:
 def citations_in(text: str, path: str = "<text>", *, registry: bool = False) -> list[Citation]:
     """Every citation of docs/theory.md in ``text``.
 
-    registry: also count ``register("C7", ...)`` as a citation of claim C7 (for compare/).
+    registry: also count ``@claim("C7", ...)`` as a citation of claim C7 (for compare/).
     """
     out: list[Citation] = []
 
@@ -241,7 +241,7 @@ def test_both_spellings_and_every_list_form_are_parsed():
             ("heading", "Statistical design", 11), ("anchor", "r-lr-1--local-contraction", 12),
             ("section", "2", 13)]
     assert sorted(got) == sorted(want), f"parsed {sorted(got)}\nexpected {sorted(want)}"
-    assert citations_in('@register(\n    "C7", paper_ref="x")', registry=True)[0].key == "C7"
+    assert citations_in('@claim(\n    "C7", paper_ref="x")', registry=True)[0].key == "C7"
     # a paper reference is the paper's numbering, not a citation of this document
     got = [(c.kind, c.key) for c in citations_in('paper_ref="Fig. 9", theory_ref="R-LR-1"')]
     assert got == [("id", "R-LR-1")], got
