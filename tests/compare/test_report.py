@@ -1,4 +1,4 @@
-"""compare.report and compare.runner: the self-contained page, results.json, figure files."""
+"""compare.engine.report and the runner's figure rendering: the self-contained page, results.json, figure files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from compare.engine import report as rp
-from compare.runner import render_figure
+from compare.engine.runner import render_figure
 
 CONTRACT_KEYS = {"id", "paper_ref", "kind", "prediction", "measured", "stderr", "tolerance", "alpha", "passed",
                  "seconds"}

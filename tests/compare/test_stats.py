@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as st
 
 from compare import stats
-from compare.registry import Outcome
+from compare.engine.registry import Outcome
 
 
 def test_t_critical_matches_student_t_and_normal_limit():
