@@ -34,7 +34,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from compare.engine.settings import SIZES
 
@@ -441,6 +441,24 @@ def cmd_seeds(args) -> int:
     return 1 if bad else 0
 
 
+# --------------------------------------------------------------------------- further commands
+#: modules whose import registers further commands with :func:`command` (imported when the parser is built).
+COMMAND_MODULES: tuple[str, ...] = ()
+_EXTRA: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]] = {}
+
+
+def command(name: str, *, help: str, configure: Callable[[argparse.ArgumentParser], None]):
+    """Decorator registering ``run(args) -> exit status`` as subcommand ``name``; ``configure(parser)`` adds its
+    own options to a parser that already has the run options (ids, --size, --set, --jobs, --scheduler,
+    --plugins, --quiet, --cache-dir, --no-cache)."""
+
+    def deco(fn: Callable[[Any], int]) -> Callable[[Any], int]:
+        _EXTRA[name] = (help, configure, fn)
+        return fn
+
+    return deco
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Theory-vs-simulation checks of arXiv 2502.01763.")
@@ -481,6 +499,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         help="run claims for master seeds 0..K-1 and count the verdicts")
     sd.add_argument("--count", type=positive_int, required=True, metavar="K", help="number of master seeds")
     sd.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
+    import importlib
+
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod)
+    for name, (help_text, configure, _) in _EXTRA.items():
+        configure(sub.add_parser(name, parents=[common, run_opts], help=help_text))
     return p
 
 
@@ -490,7 +514,8 @@ COMMANDS = {"list": cmd_list, "check": cmd_check, "report": cmd_report, "seeds":
 def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        run = COMMANDS.get(args.command) or _EXTRA[args.command][2]
+        return run(args)
     except UsageError as e:
         print(f"{prog} {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -217,7 +218,8 @@ def _environment():
 
 
 def render_html(records: Sequence[Mapping[str, Any]], figures: Sequence[Mapping[str, Any]],
-                prov: Mapping[str, Any], *, from_cache: set[str] = frozenset(), title: str | None = None) -> str:
+                prov: Mapping[str, Any], *, from_cache: set[str] = frozenset(), title: str | None = None,
+                sections: Sequence[Section] = ()) -> str:
     """The page as a string.
 
     records: claim records in display order. figures: dicts with ``name, title, caption,
@@ -234,8 +236,12 @@ def render_html(records: Sequence[Mapping[str, Any]], figures: Sequence[Mapping[
         figs.append({**f, "claim_records": [by_id[i] for i in ids],
                      "png_b64": base64.b64encode(f["png"]).decode() if f.get("png") else None})
     loose = [r for r in records if r["id"] not in backed]
+    secs = [{"id": sec.id, "title": sec.title, "paragraphs": list(sec.paragraphs), "table": sec.table,
+             "figures": [{**f, "png_b64": base64.b64encode(f["png"]).decode() if f.get("png") else None}
+                         for f in sec.figures]} for sec in sections]
     tpl = _environment().get_template("report.html")
     return tpl.render(
+        sections=secs,
         title=title or "concurrence: theory vs simulation",
         records=records, figures=figs, loose=loose, prov=prov, counts=verdict_counts(records),
         summary=summary_line(records, figures), from_cache=set(from_cache),
@@ -244,18 +250,27 @@ def render_html(records: Sequence[Mapping[str, Any]], figures: Sequence[Mapping[
     )
 
 
-def write_report(records: Sequence[Mapping[str, Any]], figures: Sequence[Mapping[str, Any]], *,
-                 out_dir: str | os.PathLike, prov: Mapping[str, Any], from_cache: set[str] = frozenset()) -> Path:
-    """Write ``index.html``, ``figures/NAME.{png,svg}`` and ``results.json`` under ``out_dir``.
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    """A further section of the page (e.g. "Where the paper's statements hold", the optimizer scorecard).
 
-    records: claim records (:func:`compare.engine.registry.record`), in display order.
-    figures: rendered figures (see :func:`render_html`; ``svg`` bytes too).
-    out_dir: the report directory (created). prov: :func:`provenance`.
-    from_cache: ids/names whose results were reused from the cache (marked on the page).
-    Returns the path of ``index.html``.
+    id: anchor and file prefix. title: heading. paragraphs: plain-text paragraphs (escaped).
+    figures: dicts with ``name, title, caption, png, svg`` (bytes), written to ``figures/`` and inlined.
+    table: ``{"columns": [...], "rows": [[...], ...]}`` shown under the figures, or ``None``.
+    json_key, json: what ``results.json`` gains under ``json_key``.
     """
-    out = check_writable(out_dir)
-    fig_meta = []
+
+    id: str
+    title: str
+    paragraphs: tuple[str, ...] = ()
+    figures: tuple[Mapping[str, Any], ...] = ()
+    table: Mapping[str, Any] | None = None
+    json_key: str | None = None
+    json: Any = None
+
+
+def _write_figures(out: Path, figures: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    metas = []
     for f in figures:
         meta = {k: f.get(k) for k in ("name", "title", "caption", "paper_ref", "reconstructed", "seconds")}
         meta["claims"] = list(f.get("claims", ()))
@@ -269,16 +284,40 @@ def write_report(records: Sequence[Mapping[str, Any]], figures: Sequence[Mapping
                 meta[ext + "_sha256"] = hashlib.sha256(data).hexdigest()
             else:
                 meta[ext] = None
-        fig_meta.append(meta)
+        metas.append(meta)
+    return metas
+
+
+def write_report(records: Sequence[Mapping[str, Any]], figures: Sequence[Mapping[str, Any]], *,
+                 out_dir: str | os.PathLike, prov: Mapping[str, Any], from_cache: set[str] = frozenset(),
+                 sections: Sequence[Section] = ()) -> Path:
+    """Write ``index.html``, ``figures/NAME.{png,svg}`` and ``results.json`` under ``out_dir``.
+
+    records: claim records (:func:`compare.engine.registry.record`), in display order.
+    figures: rendered figures (see :func:`render_html`; ``svg`` bytes too).
+    out_dir: the report directory (created). prov: :func:`provenance`.
+    from_cache: ids/names whose results were reused from the cache (marked on the page).
+    sections: further sections (:class:`Section`), shown after the claims, each with its own key in
+        ``results.json``.
+    Returns the path of ``index.html``.
+    """
+    out = check_writable(out_dir)
+    fig_meta = _write_figures(out, figures)
+    extra = {}
+    for sec in sections:
+        _write_figures(out, sec.figures)
+        if sec.json_key:
+            extra[sec.json_key] = jsonable(sec.json)
     results = {
         "paper": "arXiv 2502.01763",
         "summary": verdict_counts(records),
         "claims": jsonable(list(records)),
         "figures": fig_meta,
+        **extra,
         "provenance": jsonable(dict(prov)),
     }
     atomic_write(out / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n")
-    html = render_html(records, figures, prov, from_cache=from_cache)
+    html = render_html(records, figures, prov, from_cache=from_cache, sections=sections)
     index = out / "index.html"
     atomic_write(index, html)
     return index
