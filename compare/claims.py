@@ -33,14 +33,8 @@ def check(claim_id: str, *, size: str = "fast", seed: int = 0, settings: Mapping
     plugins: modules to import first (their claims become checkable).
     """
     from compare.engine import runner
-    from compare.engine.settings import check_size
 
-    _plugins.load(plugins)
-    if claim_id not in CLAIMS:
-        raise ValueError(f"check: argument 'claim_id' must be one of {', '.join(_registry.claims())}; "
-                         f"got {claim_id!r}.")
-    check_size("check", size)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"check: argument 'seed' must be an integer >= 0; got {seed!r}.")
-    job = runner.claim_job(claim_id, size=size, seed=seed, overrides=dict(settings or {}))
-    return runner.run([job], workers=1, plugins=plugins).results[job]
+    specs = _plugins.check_specs("check", "plugins", plugins)
+    _plugins.load(specs)
+    job = runner._job("check", "claim", claim_id, size, seed, settings, True, arg="settings", name_arg="claim_id")
+    return runner.run([job], workers=1, plugins=specs).results[job]

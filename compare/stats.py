@@ -52,6 +52,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy import stats as _st
 
+from compare import _validate as V
+
 #: default family-wise error rate of one claim.
 ALPHA = 1e-3
 #: the probability with which ``detectable`` errors are caught.
@@ -65,23 +67,37 @@ ORDERING_VERDICTS = ("holds", "inconclusive", "contradicted")
 VERDICTS = ("holds", "fails", "inconclusive", "contradicted")
 
 
-def _check_alpha(alpha: float, where: str) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: argument 'alpha' must be a number in (0, 1); got {alpha!r}.") from None
-    if not 0.0 < a < 1.0:
-        raise ValueError(f"{where}: argument 'alpha' must be in (0, 1); got {alpha!r}.")
-    return a
+def _check_alpha(alpha: float, where: str, name: str = "alpha") -> float:
+    return V.prob(where, name, alpha)
 
 
 def _check_df(df: float | None, where: str) -> float:
-    if df is None:
-        return math.inf
-    d = float(df)
-    if not d > 0:
-        raise ValueError(f"{where}: argument 'df' must be > 0 (or None for a known s.e.); got {df!r}.")
-    return d
+    return V.dof(where, "df", df)
+
+
+def _controls(func: str, name: str, controls: Any, T: int) -> list[tuple[np.ndarray, float]]:
+    """Control variates ``[(c, mean), ...]``: each ``c`` T finite reals, ``mean`` a finite real,
+    ``T >= k + 3``, and ``[1, c_1 - mean_1, ...]`` of full column rank (relative threshold)."""
+    if controls is None or isinstance(controls, (str, bytes, Mapping, np.ndarray)) or not isinstance(controls, Iterable):
+        raise V.fail(func, name, "a sequence of (c, mean) pairs (c: one value per trial)", V.describe(controls))
+    out = []
+    for i, pair in enumerate(controls):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise V.fail(func, name, "a sequence of (c, mean) pairs", f"entry {i}: {V.describe(pair)}")
+        c = V.samples(func, name, pair[0], what=f"per-trial values (control {i})")
+        if c.size != T:
+            raise V.fail(func, name, f"controls of length T = {T} (one value per trial)", f"control {i} of length {c.size}")
+        out.append((c, V.real(func, name, pair[1])))
+    k = len(out)
+    if k and T < k + 3:
+        raise V.fail(func, name, f"at most T - 3 = {T - 3} controls (the residual needs T - k - 1 >= 2 df)", f"{k} controls")
+    if k:
+        A = np.column_stack([np.ones(T)] + [c - mu for c, mu in out])
+        sv = np.linalg.svd(A, compute_uv=False)
+        if not sv[-1] > max(A.shape) * np.finfo(float).eps * sv[0]:
+            raise V.fail(func, name, "controls that are not constant or collinear ([1, c - mean] of full column rank)",
+                         f"singular values from {sv[-1]:.3e} to {sv[0]:.3e}")
+    return out
 
 
 def _quantile(p: float, df: float) -> float:
@@ -95,24 +111,27 @@ def t_critical(alpha: float, df: float | None, *, sided: str = "two") -> float:
     sided: ``"two"`` gives :math:`t_{1-\\alpha/2}`, ``"one"`` gives :math:`t_{1-\\alpha}`.
     """
     a = _check_alpha(alpha, "t_critical")
-    if sided not in ("one", "two"):
-        raise ValueError(f"t_critical: argument 'sided' must be 'one' or 'two'; got {sided!r}.")
+    V.choice("t_critical", "sided", sided, ("one", "two"))
     return _quantile(a / 2.0 if sided == "two" else a, _check_df(df, "t_critical"))
 
 
 def bonferroni(alpha: float, m: int) -> float:
     """Per-check rate for a family of ``m`` checks with family-wise rate ``alpha``."""
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-        raise ValueError(f"bonferroni: argument 'm' must be an integer >= 1; got {m!r}.")
-    return _check_alpha(alpha, "bonferroni") / int(m)
+    a = _check_alpha(alpha, "bonferroni")
+    return a / V.integer("bonferroni", "m", m, low=1)
 
 
 def mean_se(samples: Any, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard error (sample sd / sqrt(T)) along ``axis``; the s.e. has T - 1 df."""
-    x = np.asarray(samples, dtype=float)
+    x = V._real_array("mean_se", "samples", samples, "an array of real numbers")
+    if x.ndim == 0:
+        raise V.fail("mean_se", "samples", "an array of real numbers (trials along axis)", f"a scalar {V.describe(samples)}")
+    axis = V.integer("mean_se", "axis", axis, low=-x.ndim, high=x.ndim - 1)
     T = x.shape[axis]
     if T < 2:
-        raise ValueError(f"mean_se: argument 'samples' needs >= 2 trials along axis {axis}; got {T}.")
+        raise V.fail("mean_se", "samples", f"an array with >= 2 trials along axis {axis}", f"{T}")
+    if not np.all(np.isfinite(x)):
+        raise V.fail("mean_se", "samples", "finite (no NaN or inf)", f"{int((~np.isfinite(x)).sum())} non-finite value(s)")
     return x.mean(axis=axis), x.std(axis=axis, ddof=1) / np.sqrt(T)
 
 
@@ -122,13 +141,14 @@ def batch_means(series: Any, *, n_batches: int = 20) -> tuple[float, float, int]
     The series is cut into ``n_batches`` contiguous batches whose means are treated as independent
     (valid when each batch is much longer than the autocorrelation time).
     """
-    x = np.asarray(series, dtype=float).ravel()
-    if isinstance(n_batches, bool) or not isinstance(n_batches, (int, np.integer)) or n_batches < 2:
-        raise ValueError(f"batch_means: argument 'n_batches' must be an integer >= 2; got {n_batches!r}.")
+    return _batch_means("batch_means", series, n_batches)
+
+
+def _batch_means(func: str, series: Any, n_batches: Any) -> tuple[float, float, int]:
+    n_batches = V.integer(func, "n_batches", n_batches, low=2)
+    x = V.samples(func, "series", series, what="real numbers (a series)")
     if x.size < 2 * n_batches:
-        raise ValueError(
-            f"batch_means: argument 'series' must have >= 2*n_batches = {2 * n_batches} values; got {x.size}."
-        )
+        raise V.fail(func, "series", f"a series of >= 2*n_batches = {2 * n_batches} values", f"{x.size}")
     b = x.size // n_batches
     means = x[: b * n_batches].reshape(n_batches, b).mean(axis=1)
     return float(means.mean()), float(means.std(ddof=1) / math.sqrt(n_batches)), int(n_batches) - 1
@@ -140,6 +160,16 @@ def welch_df(parts: Sequence[tuple[float, float]]) -> float:
     parts: ``(variance_contribution, df)`` pairs, e.g. ``(se_d**2, T_d - 1)`` and
         ``(4 se_2d**2, T_2d - 1)`` for the Richardson mean :math:`2\\bar m_{2d} - \\bar m_d`.
     """
+    if parts is None or isinstance(parts, (str, bytes, Mapping)) or not isinstance(parts, Iterable):
+        raise V.fail("welch_df", "parts", "a non-empty sequence of (variance, df) pairs", V.describe(parts))
+    checked = []
+    for i, pair in enumerate(parts):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise V.fail("welch_df", "parts", "a sequence of (variance, df) pairs", f"entry {i}: {V.describe(pair)}")
+        checked.append((V.real("welch_df", "parts", pair[0], low=0.0), V.dof("welch_df", "parts", pair[1])))
+    if not checked:
+        raise V.fail("welch_df", "parts", "a non-empty sequence of (variance, df) pairs", "an empty sequence")
+    parts = checked
     num = sum(v for v, _ in parts) ** 2
     den = sum(v * v / df for v, df in parts if v > 0)
     return float(num / den) if den > 0 else math.inf
@@ -204,7 +234,10 @@ def noncentrality_for_power(crit: float, df: float | None, *, power: float = POW
     degrees of freedom rejects with probability ``power`` (two-sided unless ``one_sided``)."""
     from scipy.optimize import brentq
 
+    crit = V.real("noncentrality_for_power", "crit", crit, low=0.0, low_open=True)
     dfv = _check_df(df, "noncentrality_for_power")
+    power = V.prob("noncentrality_for_power", "power", power)
+    one_sided = V.flag("noncentrality_for_power", "one_sided", one_sided)
 
     def rejects(lam: float) -> float:
         if math.isinf(dfv):
@@ -238,13 +271,13 @@ def agreement(measured: float, stderr: float, prediction: float, *, df: float | 
     one_sided: check only ``measured <= prediction`` (a bound), failing when the mean is
         significantly above it.
     """
-    a = _check_alpha(alpha, "agreement")
-    dfv = _check_df(df, "agreement")
-    se = float(stderr)
-    if not se >= 0:
-        raise ValueError(f"agreement: argument 'stderr' must be >= 0; got {stderr!r}.")
-    if not float(allowance) >= 0:
-        raise ValueError(f"agreement: argument 'allowance' must be >= 0; got {allowance!r}.")
+    f = "agreement"
+    measured, prediction = V.real(f, "measured", measured), V.real(f, "prediction", prediction)
+    se = V.real(f, "stderr", stderr, low=0.0)
+    dfv = _check_df(df, f)
+    a = _check_alpha(alpha, f)
+    allowance = V.real(f, "allowance", allowance, low=0.0)
+    one_sided = V.flag(f, "one_sided", one_sided)
     crit = t_critical(a, dfv, sided="one" if one_sided else "two")
     tol = crit * se + float(allowance)
     diff = float(measured) - float(prediction)
@@ -269,16 +302,18 @@ def control_variate_mean(samples: Any, controls: Sequence[tuple[Any, float]] = (
     :math:`s_e\\sqrt{[(A^\\top A)^{-1}]_{00}}` and :math:`T-k-1` degrees of freedom (normal errors: the
     intercept's t statistic is exactly Student t). No controls: the sample mean, s.e. and T - 1 df.
     """
-    a = np.asarray(samples, dtype=float).ravel()
+    a = V.samples("control_variate_mean", "samples", samples, min_size=2)
+    ctl = _controls("control_variate_mean", "controls", controls, a.size)
+    return _cv_mean(a, ctl)
+
+
+def _cv_mean(a: np.ndarray, controls: list[tuple[np.ndarray, float]]) -> tuple[float, float, float]:
     T = a.size
     if not controls:
         m, se = mean_se(a)
         return float(m), float(se), float(T - 1)
-    C = np.column_stack([np.asarray(c, dtype=float).ravel() - float(mu) for c, mu in controls])
+    C = np.column_stack([c - mu for c, mu in controls])
     k = C.shape[1]
-    if C.shape[0] != T or T < k + 3:
-        raise ValueError(f"control_variate_mean: argument 'controls' must be {k} arrays of length T = {T} >= k + 3; "
-                         f"got length {C.shape[0]}.")
     A = np.column_stack([np.ones(T), C])
     coef, *_ = np.linalg.lstsq(A, a, rcond=None)
     resid = a - A @ coef
@@ -294,7 +329,11 @@ def agreement_samples(samples: Any, prediction: float, *, alpha: float, allowanc
                       one_sided: bool = False, controls: Sequence[tuple[Any, float]] = ()) -> Agreement:
     """:func:`agreement` of the mean of independent ``samples`` (T - 1 degrees of freedom), or of its
     control-variate estimate (:func:`control_variate_mean`, T - k - 1 df) when ``controls`` are given."""
-    m, se, df = control_variate_mean(samples, controls)
+    f = "agreement_samples"
+    a = V.samples(f, "samples", samples, min_size=2)
+    prediction, alpha = V.real(f, "prediction", prediction), _check_alpha(alpha, f)
+    allowance, one_sided = V.real(f, "allowance", allowance, low=0.0), V.flag(f, "one_sided", one_sided)
+    m, se, df = _cv_mean(a, _controls(f, "controls", controls, a.size))
     out = agreement(m, se, prediction, df=df, alpha=alpha, allowance=allowance, one_sided=one_sided)
     if controls:
         kind = "one-sided" if one_sided else "two-sided"
@@ -305,7 +344,10 @@ def agreement_samples(samples: Any, prediction: float, *, alpha: float, allowanc
 def agreement_batch_means(series: Any, prediction: float, *, alpha: float, n_batches: int = 20,
                           allowance: float = 0.0) -> Agreement:
     """:func:`agreement` of an autocorrelated series' mean, batch-means s.e. on n_batches - 1 df."""
-    m, se, df = batch_means(series, n_batches=n_batches)
+    f = "agreement_batch_means"
+    prediction, alpha = V.real(f, "prediction", prediction), _check_alpha(alpha, f)
+    allowance = V.real(f, "allowance", allowance, low=0.0)
+    m, se, df = _batch_means(f, series, n_batches)
     out = agreement(m, se, prediction, df=df, alpha=alpha, allowance=allowance)
     return _renamed(out, f"two-sided t (batch means), {_df_text(float(df))}")
 
@@ -324,8 +366,11 @@ def richardson(a_d: Any, p_d: float, a_2d: Any, p_2d: float, *, alpha: float,
     :math:`\\sqrt{\\mathrm{se}_d^2 + 4\\,\\mathrm{se}_{2d}^2}` and Welch-Satterthwaite df.
     Returns the check and the parts (means, s.e., bias) for the row.
     """
-    m1, s1, f1 = control_variate_mean(a_d, controls_d)
-    m2, s2, f2 = control_variate_mean(a_2d, controls_2d)
+    f = "richardson"
+    x1, x2 = V.samples(f, "a_d", a_d, min_size=2), V.samples(f, "a_2d", a_2d, min_size=2)
+    p_d, p_2d, alpha = V.real(f, "p_d", p_d), V.real(f, "p_2d", p_2d), _check_alpha(alpha, f)
+    m1, s1, f1 = _cv_mean(x1, _controls(f, "controls_d", controls_d, x1.size))
+    m2, s2, f2 = _cv_mean(x2, _controls(f, "controls_2d", controls_2d, x2.size))
     bias = 2.0 * ((m1 - p_d) - (m2 - p_2d))
     se = math.sqrt(s1 * s1 + 4.0 * s2 * s2)
     df = welch_df([(s1 * s1, f1), (4.0 * s2 * s2, f2)])
@@ -342,9 +387,9 @@ def exact(measured: float, prediction: float, *, tolerance: float, relative: boo
     The tolerance must come from a derivation (round-off, truncation, a measured error bound) and
     is stated by the claim; no alpha (nothing is random in the comparison).
     """
+    measured, prediction = V.real("exact", "measured", measured), V.real("exact", "prediction", prediction)
+    tolerance, relative = V.real("exact", "tolerance", tolerance, low=0.0), V.flag("exact", "relative", relative)
     tol = float(tolerance) * (abs(float(prediction)) if relative else 1.0)
-    if not tol >= 0:
-        raise ValueError(f"exact: argument 'tolerance' must be >= 0; got {tolerance!r}.")
     diff = float(measured) - float(prediction)
     scale = abs(float(prediction))
     return Agreement(measured=float(measured), prediction=float(prediction), stderr=None, df=math.inf,
@@ -406,12 +451,18 @@ class Ordering:
 
 def ordering_t(d: Any, *, alpha: float, margin: float = 0.0, reverse_alpha: float | None = None) -> Ordering:
     """Paired one-sided t test of ``mean(d) > margin`` (and of its reverse), T - 1 df."""
-    x = np.asarray(d, dtype=float).ravel()
-    a = _check_alpha(alpha, "ordering_t")
-    ra = _check_alpha(alpha if reverse_alpha is None else reverse_alpha, "ordering_t")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("ordering_t: argument 'd' must be finite (use ordering_sign for unbounded differences); "
-                         f"got {int((~np.isfinite(x)).sum())} non-finite value(s).")
+    x = V.samples("ordering_t", "d", d, min_size=2, what="paired differences (ordering_sign takes unbounded ones)")
+    a, ra, margin = _ordering_args("ordering_t", alpha, margin, reverse_alpha)
+    return _ordering_t(x, a, ra, margin)
+
+
+def _ordering_args(func: str, alpha: Any, margin: Any, reverse_alpha: Any) -> tuple[float, float, float]:
+    a = _check_alpha(alpha, func)
+    ra = a if reverse_alpha is None else _check_alpha(reverse_alpha, func, "reverse_alpha")
+    return a, ra, V.real(func, "margin", margin)
+
+
+def _ordering_t(x: np.ndarray, a: float, ra: float, margin: float) -> Ordering:
     m, se = (float(v) for v in mean_se(x))
     df = x.size - 1
     crit = t_critical(a, df, sided="one")
@@ -431,9 +482,12 @@ def ordering_sign(d: Any, *, alpha: float, margin: float = 0.0, reverse_alpha: f
 
     Valid for unbounded differences (a log ratio is +inf when one method reaches exactly zero).
     """
-    x = np.asarray(d, dtype=float).ravel()
-    a = _check_alpha(alpha, "ordering_sign")
-    ra = _check_alpha(alpha if reverse_alpha is None else reverse_alpha, "ordering_sign")
+    x = V.samples("ordering_sign", "d", d, finite=False, nan=True, what="paired differences (NaN: a tie)")
+    a, ra, margin = _ordering_args("ordering_sign", alpha, margin, reverse_alpha)
+    return _ordering_sign(x, a, ra, margin)
+
+
+def _ordering_sign(x: np.ndarray, a: float, ra: float, margin: float) -> Ordering:
     x = x[~np.isnan(x)]
     up, down = int(np.sum(x > margin)), int(np.sum(x < margin))
     n = up + down
@@ -456,23 +510,38 @@ def ordering_sign(d: Any, *, alpha: float, margin: float = 0.0, reverse_alpha: f
 
 def ordering(d: Any, *, alpha: float, margin: float = 0.0, reverse_alpha: float | None = None) -> Ordering:
     """The paired t test of :func:`ordering_t` when every difference is finite, else the sign test."""
-    x = np.asarray(d, dtype=float).ravel()
-    fn = ordering_t if np.all(np.isfinite(x)) else ordering_sign
-    return fn(x, alpha=alpha, margin=margin, reverse_alpha=reverse_alpha)
+    x = V.samples("ordering", "d", d, finite=False, nan=True, what="paired differences (NaN: a tie)")
+    a, ra, margin = _ordering_args("ordering", alpha, margin, reverse_alpha)
+    if np.all(np.isfinite(x)):
+        if x.size < 2:
+            raise V.fail("ordering", "d", "an array of at least 2 finite paired differences (the t test)", f"{x.size}")
+        return _ordering_t(x, a, ra, margin)
+    return _ordering_sign(x, a, ra, margin)
 
 
 def log10_ratio(a: Any, b: Any) -> np.ndarray:
     """Per-trial :math:`\\log_{10}(a/b)` of non-negative metrics, exact at zero: +inf when only ``b`` is
     0, -inf when only ``a`` is, NaN (a tie, dropped by the sign test) when both are."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+    a, b = (_metric("log10_ratio", n, v) for n, v in (("a", a), ("b", b)))
+    if a.shape != b.shape:
+        raise V.fail("log10_ratio", "b", f"an array of the shape of 'a' {a.shape}", f"shape {b.shape}")
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log10(a) - np.log10(b)
+
+
+def _metric(func: str, name: str, x: Any) -> np.ndarray:
+    a = V._real_array(func, name, x, "an array of non-negative metrics")
+    if np.any(np.isnan(a)):
+        raise V.fail(func, name, "non-negative metrics (no NaN; +inf allowed)", f"{int(np.isnan(a).sum())} NaN value(s)")
+    if np.any(a < 0):
+        raise V.fail(func, name, "non-negative metrics", f"minimum {float(a.min()):.6g}")
+    return a
 
 
 # --------------------------------------------------------------------------- claim level
 def agreement_verdict(checks: Iterable[Agreement | Mapping[str, Any]]) -> str:
     """``holds`` when every check passed, else ``fails``."""
+    checks = V.rows("agreement_verdict", "checks", checks, keys=("passed",))
     ok = all((c.passed if isinstance(c, Agreement) else bool(c["passed"])) for c in checks)
     return "holds" if ok else "fails"
 
@@ -480,7 +549,7 @@ def agreement_verdict(checks: Iterable[Agreement | Mapping[str, Any]]) -> str:
 def ordering_verdict(checks: Iterable[Ordering | Mapping[str, Any]]) -> str:
     """``holds`` when every component is shown (intersection-union test, false holds <= alpha),
     ``contradicted`` when some reverse is shown (components at alpha/m), else ``inconclusive``."""
-    cs = list(checks)
+    cs = V.rows("ordering_verdict", "checks", checks, keys=("shown", "reverse_shown"))
     shown = [c.shown if isinstance(c, Ordering) else bool(c["shown"]) for c in cs]
     rev = [c.reverse_shown if isinstance(c, Ordering) else bool(c["reverse_shown"]) for c in cs]
     if all(shown):
@@ -492,8 +561,11 @@ def deciding_row(rows: Sequence[Mapping[str, Any]], verdict: str) -> Mapping[str
     """The row that decided ``verdict``: the worst failing agreement row, the contradicting (or not
     shown) ordering row with the most extreme statistic, or, when the claim holds, the row closest to
     failing."""
-    if not rows:
-        raise ValueError("deciding_row: argument 'rows' must be non-empty; got 0 rows.")
+    verdict = V.choice("deciding_row", "verdict", verdict, VERDICTS)
+    rows = V.rows("deciding_row", "rows", rows)
+    if not all(isinstance(r, Mapping) and ("passed" in r or "shown" in r) for r in rows):
+        raise V.fail("deciding_row", "rows", "dicts of Agreement.row or Ordering.row ('passed' or 'shown')",
+                     "a row without either key")
 
     def margin(r: Mapping[str, Any]) -> float:
         if "shown" in r:  # ordering: p-value of the statement, larger = weaker
@@ -507,8 +579,12 @@ def deciding_row(rows: Sequence[Mapping[str, Any]], verdict: str) -> Mapping[str
 
     if verdict == "contradicted":
         cand = [r for r in rows if r.get("reverse_shown")]
+        if not cand:
+            raise V.fail("deciding_row", "verdict", "a verdict the rows support", "'contradicted' with no reverse shown")
         return min(cand, key=lambda r: float(r["reverse_p_value"]))
     if verdict in ("fails", "inconclusive"):
         cand = [r for r in rows if not r.get("passed", r.get("shown"))]
+        if not cand:
+            raise V.fail("deciding_row", "verdict", "a verdict the rows support", f"{verdict!r} with every row passed")
         return min(cand, key=margin)
     return min(rows, key=margin)

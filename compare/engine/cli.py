@@ -157,7 +157,7 @@ def load_plugins(args) -> tuple[str, ...]:
     try:
         P.load(specs)
     except P.PluginError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(e.detail) from None
     except ValueError as e:  # a plugin whose registration is rejected (an optimizer without step, ...)
         raise UsageError(f"--plugins: {e}") from None
     return specs
@@ -205,7 +205,7 @@ def build_jobs(args, claim_ids: Sequence[str], figure_names: Sequence[str], seed
     try:
         overrides = S.parse_assignments(args.set or [])
     except S.SettingsError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(e.detail) from None
     specs = [("claim", i, R.CLAIMS[i]) for i in claim_ids] + [("figure", n, R.FIGURES[n]) for n in figure_names]
     used: set[str] = set()
     valid: set[str] = set()
@@ -216,7 +216,7 @@ def build_jobs(args, claim_ids: Sequence[str], figure_names: Sequence[str], seed
         try:
             st, u = S.override(base, overrides, strict=False)
         except S.SettingsError as e:
-            raise UsageError(f"--set: {e} (in {kind} {name})") from None
+            raise UsageError(f"--set: {e.detail} (in {kind} {name})") from None
         used |= u
         built.append((kind, name, st))
     unknown = [n for n in overrides if n not in used]

@@ -27,7 +27,31 @@ _FILES: dict[str, str] = {}
 
 
 class PluginError(ValueError):
-    """A plugin that cannot be imported (missing, or raising while importing)."""
+    """A plugin that cannot be imported (missing, or raising while importing).
+
+    ``str(e)`` is the house message (``"load: argument 'plugins' must ...; got ...."``), ``e.detail``
+    the command line's (``"--plugins: no module named 'x'"``).
+    """
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail if detail is not None else message
+
+
+def _error(func: str, name: str, spec: str, detail: str) -> PluginError:
+    why = detail.removeprefix("--plugins: ")
+    return PluginError(f"{func}: argument '{name}' must name an importable module or a .py file; got {spec!r} "
+                       f"({why}).", detail)
+
+
+def check_specs(func: str, name: str, plugins: object) -> tuple[str, ...]:
+    """``plugins`` as a tuple of non-empty strings (a list or tuple; a lone string is rejected)."""
+    from compare import _validate as V
+
+    specs = V.strings(func, name, plugins, what="plugin module names or .py paths")
+    if any(not p for p in specs):
+        raise V.fail(func, name, "non-empty plugin names", "an empty string")
+    return specs
 
 
 def split(spec: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -44,12 +68,18 @@ def _module_name_for(path: Path) -> str:
 
 def load_one(spec: str) -> object:
     """Import plugin ``spec`` (module name or ``.py`` path) once in this process."""
+    from compare import _validate as V
+
+    return _load_one("load_one", "spec", V.text("load_one", "spec", spec))
+
+
+def _load_one(func: str, arg: str, spec: str) -> object:
     if spec in _LOADED:
         return _LOADED[spec]
     if spec.endswith(".py"):
         path = Path(spec).resolve()
         if not path.is_file():
-            raise PluginError(f"--plugins: {spec!r} is not a file")
+            raise _error(func, arg, spec, f"--plugins: {spec!r} is not a file")
         name = _module_name_for(path)
         mod = sys.modules.get(name)
         if mod is None:
@@ -60,17 +90,20 @@ def load_one(spec: str) -> object:
                 loader_spec.loader.exec_module(mod)
             except BaseException as e:
                 sys.modules.pop(name, None)
-                raise PluginError(f"--plugins: {spec!r} raised while importing: {type(e).__name__}: {e}") from None
+                raise _error(func, arg, spec, f"--plugins: {spec!r} raised while importing: {type(e).__name__}: {e}") \
+                    from None
         _FILES[spec] = str(path)
     else:
         try:
             mod = importlib.import_module(spec)
         except ModuleNotFoundError as e:
             if e.name and spec.startswith(e.name):
-                raise PluginError(f"--plugins: no module named {spec!r}") from None
-            raise PluginError(f"--plugins: {spec!r} raised while importing: ModuleNotFoundError: {e}") from None
+                raise _error(func, arg, spec, f"--plugins: no module named {spec!r}") from None
+            raise _error(func, arg, spec, f"--plugins: {spec!r} raised while importing: ModuleNotFoundError: {e}") \
+                from None
         except BaseException as e:
-            raise PluginError(f"--plugins: {spec!r} raised while importing: {type(e).__name__}: {e}") from None
+            raise _error(func, arg, spec, f"--plugins: {spec!r} raised while importing: {type(e).__name__}: {e}") \
+                from None
         f = getattr(mod, "__file__", None)
         if f:
             _FILES[spec] = f
@@ -82,11 +115,12 @@ def load_one(spec: str) -> object:
 
 def load(plugins: Sequence[str] = ()) -> None:
     """Import the built-in registrations, then every plugin (idempotent)."""
+    specs = check_specs("load", "plugins", plugins)
     for m in BUILTIN:
         if m not in _LOADED:
             _LOADED[m] = importlib.import_module(m)
-    for p in plugins:
-        load_one(p)
+    for p in specs:
+        _load_one("load", "plugins", p)
 
 
 def files(plugins: Sequence[str]) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from compare import _validate as V
 from compare import stats as _stats
 from compare.engine import settings as _settings
 
@@ -81,7 +82,10 @@ class Outcome:
 
         alpha: the claim's family-wise false-failure rate (``None``: every row is deterministic).
         """
-        rows = tuple(dict(r) for r in rows)
+        f = "Outcome.agreement"
+        rows = tuple(dict(r) for r in _check_rows(f, rows, ("passed", "measured", "prediction", "tolerance")))
+        V.text(f, "source", source)
+        alpha = None if alpha is None else V.prob(f, "alpha", alpha)
         verdict = _stats.agreement_verdict(rows)
         head = _stats.deciding_row(rows, verdict)
         det = [r["detectable"] for r in rows if r.get("detectable") is not None]
@@ -96,7 +100,11 @@ class Outcome:
 
         alpha: the claim's false-holds rate (each component tested at alpha: intersection-union).
         """
-        rows = tuple(dict(r) for r in rows)
+        f = "Outcome.ordering"
+        rows = tuple(dict(r) for r in _check_rows(f, rows, ("shown", "reverse_shown", "p_value", "reverse_p_value",
+                                                             "estimate", "margin", "critical", "test", "direction")))
+        V.text(f, "source", source)
+        alpha = V.prob(f, "alpha", alpha)
         verdict = _stats.ordering_verdict(rows)
         head = _stats.deciding_row(rows, verdict)
         se = head.get("stderr")
@@ -104,6 +112,13 @@ class Outcome:
                    tolerance=head["critical"] * se if se is not None else None, alpha=alpha, verdict=verdict,
                    tolerance_source=source, rows=rows, test=head["test"], alpha_bounds=_stats.FALSE_HOLDS,
                    detectable=None, direction=head["direction"])
+
+
+def _check_rows(func: str, rows: Any, keys: tuple[str, ...]) -> list:
+    out = V.rows(func, "rows", rows, keys=keys)
+    if not all(isinstance(r, Mapping) for r in out):
+        raise V.fail(func, "rows", "dicts (Agreement.row / Ordering.row)", "a row that is not a dict")
+    return out
 
 
 # --------------------------------------------------------------------------- specs
@@ -117,6 +132,8 @@ class ExperimentRef:
 
 def ref(name: str, settings: Any) -> ExperimentRef:
     """Shorthand for :class:`ExperimentRef`."""
+    V.text("ref", "name", name)
+    V.settings_instance("ref", "settings", settings)
     return ExperimentRef(name=name, settings=settings)
 
 
@@ -217,13 +234,12 @@ def _same_function(a: Callable, b: Callable) -> bool:
                       and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None))
 
 
-def _put(table: dict, key: str, value: Any, fn: Callable, *, what: str, replace: bool) -> None:
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"register {what}: argument 'name' must be a non-empty string; got {key!r}.")
+def _put(table: dict, key: str, value: Any, fn: Callable, *, what: str, replace: bool, arg: str = "name") -> None:
+    V.function(what, "fn", fn, what="a function (the decorated trial, evaluate or draw)")
     old = table.get(key)
     if old is not None and not replace and not _same_function(_fn_of(old), fn):
-        raise ValueError(f"register {what}: {key!r} is already registered (by {_fn_of(old).__module__}); "
-                         f"pass replace=True to replace it.")
+        raise V.fail(what, arg, f"a name not registered yet (pass replace=True to replace the {what} of "
+                                f"{_fn_of(old).__module__})", repr(key))
     table[key] = value
 
 
@@ -232,9 +248,13 @@ def _fn_of(spec: Any) -> Callable:
 
 
 def _check_settings_type(what: str, name: str, cls: Any) -> None:
-    if not (isinstance(cls, type) and hasattr(cls, "__dataclass_fields__") and hasattr(cls, "preset")):
-        raise ValueError(f"register {what} {name!r}: argument 'settings' must be a settings dataclass with a "
-                         f"preset(size) classmethod; got {cls!r}.")
+    V.settings_class(what, "settings", cls)
+
+
+def _common(what: str, *, reads: Any, reconstructed: Any, replace: Any) -> None:
+    V.function(what, "reads", reads, what="a callable settings -> {name: ExperimentRef}")
+    V.flag(what, "reconstructed", reconstructed)
+    V.flag(what, "replace", replace)
 
 
 def experiment(name: str, *, settings: type, trials: Callable[[Any], int],
@@ -245,8 +265,23 @@ def experiment(name: str, *, settings: type, trials: Callable[[Any], int],
                batched: bool = False, replace: bool = False) -> Callable[[Callable], Callable]:
     """Decorator registering ``trial(settings, seed_sequence, deps)`` as experiment ``name`` (with
     ``batched=True``: ``trial(settings, seed_sequences, deps) -> value`` for a block of trials)."""
-    if not (isinstance(settings, type) and hasattr(settings, "__dataclass_fields__")):
-        raise ValueError(f"register experiment {name!r}: argument 'settings' must be a dataclass; got {settings!r}.")
+    f = "experiment"
+    V.text(f, "name", name)
+    V.settings_class(f, "settings", settings, preset=False)
+    V.function(f, "trials", trials, what="a callable settings -> number of trials")
+    V.function(f, "combine", combine, what="a callable (settings, values, deps) -> result")
+    V.function(f, "requires", requires, what="a callable settings -> {name: ExperimentRef}")
+    if not (stream is None or callable(stream) or (isinstance(stream, tuple) and stream)):
+        raise V.fail(f, "stream", "None, a non-empty tuple naming the stream, or a callable of the settings "
+                                  "returning one", V.describe(stream))
+    if block is not None:
+        V.integer(f, "block", block, low=1)
+    if not callable(cost):
+        V.real(f, "cost", cost, low=0.0, low_open=True)
+    if not (threads is None or callable(threads)):
+        V.integer(f, "threads", threads, low=1)
+    V.flag(f, "batched", batched)
+    V.flag(f, "replace", replace)
 
     def deco(fn: Callable) -> Callable:
         _put(EXPERIMENTS, name, Experiment(name=name, settings=settings, trial=fn, trials=trials, combine=combine,
@@ -262,14 +297,20 @@ def claim(id: str, *, paper_ref: str, theory_ref: str, kind: str, statement: str
           reads: Callable[[Any], Mapping[str, ExperimentRef]] = _no_requirements, reconstructed: bool = True,
           figure: str | None = None, replace: bool = False) -> Callable[[Callable], Callable]:
     """Decorator registering ``evaluate(settings, *, seed, **results) -> Outcome`` as claim ``id``."""
-    if kind not in KINDS:
-        raise ValueError(f"register claim {id!r}: argument 'kind' must be one of {KINDS}; got {kind!r}.")
-    _check_settings_type("claim", id, settings)
+    f = "claim"
+    V.text(f, "id", id)
+    V.text(f, "paper_ref", paper_ref, empty=True)
+    V.text(f, "theory_ref", theory_ref, empty=True)
+    V.choice(f, "kind", kind, KINDS)
+    V.text(f, "statement", statement)
+    _check_settings_type(f, id, settings)
+    V.optional_text(f, "figure", figure)
+    _common(f, reads=reads, reconstructed=reconstructed, replace=replace)
 
     def deco(fn: Callable) -> Callable:
         _put(CLAIMS, id, Claim(id=id, paper_ref=paper_ref, theory_ref=theory_ref, kind=kind, statement=statement,
                                settings=settings, evaluate=fn, reads=reads, reconstructed=reconstructed,
-                               figure=figure), fn, what="claim", replace=replace)
+                               figure=figure), fn, what="claim", replace=replace, arg="id")
         return fn
 
     return deco
@@ -280,7 +321,14 @@ def figure(name: str, *, title: Callable[[Any], str] | str, caption: Callable[[A
            claims: tuple[str, ...] = (), reconstructed: bool = True,
            replace: bool = False) -> Callable[[Callable], Callable]:
     """Decorator registering ``draw(settings, *, seed, **results) -> matplotlib Figure`` as ``name``."""
-    _check_settings_type("figure", name, settings)
+    f = "figure"
+    V.text(f, "name", name)
+    V.text_or_function(f, "title", title)
+    V.text_or_function(f, "caption", caption)
+    V.text(f, "paper_ref", paper_ref, empty=True)
+    _check_settings_type(f, name, settings)
+    claims = V.strings(f, "claims", claims, what="claim ids")
+    _common(f, reads=reads, reconstructed=reconstructed, replace=replace)
 
     def deco(fn: Callable) -> Callable:
         _put(FIGURES, name, FigureSpec(name=name, title=title, caption=caption, paper_ref=paper_ref,
@@ -293,6 +341,7 @@ def figure(name: str, *, title: Callable[[Any], str] | str, caption: Callable[[A
 
 def order_key(claim_id: str) -> tuple:
     """``C2 < C10``: by prefix, then number."""
+    V.text("order_key", "claim_id", claim_id)
     head = claim_id.rstrip("0123456789")
     tail = claim_id[len(head):]
     return (head, int(tail) if tail else -1, claim_id)

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from compare import _validate as V
 from compare.engine import plugins as _plugins
 from compare.engine import registry as R
 from compare.engine import seeds as _seeds
@@ -49,6 +50,8 @@ from compare.engine.cache import Cache, key_digest
 PNG_DPI = 110
 #: Seconds between looks at a piece another process is computing.
 POLL_S = 0.2
+#: The most local worker processes a run forks (``workers``; -1: one per core).
+MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))
 
 
 # --------------------------------------------------------------------------- jobs
@@ -86,25 +89,33 @@ class Job:
 def claim_job(claim_id: str, *, size: str, seed: int, overrides: Mapping[str, Any] | None = None,
               strict: bool = True) -> Job:
     """The job for claim ``claim_id`` at preset ``size`` with ``overrides`` applied."""
+    return _job("claim_job", "claim", claim_id, size, seed, overrides, strict)
+
+
+def _job(func: str, kind: str, name: Any, size: Any, seed: Any, overrides: Any, strict: Any,
+         arg: str = "overrides", name_arg: str | None = None) -> Job:
     from compare.engine import settings as S
 
-    spec = R.CLAIMS[claim_id]
-    st = spec.preset(size)
+    table = R.CLAIMS if kind == "claim" else R.FIGURES
+    name_arg = name_arg or ("claim_id" if kind == "claim" else "name")
+    V.text(func, name_arg, name)
+    if name not in table:
+        raise V.fail(func, name_arg, f"a registered {kind} (one of {', '.join(sorted(table, key=R.order_key))})",
+                     repr(name))
+    S.check_size(func, size)
+    seed = _seeds._check_seed(func, seed)
+    V.flag(func, "strict", strict)
+    overrides = V.mapping(func, arg, overrides)
+    st = table[name].preset(size)
     if overrides:
-        st, _ = S.override(st, overrides, strict=strict)
-    return Job(kind="claim", name=claim_id, settings=st, seed=int(seed), size=size)
+        st, _ = S._override(st, overrides, strict=strict, func=func, arg=arg)
+    return Job(kind=kind, name=name, settings=st, seed=seed, size=size)
 
 
 def figure_job(name: str, *, size: str, seed: int, overrides: Mapping[str, Any] | None = None,
                strict: bool = True) -> Job:
     """The job for figure ``name`` at preset ``size`` with ``overrides`` applied."""
-    from compare.engine import settings as S
-
-    spec = R.FIGURES[name]
-    st = spec.preset(size)
-    if overrides:
-        st, _ = S.override(st, overrides, strict=strict)
-    return Job(kind="figure", name=name, settings=st, seed=int(seed), size=size)
+    return _job("figure_job", "figure", name, size, seed, overrides, strict)
 
 
 # --------------------------------------------------------------------------- tasks (run anywhere)
@@ -177,6 +188,10 @@ def render_figure(fig: Any) -> tuple[bytes, bytes]:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise V.fail("render_figure", "fig", "a matplotlib Figure", V.describe(fig))
 
     try:
         png, svg = io.BytesIO(), io.BytesIO()
@@ -360,9 +375,16 @@ def run(
     """
     from tqdm import tqdm
 
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers == 0:
-        raise ValueError(f"run: argument 'workers' must be a nonzero integer; got {workers!r}.")
-    plugin_specs = tuple(plugins)
+    if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Iterable) or isinstance(jobs, Mapping):
+        raise V.fail("run", "jobs", "a sequence of jobs (claim_job / figure_job)", V.describe(jobs))
+    jobs = list(jobs)
+    if not all(isinstance(j, Job) for j in jobs):
+        bad = next(j for j in jobs if not isinstance(j, Job))
+        raise V.fail("run", "jobs", "a sequence of jobs (claim_job / figure_job)", f"an entry {V.describe(bad)}")
+    plugin_specs = _common_args("run", workers=workers, scheduler=scheduler, cache=cache, plugins=plugins)
+    V.flag("run", "progress", progress)
+    V.text("run", "desc", desc, empty=True)
+    V.function("run", "on_result", on_result, optional=True)
     _plugins.load(plugin_specs)
     t0 = time.perf_counter()
     out = RunResult()
@@ -394,6 +416,20 @@ def run(
     ex.close()
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _common_args(func: str, *, workers: Any, scheduler: Any, cache: Any, plugins: Any) -> tuple[str, ...]:
+    """The arguments :func:`run` and :func:`compute` share, checked; returns the plugin specs."""
+    if isinstance(workers, (int, np.integer)) and not isinstance(workers, (bool, np.bool_)) and workers == 0:
+        raise V.fail(func, "workers", "a nonzero integer (1: this process; -1: one worker per core)", "0")
+    if not (isinstance(workers, (int, np.integer)) and workers == -1):
+        V.count(func, "workers", workers, low=1, high=MAX_WORKERS,
+                what="-1 or a number of local worker processes, each a forked copy of this process")
+    if not (scheduler is None or isinstance(scheduler, str) or hasattr(scheduler, "submit")):
+        raise V.fail(func, "scheduler", "None, a scheduler address or a distributed.Client", V.describe(scheduler))
+    if not (cache is None or isinstance(cache, Cache)):
+        raise V.fail(func, "cache", "None or a compare.engine.cache.Cache", V.describe(cache))
+    return _plugins.check_specs(func, "plugins", plugins)
 
 
 def _reads(j: Job) -> Mapping[str, R.ExperimentRef]:
@@ -672,10 +708,9 @@ def compute(name: str, settings: Any, *, seed: int, workers: int = 1, scheduler:
     Two processes sharing ``cache`` may both compute a missing block (equal values, atomic writes);
     :func:`run` is the one that coordinates them.
     """
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers == 0:
-        raise ValueError(f"compute: argument 'workers' must be a nonzero integer; got {workers!r}.")
-    plugin_specs = tuple(plugins)
+    plugin_specs = _common_args("compute", workers=workers, scheduler=scheduler, cache=cache, plugins=plugins)
     _plugins.load(plugin_specs)
+    V.text("compute", "name", name)
     if name not in R.EXPERIMENTS:
         raise ValueError(f"compute: argument 'name' must be a registered experiment (one of "
                          f"{', '.join(sorted(R.EXPERIMENTS))}); got {name!r}.")

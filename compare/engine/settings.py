@@ -27,7 +27,15 @@ SIZES = ("fast", "paper")
 
 
 class SettingsError(ValueError):
-    """A setting that does not exist, or a value it cannot take."""
+    """A setting that does not exist, or a value it cannot take.
+
+    ``str(e)`` is the house message (``"override: argument 'overrides' must ...; got ...."``);
+    ``e.detail`` the same in the command line's words (``"setting 'n' must be an integer; got '1.5'"``).
+    """
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail if detail is not None else message
 
 
 class Settings:
@@ -39,14 +47,17 @@ class Settings:
 
 
 def check_size(func: str, size: Any) -> str:
-    if size not in SIZES:
-        raise ValueError(f"{func}: argument 'size' must be one of {SIZES}; got {size!r}.")
-    return size
+    from compare import _validate as V
+
+    return V.choice(func, "size", size, SIZES)
 
 
 def preset(cls: type[S], size: str) -> S:
-    """``cls.preset(size)`` with the size checked."""
-    check_size(f"{cls.__name__}.preset", size)
+    """``cls.preset(size)`` with the class and the size checked."""
+    from compare import _validate as V
+
+    V.settings_class("preset", "cls", cls)
+    check_size("preset", size)
     return cls.preset(size)  # type: ignore[attr-defined]
 
 
@@ -58,13 +69,22 @@ def _hints(cls: type) -> dict[str, Any]:
         return {f.name: f.type for f in dataclasses.fields(cls)}
 
 
+def _instance(func: str, name: str, obj: Any) -> None:
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        what = f"the class {obj.__name__}" if isinstance(obj, type) else f"an object of type {type(obj).__name__}"
+        raise SettingsError(f"{func}: argument '{name}' must be a settings dataclass instance; got {what}.")
+
+
 def leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
     """``(dotted path, value, annotation)`` of every leaf field of a settings dataclass.
 
     Fields holding dataclasses (or tuples of dataclasses, indexed ``name.0``) are descended into.
     """
-    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
-        raise SettingsError(f"settings: argument 'settings' must be a settings dataclass; got {type(obj).__name__}.")
+    _instance("leaves", "obj", obj)
+    yield from _leaves(obj, prefix)
+
+
+def _leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
     hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
         if not f.init:
@@ -72,10 +92,10 @@ def leaves(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
         v = getattr(obj, f.name)
         path = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
-            yield from leaves(v, path + ".")
+            yield from _leaves(v, path + ".")
         elif isinstance(v, tuple) and v and all(dataclasses.is_dataclass(x) and not isinstance(x, type) for x in v):
             for i, x in enumerate(v):
-                yield from leaves(x, f"{path}.{i}.")
+                yield from _leaves(x, f"{path}.{i}.")
         else:
             yield path, v, hints.get(f.name, Any)
 
@@ -89,12 +109,14 @@ def as_dict(obj: Any) -> dict[str, Any]:
             return "nan"
         return v
 
-    return {p: plain(v) for p, v, _ in leaves(obj)}
+    _instance("as_dict", "obj", obj)
+    return {p: plain(v) for p, v, _ in _leaves(obj)}
 
 
 def names(obj: Any) -> list[str]:
     """Every name a user may set: the dotted paths and the leaf names."""
-    paths = [p for p, _, _ in leaves(obj)]
+    _instance("names", "obj", obj)
+    paths = [p for p, _, _ in _leaves(obj)]
     return sorted(set(paths) | {p.rsplit(".", 1)[-1] for p in paths})
 
 
@@ -168,14 +190,23 @@ def convert(value: Any, annotation: Any, *, name: str) -> Any:
 # --------------------------------------------------------------------------- overrides
 def parse_assignments(items: Sequence[str]) -> dict[str, str]:
     """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}`` (the command line's repeated ``--set``)."""
+    from compare import _validate as V
+
+    def bad(expected: str, it: Any) -> SettingsError:
+        got = repr(it) if isinstance(it, str) else V.describe(it)
+        return SettingsError(f"parse_assignments: argument 'items' must be {expected}; got {got}.",
+                             detail=f"--set must be {expected.replace(' strings', '')}; got {got}")
+
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+        raise bad("a list of NAME=VALUE strings", items)
     out: dict[str, str] = {}
     for it in items:
-        if "=" not in it:
-            raise SettingsError(f"--set must be NAME=VALUE; got {it!r}")
+        if not isinstance(it, str) or "=" not in it:
+            raise bad("NAME=VALUE strings", it)
         k, v = it.split("=", 1)
         k = k.strip()
         if not k:
-            raise SettingsError(f"--set must be NAME=VALUE with a non-empty NAME; got {it!r}")
+            raise bad("NAME=VALUE strings with a non-empty NAME", it)
         out[k] = v
     return out
 
@@ -198,27 +229,50 @@ def override(settings: S, overrides: Mapping[str, Any], *, strict: bool = True) 
         valid names); with ``strict=False`` such names are skipped (a report applies one ``--set`` to
         every selected claim, and each claim takes the names it has).
     """
-    found = list(leaves(settings))
+    return _override(settings, overrides, strict=strict, func="override", arg="overrides")
+
+
+def _override(settings: S, overrides: Any, *, strict: Any, func: str, arg: str) -> tuple[S, set[str]]:
+    """:func:`override`, its errors naming ``func`` and its argument ``arg`` (``claim_job``, ``check``)."""
+    from compare import _validate as V
+
+    _instance(func, "settings", settings)
+    try:
+        overrides = V.mapping(func, arg, overrides, optional=False)
+        strict = V.flag(func, "strict", strict)
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
+    found = list(_leaves(settings))
     used: set[str] = set()
     new = settings
     for name, raw in overrides.items():
         targets = [(p, ann) for p, _, ann in found if _matches(p, name)]
         if not targets:
             if strict:
-                raise SettingsError(f"unknown setting {name!r} for {type(settings).__name__}; valid settings: "
-                                    f"{', '.join(names(settings))}")
+                cls = type(settings).__name__
+                detail = f"unknown setting {name!r} for {cls}; valid settings: {', '.join(names(settings))}"
+                raise SettingsError(f"{func}: argument '{arg}' must name settings of {cls} (valid settings: "
+                                    f"{', '.join(names(settings))}); got the unknown setting {name!r}.", detail)
             continue
         for path, ann in targets:
-            if isinstance(raw, str) and raw.startswith("+") and typing.get_origin(ann) is tuple:
-                current = next(v for p, v, _ in leaves(new) if p == path)  # "+a,b": append to the current tuple
-                value = tuple(current) + convert(raw[1:], ann, name=name)
-            else:
-                value = convert(raw, ann, name=name)
+            try:
+                if isinstance(raw, str) and raw.startswith("+") and typing.get_origin(ann) is tuple:
+                    current = next(v for p, v, _ in _leaves(new) if p == path)  # "+a,b": append to the current tuple
+                    value = tuple(current) + convert(raw[1:], ann, name=name)
+                else:
+                    value = convert(raw, ann, name=name)
+            except SettingsError as e:
+                expected = e.detail.split(" must ", 1)[-1].rsplit("; got ", 1)[0].removeprefix("be ")
+                raise SettingsError(f"{func}: argument '{arg}' must give setting {name!r} {expected}; got {raw!r}.",
+                                    e.detail) from None
             try:
                 new = _replace_path(new, path.split("."), value)
             except SettingsError:
                 raise
             except (ValueError, TypeError) as e:
-                raise SettingsError(f"setting {name}={raw!r} is not valid: {e}") from None
+                inner = str(e).rstrip(".")
+                raise SettingsError(f"{func}: argument '{arg}' must give setting {name!r} a value its class "
+                                    f"accepts ({inner}); got {raw!r}.",
+                                    f"setting {name}={raw!r} is not valid: {e}") from None
         used.add(name)
     return new, used

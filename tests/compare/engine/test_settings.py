@@ -57,11 +57,12 @@ def test_conversion_by_annotation_and_append():
 
 
 @pytest.mark.parametrize("overrides, needle", [
-    ({"nope": "1"}, "unknown setting 'nope' for Outer; valid settings:"),
-    ({"steps": "1.5"}, "setting 'steps' must be an integer; got '1.5'"),
-    ({"strict": "maybe"}, "setting 'strict' must be true or false"),
-    ({"noise_std": "-1"}, "setting noise_std='-1' is not valid: Inner: argument 'noise_std' must be >= 0"),
-    ({"noise_std": "abc"}, "setting 'noise_std' must be a number"),
+    ({"nope": "1"}, "override: argument 'overrides' must name settings of Outer (valid settings:"),
+    ({"steps": "1.5"}, "override: argument 'overrides' must give setting 'steps' an integer; got '1.5'."),
+    ({"strict": "maybe"}, "argument 'overrides' must give setting 'strict' true or false"),
+    ({"noise_std": "-1"}, "must give setting 'noise_std' a value its class accepts (Inner: argument 'noise_std' "
+                          "must be >= 0"),
+    ({"noise_std": "abc"}, "must give setting 'noise_std' a number"),
 ])
 def test_bad_overrides_name_the_setting(overrides, needle):
     with pytest.raises(S.SettingsError, match=needle.replace("(", r"\(").replace(")", r"\)")):
@@ -76,8 +77,9 @@ def test_non_strict_skips_names_it_does_not_have():
 def test_parse_assignments_and_names():
     assert S.parse_assignments(["a=1", "b.c=x=y"]) == {"a": "1", "b.c": "x=y"}
     for bad in ("a", "=1"):
-        with pytest.raises(S.SettingsError, match="--set must be NAME=VALUE"):
+        with pytest.raises(S.SettingsError, match="argument 'items' must be NAME=VALUE") as info:
             S.parse_assignments([bad])
+        assert info.value.detail.startswith("--set must be NAME=VALUE"), info.value.detail
     assert {"curves.noise_std", "noise_std", "optimizers"} <= set(S.names(Outer()))
     with pytest.raises(ValueError, match="argument 'size'"):
         S.preset(Outer, "huge")
