@@ -101,6 +101,13 @@ def code_version(*, extra_files: Sequence[str | os.PathLike] = (), roots: Sequen
 # --------------------------------------------------------------------------- keys
 def canonical(obj: Any) -> Any:
     """A JSON-able, order-independent form of a key (floats exactly, arrays by content hash)."""
+    return _canonical(obj, "canonical", "obj")
+
+
+def _canonical(obj: Any, func: str, name: str) -> Any:
+    def canonical(x: Any) -> Any:
+        return _canonical(x, func, name)
+
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, (int, np.integer)):
@@ -119,15 +126,23 @@ def canonical(obj: Any) -> Any:
         return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, (list, tuple)):
         return [canonical(v) for v in obj]
-    raise ValueError(f"cache: argument 'key' must hold only None, bool, int, float, str, numpy arrays, "
-                     f"dataclasses, lists, tuples and dicts; got {type(obj).__name__}.")
+    raise ValueError(f"{func}: argument '{name}' must hold only None, bool, int, float, str, numpy arrays, "
+                     f"dataclasses, lists, tuples and dicts; got a value of type {type(obj).__name__}.")
 
 
 def key_digest(key: Mapping[str, Any]) -> str:
     """The file-name hash of ``key``."""
+    return _digest("key_digest", key)
+
+
+def _key(func: str, key: Any) -> Any:
     if not isinstance(key, Mapping):
-        raise ValueError(f"cache: argument 'key' must be a dict; got {type(key).__name__}.")
-    text = json.dumps(canonical(key), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        raise ValueError(f"{func}: argument 'key' must be a dict; got an object of type {type(key).__name__}.")
+    return _canonical(key, func, "key")
+
+
+def _digest(func: str, key: Any) -> str:
+    text = json.dumps(_key(func, key), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -156,8 +171,15 @@ def _checksum(meta: bytes, arrays: Sequence[np.ndarray]) -> str:
 
 def pack(key: Mapping[str, Any], value: Any, *, version: str) -> bytes:
     """The bytes of one entry (see the module docstring)."""
-    tree, arrays = codec.encode(value)
-    meta = json.dumps({"format": FORMAT, "version": version, "key": canonical(key), "tree": tree},
+    return _pack("pack", key, value, version)
+
+
+def _pack(func: str, key: Mapping[str, Any], value: Any, version: str) -> bytes:
+    if not isinstance(version, str) or not version:
+        raise ValueError(f"{func}: argument 'version' must be a non-empty string; got {version!r}.")
+    ckey = _key(func, key)
+    tree, arrays = codec._encode(value, func, "value")
+    meta = json.dumps({"format": FORMAT, "version": version, "key": ckey, "tree": tree},
                       sort_keys=True, allow_nan=False).encode()
     buf = io.BytesIO()
     named = {f"a{i}": a for i, a in enumerate(arrays)}
@@ -172,6 +194,10 @@ class MalformedEntry(ValueError):
 
 def unpack(raw: bytes, key: Mapping[str, Any] | None = None) -> tuple[str, Any]:
     """``(version, value)`` of an entry; :class:`MalformedEntry` if anything does not check out."""
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise ValueError(f"unpack: argument 'raw' must be the bytes of a cache entry; got an object of type "
+                         f"{type(raw).__name__}.")
+    want = None if key is None else _key("unpack", key)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as z:
             names = set(z.files)
@@ -190,7 +216,7 @@ def unpack(raw: bytes, key: Mapping[str, Any] | None = None) -> tuple[str, Any]:
         m = json.loads(meta)
         if m.get("format") != FORMAT:
             raise MalformedEntry(f"format {m.get('format')!r}, expected {FORMAT}")
-        if key is not None and m.get("key") != canonical(key):
+        if want is not None and m.get("key") != want:
             raise MalformedEntry("the key does not match the file name")
         return str(m["version"]), codec.decode(m["tree"], arrays)
     except MalformedEntry:
@@ -241,6 +267,14 @@ class Cache:
     stats: CacheStats = field(default_factory=CacheStats)
 
     def __post_init__(self) -> None:
+        if isinstance(self.root, bytes) or not isinstance(self.root, (str, os.PathLike)) or not str(self.root):
+            raise ValueError(f"Cache: argument 'root' must be a non-empty path (a str or os.PathLike); got "
+                             f"{self.root!r}.")
+        if not isinstance(self.version, str):
+            raise ValueError(f"Cache: argument 'version' must be a string ('' for the code version); got "
+                             f"{self.version!r}.")
+        if not isinstance(self.enabled, (bool, np.bool_)):
+            raise ValueError(f"Cache: argument 'enabled' must be a bool (True or False); got {self.enabled!r}.")
         self.root = Path(self.root)
         if not self.version:
             self.version = code_version()
@@ -264,15 +298,19 @@ class Cache:
         return previous if previous != self.version else None
 
     def path(self, key: Mapping[str, Any], *, namespace: str) -> Path:
-        if not namespace or "/" in namespace or namespace.startswith("."):
-            raise ValueError(f"cache: argument 'namespace' must be a plain directory name; got {namespace!r}.")
-        return self.root / namespace / (key_digest(key) + ".npz")
+        return self._path("Cache.path", key, namespace)
+
+    def _path(self, func: str, key: Mapping[str, Any], namespace: str) -> Path:
+        if not isinstance(namespace, str) or not namespace or "/" in namespace or namespace.startswith(".") \
+                or "\0" in namespace:
+            raise ValueError(f"{func}: argument 'namespace' must be a plain directory name; got {namespace!r}.")
+        return self.root / namespace / (_digest(func, key) + ".npz")
 
     def load(self, key: Mapping[str, Any], *, namespace: str) -> tuple[bool, Any]:
         """``(True, value)`` when a valid entry for ``key`` exists, else ``(False, None)``."""
+        p = self._path("Cache.load", key, namespace)
         if not self.enabled:
             return False, None
-        p = self.path(key, namespace=namespace)
         try:
             raw = p.read_bytes()
         except FileNotFoundError:
@@ -296,10 +334,11 @@ class Cache:
 
     def store(self, key: Mapping[str, Any], value: Any, *, namespace: str) -> Path | None:
         """Write ``value`` for ``key`` atomically; ``None`` when disabled."""
+        p = self._path("Cache.store", key, namespace)
+        raw = _pack("Cache.store", key, value, self.version)
         if not self.enabled:
             return None
-        p = self.path(key, namespace=namespace)
-        atomic_write(p, pack(key, value, version=self.version), fsync=True)
+        atomic_write(p, raw, fsync=True)
         self.stats.writes += 1
         return p
 
@@ -308,9 +347,11 @@ class Cache:
 
         A disabled cache gives a no-op lock.
         """
+        p = self._path("Cache.lock", key, namespace).with_suffix(".lock")
+        if not isinstance(wait, (bool, np.bool_)):
+            raise ValueError(f"Cache.lock: argument 'wait' must be a bool (True or False); got {wait!r}.")
         if not self.enabled:
             return EntryLock(Path(), None)
-        p = self.path(key, namespace=namespace).with_suffix(".lock")
         p.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o666)
         try:

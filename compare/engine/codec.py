@@ -28,6 +28,8 @@ TRUSTED_MODULES: set[str] = {"theory", "simulate", "compare"}
 
 def trust_module(name: str) -> None:
     """Allow dataclasses of the (already imported) module ``name`` to be rebuilt (plugins)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"trust_module: argument 'name' must be a non-empty module name; got {name!r}.")
     TRUSTED_MODULES.add(name)
 
 
@@ -37,7 +39,14 @@ def _trusted(module: str) -> bool:
 
 def encode(obj: Any) -> tuple[Any, list[np.ndarray]]:
     """``(tree, arrays)``: a JSON-able tree and the arrays it refers to by index."""
+    return _encode(obj, "encode", "obj")
+
+
+def _encode(obj: Any, func: str, name: str) -> tuple[Any, list[np.ndarray]]:
     arrays: list[np.ndarray] = []
+
+    def bad(expected: str, got: str) -> ValueError:
+        return ValueError(f"{func}: argument '{name}' must be {expected}; got {got}.")
 
     def enc(x: Any) -> Any:
         if x is None or isinstance(x, (bool, str)):
@@ -51,7 +60,7 @@ def encode(obj: Any) -> tuple[Any, list[np.ndarray]]:
             return v if math.isfinite(v) else {"__float__": repr(v)}
         if isinstance(x, np.ndarray):
             if x.dtype.kind not in "biufc":
-                raise ValueError(f"codec: arrays must have a numeric or boolean dtype; got {x.dtype}.")
+                raise bad("a tree whose arrays have a numeric or boolean dtype", f"an array of dtype {x.dtype}")
             arrays.append(np.ascontiguousarray(x))
             return {"__array__": len(arrays) - 1}
         if dataclasses.is_dataclass(x) and not isinstance(x, type):
@@ -67,35 +76,54 @@ def encode(obj: Any) -> tuple[Any, list[np.ndarray]]:
             return [enc(v) for v in x]
         if isinstance(x, dict):
             if not all(isinstance(k, str) for k in x):
-                raise ValueError("codec: dict keys must be strings.")
+                raise bad("a tree whose dicts have string keys",
+                          f"the key {next(k for k in x if not isinstance(k, str))!r}")
             if any(k.startswith("__") and k.endswith("__") for k in x):
                 return {"__dict__": {k: enc(v) for k, v in x.items()}}
             return {k: enc(v) for k, v in x.items()}
-        raise ValueError(f"codec: cannot store a value of type {type(x).__name__}.")
+        raise bad("a tree of None, bool, int, float, str, lists, tuples, string-keyed dicts, numeric arrays, "
+                  "SeedSequences and dataclasses (cannot store that type)", f"a value of type {type(x).__name__}")
 
     return enc(obj), arrays
+
+
+def _bad_tree(expected: str, got: str) -> ValueError:
+    return ValueError(f"decode: argument 'tree' must be {expected}; got {got}.")
 
 
 def _resolve(name: str) -> type:
     module, _, qual = name.partition(":")
     if not _trusted(module):
-        raise ValueError(f"codec: the entry names type {name!r} from a module that is not trusted.")
+        raise _bad_tree("a tree naming dataclasses of trusted modules only", f"type {name!r} from a module that is "
+                                                                            f"not trusted")
     mod = sys.modules.get(module)
     if mod is None:
-        raise ValueError(f"codec: the entry names type {name!r} from a module that is not loaded.")
+        raise _bad_tree("a tree naming dataclasses of loaded modules only", f"type {name!r} from a module that is "
+                                                                           f"not loaded")
     obj: Any = mod
     for part in qual.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
-            raise ValueError(f"codec: the entry names an unknown type {name!r}.")
+            raise _bad_tree("a tree naming known dataclasses", f"an unknown type {name!r}")
     if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
-        raise ValueError(f"codec: {name!r} is not a dataclass.")
+        raise _bad_tree("a tree naming dataclasses", f"{name!r}, which is not a dataclass")
     return obj
 
 
 def decode(tree: Any, arrays: list[np.ndarray]) -> Any:
     """The value :func:`encode` was given (dataclasses of trusted, loaded modules only)."""
+    if not isinstance(arrays, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in arrays):
+        raise ValueError(f"decode: argument 'arrays' must be a list of numpy arrays; got "
+                         f"{type(arrays).__name__ if not isinstance(arrays, (list, tuple)) else 'other entries'}.")
+    try:
+        return _decode(tree, arrays)
+    except ValueError:
+        raise
+    except Exception as e:  # a malformed node (bad index, bad float text, wrong field types)
+        raise _bad_tree("a tree written by encode", f"a malformed node ({type(e).__name__}: {e})") from None
 
+
+def _decode(tree: Any, arrays: list[np.ndarray] | tuple) -> Any:
     def dec(x: Any) -> Any:
         if x is None or isinstance(x, (bool, int, float, str)):
             return x
@@ -103,8 +131,13 @@ def decode(tree: Any, arrays: list[np.ndarray]) -> Any:
             return [dec(v) for v in x]
         if isinstance(x, dict):
             if "__array__" in x:
-                return arrays[int(x["__array__"])]
+                i = x["__array__"]
+                if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(arrays):
+                    raise _bad_tree(f"a tree whose array references are in [0, {len(arrays)})", repr(i))
+                return arrays[i]
             if "__float__" in x:
+                if x["__float__"] not in ("inf", "-inf", "nan"):
+                    raise _bad_tree("a tree whose non-finite floats are 'inf', '-inf' or 'nan'", repr(x["__float__"]))
                 return float(x["__float__"])
             if "__tuple__" in x:
                 return tuple(dec(v) for v in x["__tuple__"])
@@ -118,13 +151,14 @@ def decode(tree: Any, arrays: list[np.ndarray]) -> Any:
                 cls = _resolve(str(x["__dataclass__"]))
                 fields = {f.name for f in dataclasses.fields(cls)}
                 given = x.get("fields", {})
-                if set(given) != fields:
-                    raise ValueError(f"codec: fields of {cls.__qualname__} do not match the entry.")
+                if not isinstance(given, dict) or set(given) != fields:
+                    raise _bad_tree(f"a tree whose {cls.__qualname__} has its fields",
+                                    f"the fields {sorted(given) if isinstance(given, dict) else given!r}")
                 obj = object.__new__(cls)
                 for k, v in given.items():
                     object.__setattr__(obj, k, dec(v))
                 return obj
             return {k: dec(v) for k, v in x.items()}
-        raise ValueError(f"codec: unexpected node {type(x).__name__}.")
+        raise _bad_tree("a JSON tree (None, bool, int, float, str, lists, dicts)", f"a node of type {type(x).__name__}")
 
     return dec(tree)

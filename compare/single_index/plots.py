@@ -23,6 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from compare import _validate as V  # noqa: E402
+
 __all__ = ["Curve", "Figure3Data", "figure3"]
 
 _SGD = "#1f77b4"
@@ -54,6 +56,29 @@ class Curve:
     theory_sgd_points: np.ndarray | None = None
     theory_kfac_points: np.ndarray | None = None
 
+    def __post_init__(self):
+        def arr(name: str, size: int | None, *, low: float | None = None) -> np.ndarray | None:
+            v = getattr(self, name)
+            if v is None and name in _OPTIONAL:
+                return None
+            a = V.samples("Curve", name, v, low=low)
+            if np.ndim(v) != 1:
+                raise V.fail("Curve", name, "a 1-D array of real numbers", V.describe(v))
+            if size is not None and a.size != size:
+                raise V.fail("Curve", name, f"a 1-D array of length {size} (one value per point of "
+                                            f"{'x' if name in _AT_X else 'x_dense'})", f"length {a.size}")
+            object.__setattr__(self, name, a)
+            return a
+
+        m, n = arr("x", None).size, arr("x_dense", None).size
+        for name in _AT_X:
+            arr(name, m, low=0.0 if name.endswith("_se") else None)
+        for name in ("theory_sgd", "theory_kfac", "cap"):
+            arr(name, n)
+        if (self.network_mean is None) != (self.network_se is None):
+            missing = "network_se" if self.network_se is None else "network_mean"
+            raise V.fail("Curve", missing, "given together with its partner (network_mean and network_se)", "None")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Figure3Data:
@@ -75,6 +100,25 @@ class Figure3Data:
     teacher: str
     student: str
     noise_std: float
+
+    def __post_init__(self):
+        f = "Figure3Data"
+        for name in ("left", "right", "psi"):
+            if not isinstance(getattr(self, name), Curve):
+                raise V.fail(f, name, "a Curve", V.describe(getattr(self, name)))
+        for name in ("d", "N", "trials"):
+            V.integer(f, name, getattr(self, name), low=1)
+        V.real(f, "psi_left", self.psi_left, low=0.0, low_open=True)
+        V.real(f, "eps_left", self.eps_left, low=0.0, high=1.0, high_open=True)
+        V.real(f, "lam_right", self.lam_right, low=0.0)
+        V.real(f, "noise_std", self.noise_std, low=0.0)
+        V.text(f, "teacher", self.teacher)
+        V.text(f, "student", self.student)
+
+
+_OPTIONAL = ("network_mean", "network_se", "cap", "theory_sgd_points", "theory_kfac_points")
+_AT_X = ("sgd_mean", "sgd_se", "kfac_mean", "kfac_se", "network_mean", "network_se", "theory_sgd_points",
+         "theory_kfac_points")
 
 
 def _panel(ax, c: Curve, *, logx: bool, band: bool) -> None:
