@@ -247,10 +247,55 @@ def noncentrality_for_power(crit: float, df: float | None, *, power: float = POW
             down = 0.0 if one_sided else float(np.nan_to_num(_st.nct.cdf(-crit, dfv, lam)))  # < 1e-6 for lam > 0
         return float(up + (0.0 if one_sided else down)) - power
 
-    hi = crit + _quantile(1.0 - power, dfv) + 1.0
+    if not rejects(0.0) < 0:  # the test rejects with probability >= power already at no error (alpha >= power)
+        return 0.0
+    if crit > 1e3 and not math.isinf(dfv):  # scipy's nct is slow (seconds) or NaN out there
+        return _noncentrality_quad(crit, dfv, power, one_sided)
+    try:
+        with np.errstate(all="ignore"):
+            hi = crit + _quantile(1.0 - power, dfv) + 1.0
+            while rejects(hi) < 0:
+                hi *= 2.0
+            lam = float(brentq(rejects, 0.0, hi, xtol=1e-10))
+        if math.isfinite(lam):
+            return lam
+    except (ValueError, RuntimeError, ArithmeticError):
+        pass
+    return _noncentrality_quad(crit, dfv, power, one_sided)
+
+
+def _noncentrality_quad(crit: float, df: float, power: float, one_sided: bool) -> float:
+    """:func:`noncentrality_for_power` where scipy's noncentral t fails (huge ``crit`` at few df, i.e.
+    alpha near 0): the rejection probability as one integral over the s.e.'s chi distribution,
+
+    .. math::
+
+        P(T'_{\nu,\lambda} > c) = \int_0^1 \Phi\big(\lambda - c\,s(u)\big)\,du,\qquad
+        s(u) = \sqrt{F^{-1}_{\chi^2_\nu}(u)/\nu},
+
+    (plus the lower tail for a two-sided test), solved for :math:`\lambda` in the scaled variable
+    :math:`\mu = \lambda / c`."""
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
+    def s(u: float) -> float:
+        return math.sqrt(float(_st.chi2.ppf(u, df)) / df)
+
+    def rejects(mu: float) -> float:
+        lam = mu * crit
+        kink = float(_st.chi2.cdf(df * mu * mu, df))  # where the integrand steps
+
+        def f(u: float) -> float:
+            cs = crit * s(u)
+            return float(_st.norm.sf(cs - lam) + (0.0 if one_sided else _st.norm.cdf(-cs - lam)))
+
+        pts = [p for p in (kink,) if 0.0 < p < 1.0]
+        return quad(f, 0.0, 1.0, points=pts or None, limit=200, epsabs=1e-12)[0] - power
+
+    hi = 1.0
     while rejects(hi) < 0:
         hi *= 2.0
-    return float(brentq(rejects, 0.0, hi, xtol=1e-10))
+    return float(brentq(rejects, 0.0, hi, xtol=1e-14, rtol=1e-12)) * crit
 
 
 def _detectable(prediction: float, allowance: float, crit: float, se: float, df: float,

@@ -100,7 +100,7 @@ def _job(func: str, kind: str, name: Any, size: Any, seed: Any, overrides: Any, 
     name_arg = name_arg or ("claim_id" if kind == "claim" else "name")
     V.text(func, name_arg, name)
     if name not in table:
-        raise V.fail(func, name_arg, f"a registered {kind} (one of {', '.join(sorted(table, key=R.order_key))})",
+        raise V.fail(func, name_arg, f"one of the registered {kind}s ({', '.join(sorted(table, key=R.order_key))})",
                      repr(name))
     S.check_size(func, size)
     seed = _seeds._check_seed(func, seed)
