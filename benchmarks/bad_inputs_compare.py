@@ -155,7 +155,7 @@ def compare_specs() -> list[Spec]:
                   ("nonfinite", "NaN df", [(0.1, float("nan"))]), ("dtype", "complex", [(0.1j, 9)]),
                   ("dtype", "bool df", [(0.1, True)])]))
     S(M, "noncentrality_for_power", dict(crit=2.0, df=10, power=0.9, one_sided=False),
-      dict(crit=bad_real(0, None, True, valid=2.0), df=bad_df(), power=bad_alpha(valid=0.9), one_sided=bad_flag()))
+      dict(crit=bad_real(valid=2.0), df=bad_df(), power=bad_alpha(valid=0.9), one_sided=bad_flag()))
     agree = dict(measured=1.0, stderr=0.1, prediction=1.0, df=10, alpha=0.05, allowance=0.0, one_sided=False)
     S(M, "agreement", agree,
       dict(measured=bad_real(valid=1.0), stderr=bad_real(0, valid=0.1), prediction=bad_real(valid=1.0), df=bad_df(),

@@ -93,7 +93,10 @@ def _controls(func: str, name: str, controls: Any, T: int) -> list[tuple[np.ndar
         raise V.fail(func, name, f"at most T - 3 = {T - 3} controls (the residual needs T - k - 1 >= 2 df)", f"{k} controls")
     if k:
         A = np.column_stack([np.ones(T)] + [c - mu for c, mu in out])
-        sv = np.linalg.svd(A, compute_uv=False)
+        norms = np.linalg.norm(A, axis=0)
+        if not np.all(norms > 0):
+            raise V.fail(func, name, "controls that are not constant at their mean", "a control c == mean")
+        sv = np.linalg.svd(A / norms, compute_uv=False)  # columns scaled: the rank test is scale-free
         if not sv[-1] > max(A.shape) * np.finfo(float).eps * sv[0]:
             raise V.fail(func, name, "controls that are not constant or collinear ([1, c - mean] of full column rank)",
                          f"singular values from {sv[-1]:.3e} to {sv[0]:.3e}")
@@ -101,8 +104,17 @@ def _controls(func: str, name: str, controls: Any, T: int) -> list[tuple[np.ndar
 
 
 def _quantile(p: float, df: float) -> float:
-    """Upper ``p`` quantile of Student t with ``df`` degrees of freedom (normal for ``df = inf``)."""
-    return float(_st.norm.isf(p) if math.isinf(df) else _st.t.isf(p, df))
+    """Upper ``p`` quantile of Student t with ``df`` degrees of freedom (normal for ``df = inf``).
+
+    Where scipy's ``t.isf`` is not finite (p below ~1e-290 at some df) it is inverted through the
+    incomplete beta function, :math:`P(T > t) = \tfrac12 I_{\nu/(\nu+t^2)}(\nu/2, 1/2)` for t > 0."""
+    q = float(_st.norm.isf(p) if math.isinf(df) else _st.t.isf(p, df))
+    if not math.isfinite(q) and 0.0 < p < 0.5 and not math.isinf(df):
+        from scipy.special import betaincinv
+
+        x = float(betaincinv(df / 2.0, 0.5, 2.0 * p))
+        q = math.sqrt(df) * math.sqrt(1.0 / x - 1.0) if x > 0 else math.inf
+    return q
 
 
 def t_critical(alpha: float, df: float | None, *, sided: str = "two") -> float:
@@ -170,6 +182,9 @@ def welch_df(parts: Sequence[tuple[float, float]]) -> float:
     if not checked:
         raise V.fail("welch_df", "parts", "a non-empty sequence of (variance, df) pairs", "an empty sequence")
     parts = checked
+    top = max(v for v, _ in parts)
+    if top > 1e150 or 0.0 < top < 1e-150:  # scale (the ratio is scale-free) so the squares stay finite
+        parts = [(v / top, df) for v, df in parts]
     num = sum(v for v, _ in parts) ** 2
     den = sum(v * v / df for v, df in parts if v > 0)
     return float(num / den) if den > 0 else math.inf
@@ -234,7 +249,7 @@ def noncentrality_for_power(crit: float, df: float | None, *, power: float = POW
     degrees of freedom rejects with probability ``power`` (two-sided unless ``one_sided``)."""
     from scipy.optimize import brentq
 
-    crit = V.real("noncentrality_for_power", "crit", crit, low=0.0, low_open=True)
+    crit = V.real("noncentrality_for_power", "crit", crit)
     dfv = _check_df(df, "noncentrality_for_power")
     power = V.prob("noncentrality_for_power", "power", power)
     one_sided = V.flag("noncentrality_for_power", "one_sided", one_sided)
@@ -249,7 +264,7 @@ def noncentrality_for_power(crit: float, df: float | None, *, power: float = POW
 
     if not rejects(0.0) < 0:  # the test rejects with probability >= power already at no error (alpha >= power)
         return 0.0
-    if crit > 1e3 and not math.isinf(dfv):  # scipy's nct is slow (seconds) or NaN out there
+    if crit > 100.0 and not math.isinf(dfv):  # scipy's nct is slow (seconds) or NaN out there
         return _noncentrality_quad(crit, dfv, power, one_sided)
     try:
         with np.errstate(all="ignore"):
@@ -265,36 +280,45 @@ def noncentrality_for_power(crit: float, df: float | None, *, power: float = POW
 
 
 def _noncentrality_quad(crit: float, df: float, power: float, one_sided: bool) -> float:
-    """:func:`noncentrality_for_power` where scipy's noncentral t fails (huge ``crit`` at few df, i.e.
+    r""":func:`noncentrality_for_power` where scipy's noncentral t fails (huge ``crit`` at few df, i.e.
     alpha near 0): the rejection probability as one integral over the s.e.'s chi distribution,
 
     .. math::
 
-        P(T'_{\nu,\lambda} > c) = \int_0^1 \Phi\big(\lambda - c\,s(u)\big)\,du,\qquad
-        s(u) = \sqrt{F^{-1}_{\chi^2_\nu}(u)/\nu},
+        P(T'_{\nu,\lambda} > c) = \int_0^\infty \Phi\big(\lambda - c\sqrt{v/\nu}\big)\,
+        f_{\chi^2_\nu}(v)\,dv,
 
     (plus the lower tail for a two-sided test), solved for :math:`\lambda` in the scaled variable
     :math:`\mu = \lambda / c`."""
     from scipy.integrate import quad
     from scipy.optimize import brentq
 
-    def s(u: float) -> float:
-        return math.sqrt(float(_st.chi2.ppf(u, df)) / df)
+    log_norm = 0.5 * df * math.log(2.0) + math.lgamma(0.5 * df)
+    r2 = math.sqrt(2.0)
 
     def rejects(mu: float) -> float:
         lam = mu * crit
-        kink = float(_st.chi2.cdf(df * mu * mu, df))  # where the integrand steps
+        kink = df * mu * mu  # v where c sqrt(v / df) = lam: the integrand steps from 1 to 0 there
 
-        def f(u: float) -> float:
-            cs = crit * s(u)
-            return float(_st.norm.sf(cs - lam) + (0.0 if one_sided else _st.norm.cdf(-cs - lam)))
+        def f(v: float) -> float:  # P(reject | V = v) times the chi-square density (plain math: fast)
+            if v <= 0.0:
+                return 0.0
+            cs = crit * math.sqrt(v / df)
+            tail = 0.5 * math.erfc((cs - lam) / r2) + (0.0 if one_sided else 0.5 * math.erfc((cs + lam) / r2))
+            return tail * math.exp((0.5 * df - 1.0) * math.log(v) - 0.5 * v - log_norm)
 
-        pts = [p for p in (kink,) if 0.0 < p < 1.0]
-        return quad(f, 0.0, 1.0, points=pts or None, limit=200, epsabs=1e-12)[0] - power
+        inside = [kink] if lo < kink < hi_v else None
+        return quad(f, lo, hi_v, points=inside, limit=200, epsabs=1e-13)[0] - power
 
+    # the chi-square mass lies within 40 standard deviations sqrt(2 df) of its mean df
+    lo, hi_v = max(0.0, df - 40.0 * math.sqrt(2.0 * df)), df + 40.0 * math.sqrt(2.0 * df) + 40.0
     hi = 1.0
-    while rejects(hi) < 0:
+    for _ in range(64):
+        if rejects(hi) >= 0:
+            break
         hi *= 2.0
+    else:  # pragma: no cover - the rejection probability tends to 1 as the noncentrality grows
+        raise ArithmeticError(f"noncentrality_for_power: no noncentrality below {hi * crit:.3g} reaches power {power}")
     return float(brentq(rejects, 0.0, hi, xtol=1e-14, rtol=1e-12)) * crit
 
 

@@ -18,6 +18,7 @@ ones.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Iterator, Mapping, Sequence, TypeVar
@@ -177,9 +178,12 @@ def convert(value: Any, annotation: Any, *, name: str) -> Any:
         if isinstance(value, bool):
             raise SettingsError(f"setting {name!r} must be a number; got {value!r}")
         try:
-            return float(value)
+            v = float(value)
         except (TypeError, ValueError):
             raise SettingsError(f"setting {name!r} must be a number; got {value!r}") from None
+        if not math.isfinite(v):
+            raise SettingsError(f"setting {name!r} must be a finite number; got {value!r}")
+        return v
     if annotation is str:
         if not isinstance(value, str):
             raise SettingsError(f"setting {name!r} must be a string; got {value!r}")

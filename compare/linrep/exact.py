@@ -324,9 +324,9 @@ class C7Settings(Settings):
             raise ValueError(f"C7Settings: argument 'n_batches' must be an integer in [2, keep/2]; got {self.n_batches!r}.")
         if not self.n > self.d_x + 1:
             raise ValueError(f"C7Settings: argument 'n' must exceed d_x + 1 (R-LR-3); got {self.n!r}.")
-        if not self.kappa_x >= 1:
-            raise ValueError(f"C7Settings: argument 'kappa_x' must be >= 1; got {self.kappa_x!r}.")
-        if not self.noise_std > 0:
+        if not 1 <= self.kappa_x < math.inf:
+            raise ValueError(f"C7Settings: argument 'kappa_x' must be a finite number >= 1; got {self.kappa_x!r}.")
+        if not 0 < self.noise_std < math.inf:
             raise ValueError(f"C7Settings: argument 'noise_std' must be > 0 (R-LR-3's floor); got {self.noise_std!r}.")
         if len(self.head_singular_values) != self.k or any(not v > 0 for v in self.head_singular_values):
             raise ValueError(f"C7Settings: argument 'head_singular_values' must be k = {self.k} positive numbers; "
