@@ -13,14 +13,14 @@ plot data (``Curve``, ``Figure3Data``) - a valid call is written down once and e
 replaces one argument (wrong type, NaN/inf, complex/object/bool arrays, empty, wrong shape, out of
 range, unknown names, alpha outside (0, 1), df <= 0, ``workers=0``, sizes that do not fit memory).
 
-Measured (compare, 1496 bad inputs over 58 public functions and methods): before the hardening 202
-named (13.5%), 558 returned a result, 131 a NaN/inf result, 229 a ValueError naming nothing or not
+Measured (compare, 1493 bad inputs over 58 public functions and methods): before the hardening 202
+named (13.5%), 558 returned a result, 131 a NaN/inf result, 226 a ValueError naming nothing or not
 in the house format, 141 one naming another function (``agreement_samples`` reporting
 ``control_variate_mean``'s argument), 173 TypeError, 32 AttributeError, 14 KeyError, 5 IndexError,
 4 OverflowError, 1 ZeroDivisionError, 1 UFuncTypeError, 1 hung (``noncentrality_for_power(crit=inf)``);
 the 4 sizes that do not fit were not run (``trial_seeds(stop=2**62)`` and ``rngs(n=2**62)`` fill
-memory, ``compute(workers=10**6)`` forks a million processes: ``--no-huge`` leaves them out).
-After: 1496 named (100%), 0.3 s.
+memory, ``compute(workers=10**6)`` forks a million processes, ``run(workers=10**6)`` returned:
+``--no-huge`` leaves them out). After: 1493 named (100%), 0.1 s.
 
 Run: ``python benchmarks/bad_inputs_compare.py [--only compare.stats] [--timeout 10] [--details] [--strict]``.
 Exit status 1 only with ``--strict`` when some bad input is not ``named``.
