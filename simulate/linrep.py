@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from simulate import _validate as V
-from simulate.data import BatchSampler, LinRepProblem, draw_batch_fast, sample_inputs, symmetric_sqrt
-from simulate.optimizers import Batch, Optimizer, batch_loss, make, stacked
+from simulate.data import BatchSampler, LinRepProblem, _check_problem, _draw_batch_fast, _sqrt, _standard
+from simulate.optimizers import REGISTRY, Batch, Optimizer, _batch_loss, _is_built, make, stacked
 
 
 class DivergenceError(FloatingPointError):
@@ -45,7 +45,20 @@ def principal_angles(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     Orthonormal bases by QR; cosines are the singular values of :math:`Q_A^\top Q_B`, sines those of
     :math:`(I - Q_BQ_B^\top)Q_A` (accurate for tiny angles).
+
+    A, B: (k_A, d) and (k_B, d) real finite matrices of full row rank (:mod:`simulate._validate`'s
+    relative singular-value threshold: a numerically rank-deficient matrix has no well-defined row space).
     """
+    return _principal_angles(*_two_row_spaces("principal_angles", A, B))
+
+
+def _two_row_spaces(func: str, A, B) -> tuple[np.ndarray, np.ndarray]:
+    A = V.full_row_rank(func, "A", A)
+    B = V.full_row_rank(func, "B", B, cols=A.shape[1], labels=("k_B", "d"))
+    return A, B
+
+
+def _principal_angles(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Qa, _ = np.linalg.qr(A.T)
     Qb, _ = np.linalg.qr(B.T)
     sines = np.linalg.svd(Qa - Qb @ (Qb.T @ Qa), compute_uv=False)
@@ -57,20 +70,39 @@ def principal_tangents(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     r"""Tangents of the principal angles between the row spaces of A and B (descending).
 
     Each cosine is taken from the sine where the sine is small (:math:`\sqrt{(1-s)(1+s)}`, no
-    cancellation) and from the SVD of :math:`Q_A^\top Q_B` where it is large.
+    cancellation) and from the SVD of :math:`Q_A^\top Q_B` where it is large. A, B: as
+    :func:`principal_angles`.
     """
+    A, B = _two_row_spaces("principal_tangents", A, B)
     k = min(A.shape[0], B.shape[0])
-    s, c = principal_angles(A, B)
+    s, c = _principal_angles(A, B)
     s, c = s[:k], c[:k]  # c ascending pairs with s descending
     c = np.where(s < 0.5, np.sqrt((1.0 - s) * (1.0 + s)), c)
     return s / c
 
 
 def transfer_loss(G: np.ndarray, problem: LinRepProblem, *, Sigma_test_sqrt: np.ndarray | None = None) -> float:
-    r"""Population transfer loss :math:`L_{tr}(G)` (docs/theory.md 3.1.0) on ``problem``'s transfer task."""
-    Mt = problem.F_test @ problem.G_star
+    r"""Population transfer loss :math:`L_{tr}(G)` (docs/theory.md 3.1.0) on ``problem``'s transfer task.
+
+    G: (k, d_x) of full row rank. problem: the task. Sigma_test_sqrt: the symmetric positive-definite root
+    of ``problem.Sigma_test`` (default: computed).
+    """
+    f = "transfer_loss"
+    problem = _check_problem(f, problem)
+    G = _representation(f, "G", G, problem)
     if Sigma_test_sqrt is None:
-        Sigma_test_sqrt = symmetric_sqrt(problem.Sigma_test)
+        Sigma_test_sqrt = _sqrt(problem.Sigma_test)
+    else:
+        Sigma_test_sqrt = V.spd(f, "Sigma_test_sqrt", Sigma_test_sqrt, d=problem.d_x, label="d_x")
+    return _transfer_loss(G, problem, Sigma_test_sqrt)
+
+
+def _representation(func: str, name: str, G, problem: LinRepProblem) -> np.ndarray:
+    return V.full_row_rank(func, name, G, rows=problem.k, cols=problem.d_x, labels=("k", "d_x"))
+
+
+def _transfer_loss(G: np.ndarray, problem: LinRepProblem, Sigma_test_sqrt: np.ndarray) -> float:
+    Mt = problem.F_test @ problem.G_star
     Mw = Mt @ Sigma_test_sqrt
     Q, _ = np.linalg.qr((G @ Sigma_test_sqrt).T)
     R = Mw - (Mw @ Q) @ Q.T
@@ -94,13 +126,35 @@ class Trajectory:
 
 def initial_point(problem: LinRepProblem, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """docs/theory.md Figure 1 initialisation [R]: :math:`G_0\\sim N(0, 1/d_x)`, :math:`F_0\\sim N(0, 1/k)`."""
+    f = "initial_point"
+    return _initial_point(_check_problem(f, problem), V.generator(f, "rng", rng))
+
+
+def _initial_point(problem: LinRepProblem, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     G0 = rng.standard_normal((problem.k, problem.d_x)) / np.sqrt(problem.d_x)
     F0 = rng.standard_normal((problem.d_y, problem.k)) / np.sqrt(problem.k)
     return F0, G0
 
 
 def least_squares_head(G: np.ndarray, batch: Batch) -> np.ndarray:
-    """Head minimising the batch loss for fixed G (used for ``init_head="least_squares"``)."""
+    """Head minimising the batch loss for fixed G (used for ``init_head="least_squares"``).
+
+    G: (k, d_x) with :math:`G\\hat\\Sigma_xG^\\top` positive-definite. batch: a :class:`Batch` of the same d_x.
+    """
+    f = "least_squares_head"
+    V.instance(f, "batch", batch, Batch, "a simulate.optimizers.Batch")
+    Sx = V.square(f, "batch", batch.Sigma_x, label="d_x")
+    V.matrix(f, "batch", batch.Sigma_yx, shape=(None, Sx.shape[0]), labels=("d_y", "d_x"))
+    G = V.full_row_rank(f, "G", G, cols=Sx.shape[0], labels=("k", "d_x"))
+    Sz = G @ Sx @ G.T
+    lam = np.linalg.eigvalsh(0.5 * (Sz + Sz.T))
+    V.check(lam[-1] > 0 and lam[0] > lam.size * V.EPS * lam[-1], f, "G",
+            "a representation with G Sigma_x G^T positive-definite (smallest eigenvalue > k * eps * largest)",
+            f"eigenvalues of G Sigma_x G^T from {lam[0]:.3e} to {lam[-1]:.3e}")
+    return _least_squares_head(G, batch)
+
+
+def _least_squares_head(G: np.ndarray, batch: Batch) -> np.ndarray:
     Sz = G @ batch.Sigma_x @ G.T
     return np.linalg.solve(0.5 * (Sz + Sz.T), (batch.Sigma_yx @ G.T).T).T
 

@@ -58,7 +58,7 @@ from scipy import linalg as _la
 from scipy import special as _sp
 
 from simulate import _validate as V
-from simulate.matrix_optimizers import newton_schulz, polar_factor
+from simulate.matrix_optimizers import MAX_NS_STEPS, _newton_schulz, _polar_factor
 from simulate.trials import spawn_seeds
 
 __all__ = [
@@ -519,7 +519,7 @@ def orthogonalised_direction(update, *, steps: int = 5, exact_polar: bool = Fals
         ref = V.array(func, "reference", reference, ndim=1)
         if ref.shape != (U.shape[1],):
             raise V.fail(func, "reference", f"a 1-D array of length d = {U.shape[1]}", f"length {ref.size}")
-    O = polar_factor(U) if exact_polar else newton_schulz(U, steps)
+    O = _polar_factor(U) if exact_polar else _newton_schulz(U, steps)
     _, s_raw, Vt_raw = np.linalg.svd(U, full_matrices=False)
     _, s_orth, Vt_orth = np.linalg.svd(O, full_matrices=False)
     u, w = Vt_raw[0].copy(), Vt_orth[0].copy()
