@@ -904,141 +904,6 @@ def factory_specs() -> list[Spec]:
     return specs
 
 
-def compare_specs(tmpdir: str) -> list[Spec]:
-    from compare import claims, stats
-    from compare.engine import cache as C
-    from compare.engine import runner
-    from compare.engine import settings as S_
-    from compare.linrep.exact import C3Settings
-    from compare.single_index.experiments import InstanceSettings
-
-    specs: list[Spec] = []
-
-    def S(module, func, valid, bad, **kw):
-        specs.append(Spec(module, func, valid, bad, **kw))
-
-    size_bad = [("range", "unknown", "huge"), ("type", "None", None), ("type", "int", 1), ("range", "wrong case", "FAST")]
-    seed_bad = [("integer", "negative", -1), ("integer", "float", 1.5), ("integer", "bool", True),
-                ("type", "None", None), ("type", "str", "0"), ("dtype", "complex", 1j), ("size", "2**70", 2**70)]
-    plugins_bad = [("type", "str (not a list)", 5), ("range", "no such module", ("no_such_module_xyz",)),
-                   ("type", "None entry", (None,))]
-    id_bad = [("range", "unknown", "C99"), ("type", "None", None), ("type", "int", 3)]
-    ov_bad = [("range", "unknown setting", {"bogus": 1}), ("type", "list", [1]), ("type", "str", "abc"),
-              ("type", "non-string key", {1: 2}), ("range", "value out of range", {"d_x": -1}),
-              ("type", "value of another type", {"d_x": "abc"})]
-    P = "compare"
-    S(P + ".claims", "check", dict(claim_id="C3", size="fast", seed=0, settings=None, plugins=()),
-      dict(claim_id=id_bad, size=size_bad, seed=seed_bad, settings=ov_bad, plugins=plugins_bad),
-      call=claims.check, alt_names={"settings": ("bogus", "d_x")}, alt_funcs=("C3Settings",))
-    E = "compare.engine.runner"
-    S(E, "claim_job", dict(claim_id="C3", size="fast", seed=0, overrides=None, strict=True),
-      dict(claim_id=id_bad, size=size_bad, seed=seed_bad, overrides=ov_bad, strict=bad_flag()),
-      call=runner.claim_job, alt_names={"overrides": ("bogus", "d_x")}, alt_funcs=("C3Settings",))
-    S(E, "figure_job", dict(name="fig1", size="fast", seed=0, overrides=None, strict=True),
-      dict(name=[("range", "unknown", "fig99"), ("type", "None", None), ("type", "int", 1)], size=size_bad,
-           seed=seed_bad, overrides=[b for b in ov_bad if b[1] not in ("value out of range", "value of another type")],
-           strict=bad_flag()), call=runner.figure_job)
-    job = runner.claim_job("C3", size="fast", seed=0)
-    S(E, "run", dict(jobs=[job], workers=1, scheduler=None, cache=None, plugins=(), progress=False, desc="compare",
-                     on_result=None),
-      dict(jobs=[("type", "None", None), ("type", "a job (not a list)", job), ("type", "list of str", ["C3"])],
-           workers=[("integer", "zero", 0), ("integer", "float", 1.5), ("integer", "bool", True), ("type", "None", None),
-                    ("integer", "below -1", -2), ("size", "huge", 2**40)],
-           cache=[("type", "str", "dir"), ("type", "int", 1)], plugins=plugins_bad,
-           progress=bad_flag(), desc=[("type", "None", None), ("type", "int", 1)],
-           on_result=[("type", "int", 1), ("type", "str", "abc")]), call=runner.run)
-    inst = InstanceSettings(d=4, eps=0.5)
-    S(E, "compute", dict(name="single_index.instance", settings=inst, seed=0, workers=1, scheduler=None, cache=None,
-                         plugins=()),
-      dict(name=[("range", "unknown", "nope"), ("type", "None", None)],
-           settings=[("type", "None", None), ("type", "other settings", C3Settings.preset("fast"))],
-           seed=seed_bad, workers=[("integer", "zero", 0), ("integer", "bool", True), ("size", "huge", 2**40)],
-           cache=[("type", "str", "dir")], plugins=plugins_bad), call=runner.compute)
-    ST = "compare.engine.settings"
-    c3 = C3Settings.preset("fast")
-    S(ST, "override", dict(settings=c3, overrides={"d_x": 4}, strict=True),
-      dict(settings=[("type", "None", None), ("type", "dict", {"a": 1}), ("type", "class", C3Settings)],
-           overrides=[b for b in ov_bad], strict=bad_flag()),
-      call=S_.override, alt_names={"overrides": ("bogus", "d_x")}, alt_funcs=("C3Settings",))
-    S(ST, "preset", dict(cls=C3Settings, size="fast"),
-      dict(cls=[("type", "None", None), ("type", "int", 1), ("type", "an instance", c3), ("type", "class without preset", dict)],
-           size=size_bad), call=S_.preset)
-
-    K = "compare.engine.cache"
-    S(K, "Cache", dict(root=tmpdir, version="v1", enabled=True),
-      dict(root=[("type", "None", None), ("type", "int", 1), ("range", "empty", "")],
-           version=[("type", "None", None), ("type", "int", 1)], enabled=bad_flag()), call=C.Cache)
-    S(K, "key_digest", dict(key={"a": 1}),
-      dict(key=[("type", "None", None), ("type", "list", [1]), ("type", "object inside", {"a": object()}),
-                ("type", "str", "abc")]), call=C.key_digest)
-    S(K, "code_version", dict(extra_files=(), roots=None),
-      dict(extra_files=[("type", "None", None), ("range", "missing file", ("/no/such/file.py",)), ("type", "int", 1)],
-           roots=[("range", "missing dir", ("/no/such/dir",)), ("type", "int", 1), ("type", "str (not a list)", "/tmp")]),
-      call=C.code_version)
-
-    Q = "compare.stats"
-    x = np.random.default_rng(0).standard_normal(40)
-    samples_bad = [("shape", "one sample", [1.0]), ("nonfinite", "NaN", np.array([1.0, np.nan, 2.0])),
-                   ("dtype", "complex", np.array([1.0, 2.0, 3.0]) + 1j), ("type", "None", None),
-                   ("type", "str", "abc"), ("dtype", "bool", np.array([True, False, True])),
-                   ("shape", "empty", np.zeros(0))]
-    alpha_bad = bad_real(0, 1, True, True, valid=0.01)
-    num = lambda low=None, lo_open=False, valid=0.5: bad_real(low, None, lo_open, valid=valid)  # noqa: E731
-    S(Q, "t_critical", dict(alpha=0.01, df=10.0, sided="two"),
-      dict(alpha=alpha_bad, df=[b for b in num(0, True, 10.0) if b[2] is not None], sided=bad_choice(("one", "two"))))
-    S(Q, "bonferroni", dict(alpha=0.01, m=3), dict(alpha=alpha_bad, m=bad_integer(1)))
-    S(Q, "mean_se", dict(samples=x, axis=0), dict(samples=samples_bad, axis=bad_integer(0, 0)))
-    S(Q, "batch_means", dict(series=x, n_batches=4), dict(series=samples_bad, n_batches=bad_integer(2, 20)))
-    S(Q, "welch_df", dict(parts=[(0.1, 10.0), (0.2, 5.0)]),
-      dict(parts=[("type", "None", None), ("range", "negative variance", [(-0.1, 10.0)]),
-                  ("range", "zero df", [(0.1, 0.0)]), ("nonfinite", "NaN", [(np.nan, 1.0)]),
-                  ("shape", "triples", [(0.1, 1.0, 2.0)]), ("type", "str", "abc"), ("type", "empty", [])]))
-    S(Q, "noncentrality_for_power", dict(crit=2.0, df=10.0, power=0.9, one_sided=False),
-      dict(crit=num(0, True, 2.0), df=[b for b in num(0, True, 10.0) if b[2] is not None],
-           power=bad_real(0, 1, True, True, valid=0.9), one_sided=bad_flag()))
-    S(Q, "agreement", dict(measured=1.0, stderr=0.1, prediction=1.0, df=10.0, alpha=0.01, allowance=0.0,
-                           one_sided=False),
-      dict(measured=bad_real(valid=1.0), stderr=num(0, False, 0.1), prediction=bad_real(valid=1.0),
-           df=[b for b in num(0, True, 10.0) if b[2] is not None], alpha=alpha_bad, allowance=num(0, False, 0.0),
-           one_sided=bad_flag()))
-    S(Q, "control_variate_mean", dict(samples=x, controls=[(x * 0.5 + 1.0, 1.0)]),
-      dict(samples=samples_bad, controls=[("type", "None", None), ("shape", "wrong length", [(x[:5], 1.0)]),
-                                          ("nonfinite", "NaN mean", [(x, np.nan)]), ("type", "str", "abc"),
-                                          ("shape", "not pairs", [x])]))
-    S(Q, "agreement_samples", dict(samples=x, prediction=0.0, alpha=0.01, allowance=0.0, one_sided=False, controls=()),
-      dict(samples=samples_bad, prediction=bad_real(valid=0.0), alpha=alpha_bad, allowance=num(0, False, 0.0),
-           one_sided=bad_flag(), controls=[("type", "None", None), ("shape", "not pairs", [x])]))
-    S(Q, "agreement_batch_means", dict(series=x, prediction=0.0, alpha=0.01, n_batches=4, allowance=0.0),
-      dict(series=samples_bad, prediction=bad_real(valid=0.0), alpha=alpha_bad, n_batches=bad_integer(2, 20),
-           allowance=num(0, False, 0.0)))
-    S(Q, "richardson", dict(a_d=x, p_d=0.0, a_2d=x, p_2d=0.0, alpha=0.01),
-      dict(a_d=samples_bad, p_d=bad_real(valid=0.0), a_2d=samples_bad, p_2d=bad_real(valid=0.0), alpha=alpha_bad))
-    S(Q, "exact", dict(measured=1.0, prediction=1.0, tolerance=1e-9, relative=False),
-      dict(measured=bad_real(valid=1.0), prediction=bad_real(valid=1.0), tolerance=num(0, False, 1e-9),
-           relative=bad_flag()))
-    for fn in ("ordering_t", "ordering_sign", "ordering"):
-        dbad = samples_bad if fn == "ordering_t" else [b for b in samples_bad if b[1] != "NaN"]
-        S(Q, fn, dict(d=x, alpha=0.01, margin=0.0, reverse_alpha=None),
-          dict(d=dbad, alpha=alpha_bad, margin=bad_real(valid=0.0),
-               reverse_alpha=[b for b in alpha_bad if b[2] is not None]))
-    S(Q, "log10_ratio", dict(a=np.ones(3), b=np.ones(3)),
-      dict(a=[("range", "negative", np.array([-1.0, 1.0, 1.0])), ("dtype", "complex", np.ones(3) + 1j),
-              ("type", "None", None), ("type", "str", "abc"), ("shape", "wrong length", np.ones(4))],
-           b=[("range", "negative", np.array([-1.0, 1.0, 1.0])), ("dtype", "complex", np.ones(3) + 1j),
-              ("type", "None", None)]), alt=("a", "b"))
-    row = stats.agreement(1.0, 0.1, 1.0, df=10, alpha=0.01)
-    S(Q, "agreement_verdict", dict(checks=[row]),
-      dict(checks=[("type", "None", None), ("type", "int", 3), ("type", "list of ints", [1, 2]),
-                   ("range", "rows without passed", [{"a": 1}])]))
-    S(Q, "ordering_verdict", dict(checks=[stats.ordering(x + 3.0, alpha=0.01)]),
-      dict(checks=[("type", "None", None), ("type", "int", 3), ("type", "list of ints", [1, 2]),
-                   ("range", "rows without shown", [{"a": 1}])]))
-    S(Q, "deciding_row", dict(rows=[row.row()], verdict="holds"),
-      dict(rows=[("type", "None", None), ("range", "empty", []), ("type", "list of ints", [1])],
-           verdict=bad_choice(("holds", "fails", "inconclusive", "contradicted"))))
-    return specs
-
-
 # =============================================================================================
 # running
 # =============================================================================================
@@ -1223,19 +1088,28 @@ def main(argv=None) -> int:
     ap.add_argument("--isolate", action="store_true", help="run each bad call in a forked child (slower; counts "
                                                              "calls stuck in C code as hung instead of hanging)")
     ap.add_argument("--only", default="", help="module prefix to run (theory, theory.rmt, simulate, optimizer, "
-                                               "compare, ...; default: everything)")
+                                               "...; default: everything)")
     args = ap.parse_args(argv)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        specs = [s for s in all_specs(tmp) if s.module.startswith(args.only)]
-        res = run(specs, timeout=args.timeout, details=args.details, progress=args.progress, isolate=args.isolate)
+    specs = [s for s in cases() if s.module.startswith(args.only)]
+    res = run(specs, timeout=args.timeout, details=args.details, progress=args.progress, isolate=args.isolate)
     return 1 if args.strict and res["named"] < res["total"] else 0
 
 
-def all_specs(tmpdir: str) -> list[Spec]:
-    """theory, simulate, the optimizer factories and the compare API (``tmpdir``: for the cache)."""
-    return theory_specs() + simulate_specs() + factory_specs() + compare_specs(tmpdir)
+_CASES: list[Spec] = []
+
+
+def cases() -> list[Spec]:
+    """The specifications of theory, simulate and the optimizer factories, built once (importing the
+    module runs nothing; ``CASES`` builds them). The compare API's are in ``bad_inputs_compare.py``."""
+    if not _CASES:
+        _CASES.extend(theory_specs() + simulate_specs() + factory_specs())
+    return _CASES
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CASES":  # ``from bad_inputs import CASES``: the list of :class:`Spec`
+        return cases()
+    raise AttributeError(name)
 
 
 if __name__ == "__main__":

@@ -282,11 +282,16 @@ def scalar(func: str, name: str, x, *, low: float | None = None, high: float | N
 
 
 def integer(func: str, name: str, x, *, low: int | None = None, high: int | None = None,
-            why: str = "") -> int:
-    """A Python or numpy integer (not a bool, not a float) in ``[low, high]``."""
-    rng = ("" if low is None and high is None else
-           f" in [{'-inf' if low is None else low}, {'inf' if high is None else high}]")
-    expected = f"an integer{rng}{why}"
+            why: str = "", expected: str | None = None) -> int:
+    """A Python or numpy integer (not a bool, not a float) in ``[low, high]`` (``expected``, if given,
+    replaces the stated range in the message, e.g. ``"a positive integer or None (population)"``)."""
+    if low is not None and high is None:
+        rng = f" >= {low}"
+    elif low is None and high is None:
+        rng = ""
+    else:
+        rng = f" in [{'-inf' if low is None else low}, {high}]"
+    expected = expected or f"an integer{rng}{why}"
     if isinstance(x, np.ndarray) and x.ndim == 0:
         x = x[()]
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):

@@ -281,7 +281,7 @@ def linrep_problem(
     f = "linrep_problem"
     d_x, d_y, k = _int(f, "d_x", d_x), _int(f, "d_y", d_y), _int(f, "k", k)
     V.check(k <= d_x, f, "k", f"<= d_x = {d_x} (k orthonormal rows in R^d_x)", k)
-    V.check(k <= d_y, f, "k", f"<= d_y = {d_y} (F* of full column rank)", k)
+    V.check(d_y >= k, f, "d_y", f">= k = {k} (F* of full column rank)", d_y)
     V.memory(f, {"d_x": d_x, "d_y": d_y}, 8.0 * (8 * d_x * d_x + 3 * d_y * d_y + 4 * k * (d_x + d_y)),
              "the covariances, their factors and the heads, 8 (8 d_x^2 + 3 d_y^2 + 4 k (d_x + d_y)) bytes,")
     kappa_x = _kappa(f, "kappa_x", kappa_x)

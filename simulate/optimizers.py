@@ -324,7 +324,7 @@ def register(name: str, factory: Callable[..., Optimizer], *, replace: bool = Fa
     except Exception as e:  # noqa: BLE001 - any failure to build is the factory's defect, reported as such
         raise V.fail(f, "factory", "callable as factory(lr=0.01) (options other than lr need defaults)",
                      f"{type(e).__name__}: {e}") from e
-    _check_built(f, "factory", probe, "return an object with init(F, G) and step(F, G, batch, state)")
+    _check_built(f, "factory", probe, "a callable returning an object with init(F, G) and step(F, G, batch, state)")
     REGISTRY[name] = factory
 
 
