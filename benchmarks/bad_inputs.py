@@ -524,6 +524,11 @@ def bad_size(low: int, *, huge: bool = True) -> list[Bad]:
     return out
 
 
+def optional(bads: list[Bad]) -> list[Bad]:
+    """The bad values of an argument for which ``None`` is legal (a default: drawn, exact, population)."""
+    return [b for b in bads if b[2] is not None]
+
+
 def bad_rng() -> list[Bad]:
     return [("type", "None", None), ("type", "int seed", 0), ("type", "RandomState", np.random.RandomState(0)),
             ("type", "str", "abc"), ("type", "SeedSequence", np.random.SeedSequence(0))]
@@ -630,7 +635,7 @@ def simulate_specs() -> list[Spec]:
                                 law="rademacher", rotate=True, F_star=F32),
       dict(d_x=bad_size(1), d_y=bad_size(1), k=bad_size(1) + [("range", "k > d_x", 7)],
            kappa_x=bad_real(1, valid=10.0), kappa_F=bad_real(1, valid=2.0), noise_std=bad_real(0), rng=bad_rng(),
-           law=bad_choice(sd.LAWS), rotate=bad_flag(), F_star=bad_full_col_rank(F32)))
+           law=bad_choice(sd.LAWS), rotate=bad_flag(), F_star=optional(bad_full_col_rank(F32))))
     pb = dict(problem=p, n=5, rng=rng)
     pbad = dict(problem=bad_object(), n=bad_size(1), rng=bad_rng())
     S(D, "draw_batch", dict(pb), dict(pbad))
@@ -665,26 +670,28 @@ def simulate_specs() -> list[Spec]:
     S(L, "principal_tangents", dict(A=G0, B=p.G_star),
       dict(A=bad_full_row_rank(G0), B=bad_full_row_rank(p.G_star)), alt=("A", "B"))
     S(L, "transfer_loss", dict(G=G0, problem=p, Sigma_test_sqrt=np.eye(6)),
-      dict(G=bad_full_row_rank(G0), problem=bad_object(), Sigma_test_sqrt=bad_spd(np.eye(6))))
+      dict(G=bad_full_row_rank(G0), problem=bad_object(), Sigma_test_sqrt=optional(bad_spd(np.eye(6)))))
     S(L, "initial_point", dict(problem=p, rng=rng), dict(problem=bad_object(), rng=bad_rng()))
     pop = so.Batch.population(p.Sigma_x, p.M, 0.1)
     bad_batch = bad_object() + [("shape", "batch of another d_x", so.Batch.population(np.eye(3), np.ones((3, 3)), 0.1))]
-    S(L, "least_squares_head", dict(G=G0, batch=pop), dict(G=bad_full_row_rank(G0), batch=bad_batch))
+    S(L, "least_squares_head", dict(G=G0, batch=pop), dict(G=bad_full_row_rank(G0), batch=bad_batch), alt=("G", "batch"))
     run_valid = dict(problem=p, algorithm="kfac", steps=3, lr=0.1, batch=None, rng=rng, options={"lam_G": 0.0},
                      F0=F0, G0=G0, init_head=None)
     S(L, "run", run_valid,
       dict(problem=bad_object(), algorithm=bad_algorithm(), steps=bad_size(0), lr=bad_real(0, None, True),
-           batch=bad_size(1) + [("range", "batch < d_x for kfac", 3)], rng=bad_rng(), options=bad_options(),
-           F0=bad_matrix(F0), G0=bad_full_row_rank(G0), init_head=bad_choice(("least_squares",))),
+           batch=optional(bad_size(1)) + [("range", "batch < d_x for kfac", 3)], rng=bad_rng(), options=bad_options(),
+           F0=optional(bad_matrix(F0)), G0=optional(bad_full_row_rank(G0)),
+           init_head=optional(bad_choice(("least_squares",)))),
       alt_names={"options": ("bogus", "lam_G")}, alt_funcs=("optimizer 'kfac'",))
     S(L, "transfer_data", dict(problem=p, n_t=5, rng=rng, n_eval=5, noise_std=0.1),
-      dict(problem=bad_object(), n_t=bad_size(1), rng=bad_rng(), n_eval=bad_size(1), noise_std=bad_real(0)))
+      dict(problem=bad_object(), n_t=bad_size(1), rng=bad_rng(), n_eval=optional(bad_size(1)),
+           noise_std=optional(bad_real(0))))
     td = sl.transfer_data(p, n_t=5, rng=rng, n_eval=5)
     S(L, "finite_transfer_loss", dict(G=G0, problem=p, data=td, Sigma_test_sqrt=np.eye(6)),
       dict(G=bad_full_row_rank(G0), problem=bad_object(),
            data=bad_object() + [("shape", "data of another task", sl.transfer_data(
                sd.linrep_problem(4, 3, 2, kappa_x=2.0, kappa_F=2.0, noise_std=0.1, rng=rng), n_t=5, rng=rng))],
-           Sigma_test_sqrt=bad_spd(np.eye(6))))
+           Sigma_test_sqrt=optional(bad_spd(np.eye(6)))))
     S(L, "OptimizerSpec", dict(label="a", name="kfac", lr=0.1, options=(("lam_G", 0.1),)),
       dict(label=[("type", "None", None), ("range", "empty", ""), ("type", "int", 1)],
            name=[("type", "None", None), ("type", "int", 1), ("range", "unknown", "bogus")],
@@ -701,9 +708,10 @@ def simulate_specs() -> list[Spec]:
                             transfer_eval=None, blowup=1e6, F0=F0, G0=G0, stack=True, check_every=1),
       dict(problem=bad_object(), specs=[("type", "None", None), ("type", "empty", []), ("type", "list of str", ["kfac"]),
                                         ("range", "duplicate labels", [specs_ok[0], specs_ok[0]])],
-           steps=bad_size(0), batch=bad_size(1), rng=bad_rng(), record_every=bad_size(1),
-           transfer_samples=bad_size(1), transfer_eval=bad_size(1), blowup=bad_real(1, None, True, valid=1e6),
-           F0=bad_matrix(F0), G0=bad_full_row_rank(G0), stack=bad_flag(), check_every=bad_size(1)))
+           steps=bad_size(0), batch=optional(bad_size(1)), rng=bad_rng(), record_every=bad_integer(1),
+           transfer_samples=optional(bad_size(1)), transfer_eval=optional(bad_size(1)),
+           blowup=bad_real(1, None, True, valid=1e6), F0=optional(bad_matrix(F0)),
+           G0=optional(bad_full_row_rank(G0)), stack=bad_flag(), check_every=bad_integer(1)))
 
     I = "simulate.single_index"
     tt = np.array([0.5, 1.0, 1.5, 2.0])
@@ -721,7 +729,7 @@ def simulate_specs() -> list[Spec]:
     one_bad = dict(Sigma=sig_bad, beta_star=bad_vector(beta), n=bad_size(1), N=bad_size(1), lam_G=lam_bad,
                    teacher=bad_teacher(), noise_std=bad_real(0),
                    trials=bad_size(1) + [("size", "2**40 trials", 2**40)], seed=_seed_bad(), student=students,
-                   blas_threads=bad_integer(1))
+                   blas_threads=optional(bad_integer(1)))
     S(I, "one_step", dict(one, network=True, population=True, method="auto", lanczos_tol=1e-10, max_steps=60,
                           powers=(0.5,), muon=False),
       dict(one_bad, network=bad_flag(), population=bad_flag(), method=bad_choice(("auto", "eigh", "solve")),
@@ -736,7 +744,7 @@ def simulate_specs() -> list[Spec]:
     U = np.random.default_rng(1).standard_normal((5, 4))
     S(I, "orthogonalised_direction", dict(update=U, steps=5, exact_polar=False, reference=np.ones(4)),
       dict(update=bad_matrix(U, shape_fixed=False) + [("range", "zero", np.zeros((5, 4)))],
-           steps=bad_integer(1, 100), exact_polar=bad_flag(), reference=bad_vector(np.ones(4))))
+           steps=bad_integer(1, 100), exact_polar=bad_flag(), reference=optional(bad_vector(np.ones(4)))))
     A = np.diag([3.0, 2.0, 1.0])
     S(I, "top_singular_pairs", dict(apply=lambda Qb: A @ Qb, start=np.ones((3, 2)), tol=1e-10, max_steps=10),
       dict(apply=[("type", "None", None), ("type", "float", 1.5),
@@ -777,7 +785,9 @@ def simulate_specs() -> list[Spec]:
     O = "simulate.optimizers"
     X = np.random.default_rng(2).standard_normal((10, 6))
     Y = np.random.default_rng(3).standard_normal((10, 3))
-    S(O, "Batch.from_samples", dict(X=X, Y=Y), dict(X=bad_full_col_rank(X), Y=bad_matrix(Y)),
+    S(O, "Batch.from_samples", dict(X=X, Y=Y),
+      dict(X=bad_matrix(X, shape_fixed=False),
+           Y=bad_matrix(Y, shape_fixed=False) + [("shape", "another number of rows", Y[:-1])]),
       call=so.Batch.from_samples, alt=("X", "Y"))
     mom = sd.draw_batch_moments(p, 8, rng=rng)
     S(O, "Batch.from_moments", dict(m=mom), dict(m=bad_object()), call=so.Batch.from_moments)
@@ -870,6 +880,14 @@ _OPTION_BAD: dict[str, Callable[[], list[Bad]]] = {
     "refresh": lambda: bad_choice(("eigh", "power_qr")),
 }
 
+#: options whose bad values differ by optimizer (``None`` legal: eta_F = lr, no EMA; amgd_bn's momentum in (0, 1])
+_OPTION_BAD_BY: dict[tuple[str, str], Callable[[], list[Bad]]] = {
+    ("kfac", "eta_F"): lambda: optional(bad_real(0, 1, True)),
+    ("shampoo", "beta2"): lambda: optional(bad_real(0, 1, True, True)),
+    ("soap", "shampoo_beta"): lambda: optional(bad_real(0, 1, False, True)),
+    ("amgd_bn", "momentum"): lambda: bad_real(0, 1, True, False),
+}
+
 #: options fixed by the factory (a value is refused)
 _FACTORY_FIXED: dict[str, dict[str, Any]] = {
     "amgd": {"eta_F": 0.5, "left": "FtF", "right": "Sigma_x", "name": "x"},
@@ -895,7 +913,7 @@ def factory_specs() -> list[Spec]:
         valid = {"lr": 0.1, **_FACTORY_OPTIONS[name]}
         bad: dict[str, list[Bad]] = {"lr": bad_real(0, None, True) + [("missing", "lr left out", MISSING)]}
         for opt in _FACTORY_OPTIONS[name]:
-            bad[opt] = _OPTION_BAD[opt]()
+            bad[opt] = _OPTION_BAD_BY.get((name, opt), _OPTION_BAD[opt])()
         bad["bogus_option"] = [("unknown", "unknown option", 1.0)]
         for opt, val in _FACTORY_FIXED.get(name, {}).items():
             bad[opt] = [("fixed", f"fixed option {opt}", val)]

@@ -373,12 +373,14 @@ def options(func: str, name: str, x) -> dict:
 
 def call_values(func: str, name: str, fn: Callable, z: np.ndarray, *,
                 expected: str = "a callable mapping an array of floats to finite real values of the same shape",
-                label: str | None = None) -> np.ndarray:
-    """``fn(z)`` checked: no exception, real, finite, broadcastable to ``z.shape``.
+                label: str | None = None, broadcast: bool = True) -> np.ndarray:
+    """``fn(z)`` checked: no exception, real, finite, of ``z.shape`` (or broadcastable to it when ``broadcast``).
 
     Any exception raised by ``fn`` is reported as a bad argument ``name``: ``got a callable (f) that
     raised ZeroDivisionError: float division by zero``.
     """
+    if not callable(fn):
+        raise fail(func, name, expected, describe(fn))
     label = label or getattr(fn, "__name__", type(fn).__name__)
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -400,6 +402,8 @@ def call_values(func: str, name: str, fn: Callable, z: np.ndarray, *,
     a = a.astype(np.float64, copy=False)
     if a.shape != z.shape:
         try:
+            if not broadcast:
+                raise ValueError
             a = np.broadcast_to(a, z.shape)
         except ValueError:
             raise fail(func, name, expected, f"a callable ({label}) that returned shape {a.shape} "

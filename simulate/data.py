@@ -163,6 +163,7 @@ def conditioned_head(d_y: int, k: int, *, kappa: float, rng: np.random.Generator
     f = "conditioned_head"
     d_y = _int(f, "d_y", d_y)
     k = _int(f, "k", k)
+    _square_mem(f, "k", k, 3, "the Haar (k, k) factor and its QR")
     V.check(d_y >= k, f, "d_y", f">= k = {k} (F* of full column rank)", d_y)
     _square_mem(f, "d_y", d_y, 3, "the Haar (d_y, d_y) factor and its QR")
     return _conditioned_head(d_y, k, _kappa(f, "kappa", kappa), _rng(f, rng))

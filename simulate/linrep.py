@@ -228,9 +228,13 @@ def run(
             if t == steps:
                 break
             try:
-                F, G, state = opt.step(F, G, b, state)
-            except (np.linalg.LinAlgError, ValueError):
+                out = opt.step(F, G, b, state)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
                 raise DivergenceError(name, t + 1, _partial(loss, dist, trans, t + 1)) from None
+            except Exception as exc:  # noqa: BLE001 - a user optimizer's defect is a bad argument
+                raise V.fail(f, "algorithm", "an optimizer whose step(F, G, batch, state) returns (F, G, state)",
+                             f"{name!r}, whose step raised {type(exc).__name__}: {exc}") from None
+            F, G, state = _stepped(f, name, out, F.shape, G.shape)
             if not (np.all(np.isfinite(F)) and np.all(np.isfinite(G))):
                 raise DivergenceError(name, t + 1, _partial(loss, dist, trans, t + 1))
             b = next_batch()
@@ -269,7 +273,7 @@ def _start(func: str, problem: LinRepProblem, F0, G0, rng: np.random.Generator) 
         F0 = F_init if F0 is None else F0
         G0 = G_init if G0 is None else G0
     F = V.matrix(func, "F0", F0, shape=(problem.d_y, problem.k), labels=("d_y", "k"))
-    G = V.matrix(func, "G0", G0, shape=(problem.k, problem.d_x), labels=("k", "d_x"))
+    G = V.full_row_rank(func, "G0", G0, rows=problem.k, cols=problem.d_x, labels=("k", "d_x"))
     return F, G
 
 
@@ -287,6 +291,19 @@ def _batches(problem: LinRepProblem, batch: int | None, opts: list, rng: np.rand
         return lambda: Batch._from_samples(*_draw_batch_fast(problem, batch, rng))
     sampler = BatchSampler(problem, batch, means=any(getattr(o, "needs_means", False) for o in opts))
     return lambda: Batch._from_moments(sampler._draw(rng))
+
+
+def _stepped(func: str, name: str, out, F_shape, G_shape) -> tuple[np.ndarray, np.ndarray, Any]:
+    """``(F, G, state)`` returned by a step, checked: a triple whose F and G are real arrays of the shapes
+    they had (else a ValueError naming ``algorithm``)."""
+    expected = "an optimizer whose step(F, G, batch, state) returns (F, G, state)"
+    if not (isinstance(out, tuple) and len(out) == 3):
+        raise V.fail(func, "algorithm", expected, f"{name!r}, whose step returned {V.describe(out)}")
+    F, G, state = out
+    for key, X, shape in (("F", F, F_shape), ("G", G, G_shape)):
+        if not (isinstance(X, np.ndarray) and X.shape == shape and X.dtype.kind == "f"):
+            raise V.fail(func, "algorithm", expected, f"{name!r}, whose step returned {key} as {V.describe(X)}")
+    return F, G, state
 
 
 def _partial(loss, dist, trans, t):
@@ -416,10 +433,19 @@ class OptimizerSpec:
     def __post_init__(self):
         f = "OptimizerSpec"
         if not isinstance(self.label, str) or not self.label:
-            raise V.fail(f, "label", "a non-empty string", repr(self.label))
-        if not isinstance(self.name, str):
-            raise V.fail(f, "name", "a registered optimizer name", repr(self.name))
-        V.scalar(f, "lr", self.lr, low=0.0, low_open=True)
+            raise V.fail(f, "label", "a non-empty string", V.describe(self.label) if self.label != "" else "''")
+        V.check(isinstance(self.name, str) and self.name in REGISTRY, f, "name",
+                f"a registered optimizer, one of {sorted(REGISTRY)}",
+                repr(self.name) if isinstance(self.name, str) else V.describe(self.name))
+        object.__setattr__(self, "lr", V.scalar(f, "lr", self.lr, low=0.0, low_open=True))
+        pairs = "a tuple of (name, value) pairs with string names"
+        opts = self.options
+        V.check(isinstance(opts, (tuple, list)), f, "options", pairs, V.describe(opts))
+        for item in opts:
+            V.check(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str), f, "options", pairs,
+                    f"an element {V.describe(item) if not isinstance(item, tuple) else repr(item)[:60]}")
+        object.__setattr__(self, "options", tuple(opts))
+        make(self.name, lr=self.lr, **dict(self.options))  # each option checked by the factory (named there)
 
     def build(self) -> Optimizer:
         return make(self.name, lr=self.lr, **dict(self.options))

@@ -1022,6 +1022,11 @@ def stacked(opts: "list[Any] | tuple[Any, ...]") -> Stacked | None:
     options apart from ``lr``."""
     from dataclasses import fields, is_dataclass
 
+    V.check(isinstance(opts, (list, tuple)) and len(opts) > 0, "stacked", "opts",
+            "a non-empty list of optimizers (objects with init(F, G) and step(F, G, batch, state))", V.describe(opts))
+    for o in opts:
+        V.check(_is_built(o), "stacked", "opts", "a non-empty list of optimizers (objects with init(F, G) and "
+                "step(F, G, batch, state))", f"an element {V.describe(o)}")
     first = opts[0]
     if type(first) not in (SGD, LayerwisePreconditioned, Adam, AMGDBatchNorm, SecondOrder) or not is_dataclass(first):
         return None
