@@ -23,7 +23,7 @@ Measured (theory, 2933 bad inputs over 60 public functions): before the Step 10 
 result, 98 a ValueError naming nothing, 38 TypeError, 18 ArithmeticError, 17 AttributeError,
 3 hung (> 10 s), 1 OverflowError, 1 IndexError; after: 2933 named (100%), 3.4 s.
 
-Measured (simulate, 2479 bad inputs over 62 public functions and methods), the same catalogue run
+Measured (simulate, 2479 bad inputs over 61 public functions and methods), the same catalogue run
 against main's code before the simulate hardening (``--isolate --timeout 5``): 977 named (39.4%),
 586 returned a result, 348 a ValueError naming nothing, 168 AttributeError, 115 a NaN / inf result,
 104 named under another function, 80 TypeError, 58 UFuncTypeError, 12 hung, 11 IndexError,
