@@ -332,6 +332,8 @@ def _check_built(func: str, name: str, opt: Any, expected: str) -> Any:
     """``opt`` if it has callable ``init`` and ``step`` (what a factory must build)."""
     if opt is None:
         raise V.fail(func, name, expected, "None")
+    if isinstance(opt, type):
+        raise V.fail(func, name, expected, f"the class {opt.__name__} (not an instance)")
     for method in ("init", "step"):
         V.check(callable(getattr(opt, method, None)), func, name, expected, f"an object without {method!r}")
     return opt
@@ -368,7 +370,8 @@ def make(name: str, /, **options) -> Optimizer:
 
 
 def _is_built(opt: Any) -> bool:
-    return opt is not None and callable(getattr(opt, "init", None)) and callable(getattr(opt, "step", None))
+    """An optimizer object (not a class): callable ``init`` and ``step``."""
+    return opt is not None and not isinstance(opt, type) and callable(getattr(opt, "init", None)) and callable(getattr(opt, "step", None))
 
 
 register("sgd", _dataclass_factory(SGD, "sgd"))

@@ -288,7 +288,8 @@ def check(fn: Fn, arg: str, cls: str, value) -> None:
     m = FORMAT.match(msg)
     assert m, (f"{fn.label}({arg}=<{cls}>): message not in the format "
                f"'FUNC: argument 'NAME' must ...; got ....': {msg!r}")
-    names = {arg} | (set(fn.alt) if cls == "shape-relative" else set())
+    # a shape may be wrong only relative to another argument: the message may name any of ``fn.alt``
+    names = {arg} | (set(fn.alt) if cls in ("shape", "shape-relative") else set())
     inner = fn.inner.get(arg, ())
     if (m["name"] in inner or "*" in inner) and m["func"] in (fn.label, *fn.inner_funcs):
         return
