@@ -306,7 +306,8 @@ def cell_outcome(record: Mapping[str, Any]) -> dict[str, Any]:
     if fn is not None:
         text = fn(row)
     return {"verdict": record["verdict"], "statistic": value, "text": text, "test": row.get("test"),
-            "critical": row.get("critical"), "alpha": record.get("alpha"), "alpha_bounds": record.get("alpha_bounds")}
+            "critical": row.get("critical"), "alpha": record.get("alpha"), "alpha_bounds": record.get("alpha_bounds"),
+            "component": row.get("statement")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -336,7 +337,8 @@ class ClaimMap:
         for cell, o in self.cells():
             out.append({"settings": dict(cell.overrides), "verdict": o["verdict"], "statistic": o["statistic"],
                         "alpha": o["alpha"], "alpha_bounds": o["alpha_bounds"], "statistic_text": o["text"],
-                        "test": o["test"], "coordinates": dict(cell.coords), "default": cell.default,
+                        "test": o["test"], "component": o.get("component"), "coordinates": dict(cell.coords),
+                        "default": cell.default,
                         "panels": list(cell.panels), **({"error": o["error"]} if o.get("error") else {})})
         return out
 
@@ -425,7 +427,9 @@ def sentence(cmap: ClaimMap) -> str:
     others = [v for v in _verdicts(cmap.kind) if v != "holds"]
     extra = sorted({v for v in verdicts if v not in _verdicts(cmap.kind)})  # e.g. an ordering claim that raised
     parts = []
-    for v in [*others, *extra]:
+    order = [*others, *extra]
+    order.sort(key=lambda v: v not in verdicts)  # where it is X first, then "Y nowhere"
+    for v in order:
         idx = {i for i, x in enumerate(verdicts) if x == v}
         parts.append(f"{v} {describe(cells, idx, knobs=pl.knobs, default=default)}")
     if holds == n:
@@ -437,6 +441,46 @@ def sentence(cmap: ClaimMap) -> str:
         dv = verdicts[default]
         text += f". At the default setting it {'holds' if dv == 'holds' else 'is ' + dv}"
     return text + "."
+
+
+#: row keys that name a component of a claim (the labels its rows carry).
+LABEL_KEYS = ("part", "check", "method", "metric", "KFAC_eta", "setting", "eps")
+
+
+def component_label(row: Mapping[str, Any]) -> str:
+    """"method NGD, metric transfer_loss" from a row's labels (:data:`LABEL_KEYS`)."""
+    parts = []
+    for k in LABEL_KEYS:
+        if k in row and row[k] is not None:
+            v = row[k]
+            parts.append(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}")
+    return ", ".join(parts) or str(row.get("statement") or "the check")
+
+
+def components(cmap: ClaimMap) -> tuple[list[tuple[str, int]], int]:
+    """Per component (:func:`component_label`), the number of cells where it was not shown (ordering) or did
+    not pass (agreement), most first; and the number of components shown at every cell."""
+    count: dict[str, int] = {}
+    for rec in cmap.records:
+        for row in rec.get("rows") or ():
+            lab = component_label(row)
+            ok = bool(row["shown"]) if "shown" in row else bool(row.get("passed"))
+            count[lab] = count.get(lab, 0) + (0 if ok else 1)
+    bad = sorted(((k, n) for k, n in count.items() if n), key=lambda kv: (-kv[1], kv[0]))
+    return bad, sum(1 for n in count.values() if n == 0)
+
+
+def components_sentence(cmap: ClaimMap) -> str:
+    """Which of the claim's components decided where it does not hold: "C19's components not shown: method NGD,
+    metric transfer_loss at 8 settings, ...; the other 2 are shown at every setting." (empty if none fails)."""
+    bad, fine = components(cmap)
+    if not bad:
+        return ""
+    word = "not shown" if cmap.kind == "ordering" else "not passed"
+    return (f"{cmap.claim}'s components {word}: " + "; ".join(f"{k} at {n} setting{'s' if n > 1 else ''}"
+                                                            for k, n in bad)
+            + (f"; the other {fine} {'is' if fine == 1 else 'are'} {word.split()[1]} at every setting." if fine
+               else f"; every component is {word} somewhere."))
 
 
 def robustness(cmap: ClaimMap) -> str:
@@ -700,7 +744,8 @@ def section(maps: Mapping[str, ClaimMap], settings: Mapping[str, Any]) -> Any:
              f"grid ({size} size, master seed {seed}). A statement that holds at every setting does not hinge on "
              f"the reconstruction; one that holds only in part is a statement about a region of settings, and the "
              f"maps show which.")
-    paras = [intro, *(sentence(m) for m in maps.values()), *notes]
+    paras = [intro, *((sentence(m) + (" " + components_sentence(m) if components_sentence(m) else ""))
+                      for m in maps.values()), *notes]
     cols = ["claim", "settings", "holds", "inconclusive", "contradicted", "fails", "at the default", "reading"]
     rows = []
     for cid, m in maps.items():
@@ -714,20 +759,25 @@ def section(maps: Mapping[str, ClaimMap], settings: Mapping[str, Any]) -> Any:
 
 
 def print_maps(maps: Mapping[str, ClaimMap], file=None) -> None:
-    """Per claim: its sentence and a table of its cells (settings, verdict, statistic)."""
+    """Per claim: its sentence and a table of its cells (settings, verdict, statistic; where it does not hold,
+    the component that decided)."""
     import sys
 
     file = sys.stdout if file is None else file
     for cid, m in maps.items():
         print(sentence(m), file=file)
+        if components_sentence(m):
+            print(components_sentence(m), file=file)
         rows = []
         for c, o in m.cells():
             what = ", ".join(f"{KNOBS[k].label} {KNOBS[k].fmt(v)}" for k, v in c.overrides) or "default"
-            rows.append((what, o["verdict"], o["text"]))
+            comp = o.get("component") if o["verdict"] != "holds" else None
+            rows.append((what, o["verdict"], o["text"], f"  ({comp})" if comp else ""))
         w = max(len(r[0]) for r in rows)
         wv = max(len(r[1]) for r in rows)
+        ws = max(len(r[2]) for r in rows)
         for r in rows:
-            print(f"  {r[0].ljust(w)}  {r[1].ljust(wv)}  {r[2]}", file=file)
+            print(f"  {r[0].ljust(w)}  {r[1].ljust(wv)}  {r[2].ljust(ws)}{r[3]}".rstrip(), file=file)
         print(file=file)
 
 
@@ -792,6 +842,7 @@ def run_maps(args) -> int:
         cli.write_json(args.json, {"size": args.size, "seed": args.seed,
                                    "maps": {cid: m.entries() for cid, m in maps.items()},
                                    "sentences": {cid: sentence(m) for cid, m in maps.items()},
+                                   "components": {cid: dict(components(m)[0]) for cid, m in maps.items()},
                                    "skipped": {cid: dict(m.plan.skipped) for cid, m in maps.items()}})
     if out is not None:
         from compare.engine.cache import code_version

@@ -137,6 +137,21 @@ def test_sentence_names_single_cells_and_several_regions():
     assert s == "C18 holds at 16 of 17 settings; it fails where kappa_F is 1. At the default setting it holds."
 
 
+def test_components_sentence_counts_where_each_component_was_not_shown():
+    pl = _plan("C19", knobs={"kappa_F": (1.0, 100.0)})
+    rows = lambda ngd_ok: [{"method": m, "metric": k, "shown": m == "Newton" or ngd_ok, "statement": "x"}  # noqa: E731
+                           for m in ("NGD", "Newton") for k in ("subspace_distance", "transfer_loss")]
+    recs = tuple({"id": "C19", "verdict": "holds" if i == 0 else "contradicted", "rows": rows(i == 0)}
+                 for i, _ in enumerate(pl.cells))
+    cm = M.ClaimMap(plan=pl, outcomes=tuple({"verdict": r["verdict"]} for r in recs), records=recs, size="fast",
+                    seed=0)
+    assert M.components(cm) == ([("method NGD, metric subspace_distance", 2), ("method NGD, metric transfer_loss", 2)],
+                                2)
+    assert M.components_sentence(cm) == ("C19's components not shown: method NGD, metric subspace_distance at 2 "
+                                         "settings; method NGD, metric transfer_loss at 2 settings; the other 2 are "
+                                         "shown at every setting.")
+
+
 def test_describe_is_true_of_every_cell_it_names():
     """Random verdicts: every condition "where KNOB is V" names only cells of that verdict (read back)."""
     rng = np.random.default_rng(3)
