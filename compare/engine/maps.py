@@ -38,13 +38,17 @@ boundary, the statistic's wording) is registered by model packages with :func:`o
 
 Command line: ``python -m compare maps [IDS] [--size fast|paper] [--seed S] [--jobs J]
 [--knob NAME[=V1,V2,...]] [--json PATH] [--out DIR]``; with ``--knob`` only the named knobs are mapped
-(``NAME`` alone: its default values). ``report --maps`` adds the section to the report. Timing (fast
-size, seed 0, C13-C20, ``--jobs 2``, 2 shared cores): see ``benchmarks/maps_speed.py``.
+(``NAME`` alone: its default values). ``report --maps`` (also with ``--knob``) adds the section to the report;
+``maps --out DIR`` writes a page with the section alone (its claim table: the mapped claims at their default
+setting). Timing (fast size, seed 0, the 113 cells of C13-C20, ``--jobs 2``, ``benchmarks/maps_speed.py``):
+cold cache 750 s wall on the shared 2-core machine under a load of 3.5-5.6 from other jobs (455 s of CPU,
+i.e. about 230 s of two idle cores), warm cache 2.3 s (9.6 s with ``--out``, which draws 10 figures).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -620,7 +624,7 @@ def draw(cmap: ClaimMap, *, title_text: str = "") -> Any:
         ax.tick_params(length=0)
     from matplotlib.patches import Patch
 
-    shown = [v for v in (*_verdicts(cmap.kind), "fails") if v in {b["verdict"] for b in boxes} or v in _verdicts(cmap.kind)]
+    shown = [*_verdicts(cmap.kind), *(v for v in COLORS if v in {b["verdict"] for b in boxes})]
     fig.legend(handles=[Patch(facecolor=COLORS[v], label=v) for v in dict.fromkeys(shown)], loc="outside lower center",
                ncol=4, fontsize=8, frameon=False)
     if title_text:
@@ -647,8 +651,9 @@ def prepare(ids: Sequence[str], *, size: str, seed: int, sets: Mapping[str, Any]
             knobs: Mapping[str, tuple] | None = None, grids: Sequence[tuple[str, str]] = GRIDS,
             check_sets: bool = True) -> MapRun:
     """Plans and jobs for claims ``ids`` (every id must be :func:`mappable`); ``sets``: ``--set`` overrides
-    applied to every claim that has them (with ``check_sets``, a name none of them has is an error). Every cell's settings are built (and so checked) here: a value out
-    of range raises :class:`MapError` naming the knob, before any work."""
+    applied to every claim that has them (with ``check_sets``, a name none of them has is an error). Every
+    cell's settings are built (and so checked) here: a value out of range raises :class:`MapError` naming the
+    knob, before any work."""
     from compare.engine import registry as R
     from compare.engine import settings as S
     from compare.engine.runner import claim_job
@@ -761,8 +766,6 @@ def section(maps: Mapping[str, ClaimMap], settings: Mapping[str, Any]) -> Any:
 def print_maps(maps: Mapping[str, ClaimMap], file=None) -> None:
     """Per claim: its sentence and a table of its cells (settings, verdict, statistic; where it does not hold,
     the component that decided)."""
-    import sys
-
     file = sys.stdout if file is None else file
     for cid, m in maps.items():
         print(sentence(m), file=file)
@@ -837,7 +840,7 @@ def run_maps(args) -> int:
     print_maps(maps)
     errors = [(cid, r) for cid, m in maps.items() for r in m.records if r.get("error")]
     for cid, r in errors:
-        print(f"{cid}: error at {r.get('settings', {})}: {r['error']}", file=__import__("sys").stderr)
+        print(f"{cid}: error at {r.get('settings', {})}: {r['error']}", file=sys.stderr)
     if args.json:
         cli.write_json(args.json, {"size": args.size, "seed": args.seed,
                                    "maps": {cid: m.entries() for cid, m in maps.items()},

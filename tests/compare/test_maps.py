@@ -359,7 +359,8 @@ def test_maps_out_writes_a_page_with_the_section_and_results_json_maps(tmp_path,
 
 @pytest.mark.slow  # two runs at tiny settings (~10 s on a loaded machine)
 def test_report_with_maps_adds_the_section(tmp_path, capsys):
-    assert main(["report", "C1", "C17", "--maps", "--knob", "kappa_F=1", "--figures", "none", *TINY, "--cache-dir", str(tmp_path / "c"), "--quiet", "--out", str(tmp_path / "r")]) == 0
+    assert main(["report", "C1", "C17", "--maps", "--knob", "kappa_F=1", "--figures", "none", *TINY,
+                 "--cache-dir", str(tmp_path / "c"), "--quiet", "--out", str(tmp_path / "r")]) == 0
     capsys.readouterr()
     res = json.loads((tmp_path / "r" / "results.json").read_text())
     assert [r["id"] for r in res["claims"]] == ["C1", "C17"]  # the maps' cells are not claims of the report
