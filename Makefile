@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SIZE ?= fast
 JOBS ?= 2
+# sections beyond the claims and figures (make report EXTRA= for the claims and figures only)
+EXTRA ?= --maps
 
 .PHONY: all report test test-fast test-deep bench clean venv
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 report: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m compare report --size $(SIZE) --jobs $(JOBS) --out report
+	MPLBACKEND=Agg $(PY) -m compare report --size $(SIZE) --jobs $(JOBS) $(EXTRA) --out report
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q tests README.md theory
