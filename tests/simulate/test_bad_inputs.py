@@ -171,7 +171,7 @@ def _functions() -> list[Fn]:  # noqa: PLR0915 - one entry per public function
     add("anisotropic_covariance", sd.anisotropic_covariance, dict(cov, eps=0.5),
         dict(cov_bad, eps=real_bad(0, 1, high_open=True)))
     add("orthonormal_rows", sd.orthonormal_rows, dict(k=2, d=4, rng=rng),
-        dict(k=st.one_of(size_bad(1), tag("range", st.integers(5, 100))), d=size_bad(2), rng=RNG_BAD))
+        dict(k=st.one_of(size_bad(1), tag("range", st.integers(5, 100))), d=size_bad(1), rng=RNG_BAD))
     add("conditioned_head", sd.conditioned_head, dict(d_y=3, k=2, kappa=2.0, rng=rng),
         dict(d_y=st.one_of(size_bad(2), tag("range", st.just(1))), k=size_bad(1), kappa=real_bad(1, valid=2.0),
              rng=RNG_BAD))
@@ -186,7 +186,7 @@ def _functions() -> list[Fn]:  # noqa: PLR0915 - one entry per public function
     add("linrep_problem", sd.linrep_problem,
         dict(d_x=6, d_y=3, k=2, kappa_x=10.0, kappa_F=2.0, noise_std=0.1, rng=rng, law="rademacher", rotate=True,
              F_star=F32),
-        dict(d_x=size_bad(2), d_y=size_bad(2), k=st.one_of(size_bad(1), tag("range", st.integers(7, 10**6))),
+        dict(d_x=size_bad(1), d_y=size_bad(2), k=st.one_of(size_bad(1), tag("range", st.integers(7, 10**6))),
              kappa_x=real_bad(1, valid=10.0), kappa_F=real_bad(1, valid=2.0), noise_std=real_bad(0), rng=RNG_BAD,
              law=choice_bad(sd.LAWS), rotate=flag_bad(),
              F_star=optional(st.one_of(matrix_bad(F32, F32.shape), rank_bad(F32, rows=False)))))
