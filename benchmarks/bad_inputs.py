@@ -1049,6 +1049,15 @@ def classify(spec: Spec, arg: str, value, timeout: float, klass: str = "") -> tu
         signal.signal(signal.SIGALRM, old)
 
 
+def _print_counts(title: str, counters: dict[str, Counter], width: int, out) -> None:
+    """One line per key: named / total and the other outcomes."""
+    print(f"\nby {title} (named / total; other outcomes):", file=out)
+    for key in sorted(counters):
+        cnt = counters[key]
+        rest = ", ".join(f"{k} {v}" for k, v in cnt.most_common() if k != "named")
+        print(f"  {key:{width}s} {cnt['named']:5d} / {sum(cnt.values()):5d}   {rest}", file=out)
+
+
 def run(specs: list[Spec], *, timeout: float, details: bool, out=sys.stdout, progress: bool = False,
         isolate: bool = False) -> dict:
     rows = []
@@ -1079,24 +1088,8 @@ def run(specs: list[Spec], *, timeout: float, details: bool, out=sys.stdout, pro
     print(f"{total} bad inputs, {named} named ValueError ({100.0 * named / max(total, 1):.1f}%), "
           f"{elapsed:.1f} s", file=out)
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in by_outcome.most_common()), file=out)
-    print("\nby class (named / total; other outcomes):", file=out)
-    for c in sorted(by_class):
-        cnt = by_class[c]
-        tot = sum(cnt.values())
-        rest = ", ".join(f"{k} {v}" for k, v in cnt.most_common() if k != "named")
-        print(f"  {c:14s} {cnt['named']:5d} / {tot:5d}   {rest}", file=out)
-    print("\nby module (named / total; other outcomes):", file=out)
-    for mname in sorted(by_module):
-        cnt = by_module[mname]
-        tot = sum(cnt.values())
-        rest = ", ".join(f"{k} {v}" for k, v in cnt.most_common() if k != "named")
-        print(f"  {mname:28s} {cnt['named']:5d} / {tot:5d}   {rest}", file=out)
-    print("\nby function (named / total; other outcomes):", file=out)
-    for f in sorted(by_func):
-        cnt = by_func[f]
-        tot = sum(cnt.values())
-        rest = ", ".join(f"{k} {v}" for k, v in cnt.most_common() if k != "named")
-        print(f"  {f:42s} {cnt['named']:4d} / {tot:4d}   {rest}", file=out)
+    for title, counters, width in (("class", by_class, 14), ("module", by_module, 28), ("function", by_func, 42)):
+        _print_counts(title, counters, width, out)
     if details:
         print("\nnot named:", file=out)
         for r in rows:
