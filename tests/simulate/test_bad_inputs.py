@@ -23,6 +23,7 @@ The examples are drawn under the session's property profile (tests/conftest.py: 
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -84,45 +85,31 @@ def student_bad() -> st.SearchStrategy:
     )
 
 
-class _NoStep:
-    name = "nostep"
-
-    def init(self, F, G):
-        return None
-
-
-class _Raising:
-    name = "raising"
-
-    def init(self, F, G):
-        return None
-
-    def step(self, F, G, batch, state):
-        raise ZeroDivisionError("boom")
+def _rule(name: str, step=None) -> SimpleNamespace:
+    """A user optimizer object: ``init`` returns no state; ``step(F, G)`` (when given) gives what ``step`` returns."""
+    rule = SimpleNamespace(name=name, init=lambda F, G: None)
+    if step is not None:
+        rule.step = lambda F, G, batch, state: step(F, G)
+    return rule
 
 
-class _Junk:
-    name = "junk"
+def _boom(F, G):
+    raise ZeroDivisionError("boom")
 
-    def __init__(self, out):
-        self.out = out
 
-    def init(self, F, G):
-        return None
-
-    def step(self, F, G, batch, state):
-        return self.out(F, G)
+_NO_STEP = _rule("nostep")
 
 
 def algorithm_bad(*, objects: bool = True) -> st.SearchStrategy:
     options = [
         tag("range", st.text(max_size=8).filter(lambda s: s not in so.REGISTRY)),
-        tag("type", st.sampled_from([None, 1, 1.5, _NoStep(), ["kfac"], so.SGD])),
+        tag("type", st.sampled_from([None, 1, 1.5, _NO_STEP, ["kfac"], so.SGD])),
     ]
     if objects:
         options.append(tag("callable", st.sampled_from([
-            _Raising(), _Junk(lambda F, G: None), _Junk(lambda F, G: (F, G)), _Junk(lambda F, G: (F, "G", None)),
-            _Junk(lambda F, G: (F, G[:, :-1], None)), _Junk(lambda F, G: (F + 0j, G, None)),
+            _rule("raising", _boom), _rule("junk", lambda F, G: None), _rule("junk", lambda F, G: (F, G)),
+            _rule("junk", lambda F, G: (F, "G", None)), _rule("junk", lambda F, G: (F, G[:, :-1], None)),
+            _rule("junk", lambda F, G: (F + 0j, G, None)),
         ])))
     return st.one_of(*options)
 
@@ -370,7 +357,7 @@ def _functions() -> list[Fn]:  # noqa: PLR0915 - one entry per public function
     add("register", so.register, dict(name="hyp_rule", factory=lambda **o: so.SGD(**o), replace=True),
         dict(name=tag("type", st.sampled_from([None, "", 1, b"x"])),
              factory=st.one_of(tag("type", st.sampled_from([None, "sgd", 1.5])),
-                               tag("callable", st.sampled_from([lambda **o: None, lambda **o: _NoStep(),
+                               tag("callable", st.sampled_from([lambda **o: None, lambda **o: _NO_STEP,
                                                                 lambda **o: 1 / 0, lambda lr, beta: None]))),
              replace=flag_bad()))
     add("make", lambda name, **o: so.make(name, **o), dict(name="kfac", lr=0.1),
@@ -554,7 +541,7 @@ def test_sizes_that_cannot_fit_name_the_memory_they_would_need():
 def test_a_user_step_that_raises_is_named():
     with pytest.raises(ValueError, match=r"^run: argument 'algorithm' must be an optimizer whose step.*; got "
                                          r"'raising', whose step raised ZeroDivisionError: boom\.$"):
-        sl.run(_P, _Raising(), steps=2, lr=0.1, batch=None, rng=np.random.default_rng(0))
+        sl.run(_P, _rule("raising", _boom), steps=2, lr=0.1, batch=None, rng=np.random.default_rng(0))
 
 
 # --------------------------------------------------------------------------------------------
