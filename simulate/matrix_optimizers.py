@@ -458,6 +458,7 @@ def _factory(cls: type, name: str) -> Callable[..., Any]:
         return cls(name=name, **options)
 
     factory.__doc__ = f"Factory for {name!r}: {cls.__name__}(**options); an unknown option is a ValueError."
+    factory.options = tuple(sorted(allowed))  # the options it takes (lr among them)
     return factory
 
 

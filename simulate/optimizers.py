@@ -289,6 +289,7 @@ def _dataclass_factory(cls: type, name: str, **fixed) -> Callable[..., Any]:
         return cls(name=name, **fixed, **options)
 
     factory.__doc__ = f"Factory for {name!r}: {cls.__name__}(**options){' with ' + repr(fixed) if fixed else ''}."
+    factory.options = tuple(sorted(allowed))  # the options it takes (lr among them)
     return factory
 
 

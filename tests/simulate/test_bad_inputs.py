@@ -375,28 +375,20 @@ def _functions() -> list[Fn]:  # noqa: PLR0915 - one entry per public function
 
 FUNCTIONS = _functions()
 
-#: the options of each registered optimizer with a valid value, and the bad values of each option
-FACTORY_OPTIONS: dict[str, dict] = {
-    "sgd": {},
-    "amgd": {"lam_G": 0.0, "head_right": "Sigma_z"},
-    "kfac": {"eta_F": 0.5, "lam_G": 0.0, "head_right": "Sigma_z"},
-    **{n: {"lam_G": 0.0, "head_right": "Sigma_z"}
-       for n in ("kfac_ls", "kfac_left", "kfac_right", "kfac_diag", "amgd_diag")},
-    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-    "amgd_bn": {"momentum": 0.1, "eps": 1e-5, "affine": True},
-    "ngd": {"damping": 1e-3, "solver": "structured"},
-    "newton": {"damping": 1e-3, "solver": "structured"},
-    "shampoo": {"eps": 1e-4, "beta2": 0.9},
-    "muon": {"momentum": 0.95, "nesterov": True, "ns_steps": 5, "exact_polar": False},
-    "soap": {"betas": (0.95, 0.95), "eps": 1e-8, "shampoo_beta": 0.9, "precondition_frequency": 10,
-             "refresh": "eigh"},
-    "adagrad": {"eps": 1e-10},
-}
+#: the built-in optimizers (a test may register more) and their options: each factory lists the options it
+#: takes (``factory.options``); the valid call gives each its default (``lr = 0.1``)
+BUILTIN = sorted(n for n in so.REGISTRY if not n.startswith(("test_", "hyp_", "tally_")))
 
 
-def _option_bad(name: str, key: str) -> st.SearchStrategy:
+def _defaults(name: str) -> dict:
+    opt = so.make(name, lr=0.1)
+    return {k: getattr(opt, k) for k in so.REGISTRY[name].options if k != "lr"}
+
+
+def _option_table(name: str) -> dict[str, st.SearchStrategy]:
+    """The bad values of each option of optimizer ``name``."""
     unit_open = real_bad(0, 1, high_open=True)
-    table = {
+    return {
         "eta_F": optional(real_bad(0, 1, low_open=True)), "lam_G": real_bad(0),
         "head_right": choice_bad(("Sigma_z", "identity")), "beta1": unit_open,
         "beta2": optional(real_bad(0, 1, low_open=True, high_open=True)) if name == "shampoo" else unit_open,
@@ -409,17 +401,18 @@ def _option_bad(name: str, key: str) -> st.SearchStrategy:
         "shampoo_beta": optional(unit_open), "precondition_frequency": integer_bad(1),
         "refresh": choice_bad(("eigh", "power_qr")),
     }
-    return table[key]
 
 
 _MISSING = object()
 
 
 def _factory_fn(name: str) -> Fn:
-    valid = {"lr": 0.1, **FACTORY_OPTIONS[name]}
+    valid = {"lr": 0.1, **_defaults(name)}
     bad = {"lr": st.one_of(real_bad(0, low_open=True), tag("missing", st.just(_MISSING)))}
-    bad.update({key: _option_bad(name, key) for key in FACTORY_OPTIONS[name]})
+    table = _option_table(name)
+    bad.update({key: table[key] for key in valid if key in table})  # a key not in table: the coverage test fails
     bad["bogus"] = tag("unknown", st.floats(-1.0, 1.0))
+    bad["name"] = tag("fixed", st.text(max_size=6))  # the registered name is not an option
 
     def call(**options):
         return so.make(name, **{k: v for k, v in options.items() if v is not _MISSING})
@@ -427,7 +420,7 @@ def _factory_fn(name: str) -> Fn:
     return Fn(f"optimizer '{name}'", call, valid, bad)
 
 
-FACTORIES = [_factory_fn(n) for n in sorted(FACTORY_OPTIONS)]
+FACTORIES = [_factory_fn(n) for n in BUILTIN]
 
 
 # ============================================================================================
@@ -447,8 +440,9 @@ def test_every_public_function_and_factory_is_covered():
                     and n not in covered:
                 missing.append(f"{mod.__name__}.{n}")
     assert not missing, f"public functions with arguments but no bad-input strategy: {missing}"
-    builtin = {n for n in so.REGISTRY if not n.startswith(("test_", "hyp_", "tally_"))}  # not registered by tests
-    assert builtin == set(FACTORY_OPTIONS), f"registered optimizers without strategies: {builtin - set(FACTORY_OPTIONS)}"
+    for name in BUILTIN:
+        missing = set(so.REGISTRY[name].options) - {"lr"} - set(_option_table(name))
+        assert not missing, f"options of {name!r} without a bad-value strategy: {sorted(missing)}"
 
 
 #: examples per function (77 functions and factories)
