@@ -4,6 +4,8 @@
 - ``check [IDS...]``: runs claims and prints a table.
 - ``report [IDS...] [--out DIR] [--figures NAMES]``: writes ``DIR/index.html`` (default ``report/``),
   every figure as PNG and SVG, and ``results.json``.
+- ``maps [IDS...] [--knob NAME=V1,V2,...]``: where each statement comparing methods holds over the
+  reconstructed settings (:mod:`compare.engine.maps`; ``report --maps`` adds the same section).
 - ``seeds [IDS...] --count K``: runs the claims for master seeds 0..K-1 and prints, per claim, how many
   seeds gave each verdict next to the number of false failures its alpha predicts.
 
@@ -342,12 +344,24 @@ def cmd_report(args) -> int:
     fig_names = select_figures(args.figures, args.ids)
     out = check_out_dir(args.out)
     jobs = build_jobs(args, ids, fig_names, [args.seed])
+    maps_run = None
+    if args.maps:  # the section "Where the paper's statements hold" (compare.engine.maps)
+        from compare.engine import maps as M
+
+        try:
+            knobs = M.parse_knobs(args.knob)
+        except M.MapError as e:
+            raise UsageError(str(e)) from None
+        maps_run = M.from_args(args, [i for i in ids if M.mappable(claims()[i])], knobs=knobs)
 
     def done(job, res, from_cache):
         what = res.get("verdict", "error" if res.get("error") else "made")
         _say(f"{job.name}: {what} ({res['seconds']:.1f} s{', cached' if from_cache else ''})", args)
 
-    res, cache = _execute(args, jobs, plugin_specs, desc="report", on_result=done)
+    extra = [j for j in maps_run.all_jobs() if j not in set(jobs)] if maps_run else []
+    mine = set(jobs)
+    res, cache = _execute(args, jobs + extra, plugin_specs, desc="report",
+                          on_result=lambda j, r, c: done(j, r, c) if j in mine else None)
     records = [res.results[j] for j in jobs if j.kind == "claim"]
     cl, specs = claims(), figures()
     figs = []
@@ -368,8 +382,9 @@ def cmd_report(args) -> int:
     prov["overrides"] = list(args.set or [])
     prov["plugins"] = list(plugin_specs)
     try:
+        sections = [M.section(M.collect(maps_run, res.results), maps_run.settings)] if maps_run else []
         index = rp.write_report(records, figs, out_dir=out, prov=prov,
-                                from_cache={j.name for j in res.from_cache})
+                                from_cache={j.name for j in res.from_cache}, sections=sections)
     except OSError as e:
         raise UsageError(f"could not write the report to {str(out)!r} ({e}); finished work is kept in the cache, "
                          f"a rerun reuses it") from None
@@ -443,7 +458,7 @@ def cmd_seeds(args) -> int:
 
 # --------------------------------------------------------------------------- further commands
 #: modules whose import registers further commands with :func:`command` (imported when the parser is built).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("compare.engine.maps",)
 _EXTRA: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]] = {}
 
 
@@ -495,6 +510,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     r.add_argument("--out", default="report", metavar="DIR")
     r.add_argument("--figures", default=None, metavar="NAMES",
                    help="comma-separated figure names, 'all' or 'none' (default: all, or those backing IDS)")
+    r.add_argument("--maps", action="store_true",
+                   help="add the section 'Where the paper's statements hold' (the maps of the selected claims that "
+                        "compare methods; see the maps command)")
+    r.add_argument("--knob", action="append", default=[], metavar="NAME[=V1,V2,...]",
+                   help="with --maps: map only the named knobs, with these values (as in maps)")
     sd = sub.add_parser("seeds", parents=[common, run_opts],
                         help="run claims for master seeds 0..K-1 and count the verdicts")
     sd.add_argument("--count", type=positive_int, required=True, metavar="K", help="number of master seeds")
