@@ -25,6 +25,7 @@ import math
 import re
 import tempfile
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -111,16 +112,23 @@ def callable_bad(*, none_ok: bool = False) -> st.SearchStrategy:
     return tag("type", st.sampled_from(vals))
 
 
-def samples_bad(v: np.ndarray, *, min_size: int = 2, finite: bool = True) -> st.SearchStrategy:
-    """Bad per-trial samples: scalars, ragged or too short sequences, non-real dtypes, other types, and
-    (``finite``) arrays with NaN or inf at a generated place."""
-    v = np.asarray(v, dtype=float)
-
+def _put_into(v: np.ndarray) -> Callable:
+    """``(i, value) -> v`` with entry ``i mod size`` replaced by ``value`` (a copy)."""
     def put(args):
         i, val = args
         a = v.copy()
         a[i % a.size] = val
         return a
+
+    return put
+
+
+def samples_bad(v: np.ndarray, *, min_size: int = 2, finite: bool = True) -> st.SearchStrategy:
+    """Bad per-trial samples: scalars, ragged or too short sequences, non-real dtypes, other types, and
+    (``finite``) arrays with NaN or inf at a generated place."""
+    v = np.asarray(v, dtype=float)
+
+    put = _put_into(v)
 
     options = [
         tag("shape", st.one_of(st.floats(-1e3, 1e3), st.just([[1.0, 2.0], [3.0]]),
@@ -152,11 +160,7 @@ def controls_bad(c: np.ndarray) -> st.SearchStrategy:
 def metric_bad(v: np.ndarray) -> st.SearchStrategy:
     v = np.asarray(v, dtype=float)
 
-    def put(args):
-        i, val = args
-        a = v.copy()
-        a[i % a.size] = val
-        return a
+    put = _put_into(v)
 
     return st.one_of(
         tag("range", st.tuples(st.integers(0, 99), st.floats(-1e300, -1e-300)).map(put)),
