@@ -79,12 +79,24 @@ def _kfac_overlays(ax, res: Any) -> None:
     ax.plot(t, rate, color="k", ls="--", lw=0.9, alpha=0.7, label=r"R-LR-1 rate $d_0(1-\eta)^t$")
 
 
+def _check_result(func: str, name: str, x: Any, kind: str) -> None:
+    """``x`` is the result dataclass ``kind`` of :mod:`compare.linrep` (imported here: no import cycle)."""
+    from compare import _validate as V
+    from compare.linrep import claims as lc
+    from compare.linrep import experiments as ex
+
+    cls = {"CurvesResult": ex.CurvesResult, "SweepResult": ex.SweepResult, "Figure4Result": lc.Figure4Result}[kind]
+    if not isinstance(x, cls):
+        raise V.fail(func, name, f"a {kind}", V.describe(x))
+
+
 def plot_figure1(res: Any) -> Figure:
     """Figure 1: training loss, subspace distance and transfer loss vs iteration for every method.
 
     res: :class:`compare.linrep.experiments.CurvesResult`. Transfer loss: population (solid) and the
     finite-sample version (dashed: least-squares head on n_t transfer samples, fresh-data risk).
     """
+    _check_result("plot_figure1", "res", res, "CurvesResult")
     fig = Figure(figsize=(15, 4.6))
     axes = fig.subplots(1, 3)
     _curves(axes[0], res.steps, res.train_loss, res.labels, res.diverged_at, res.lrs)
@@ -115,6 +127,7 @@ def plot_figure2(res: Any) -> Figure:
 
     res: :class:`compare.linrep.experiments.CurvesResult` (Figure 1's runs restricted to those methods).
     """
+    _check_result("plot_figure2", "res", res, "CurvesResult")
     fig = Figure(figsize=(11, 4.4))
     axes = fig.subplots(1, 2)
     _curves(axes[0], res.steps, res.subspace_distance, res.labels, res.diverged_at, res.lrs)
@@ -136,6 +149,7 @@ def plot_figure4(res4: Any) -> Figure:
 
     res4: :class:`compare.linrep.claims.Figure4Result`.
     """
+    _check_result("plot_figure4", "res4", res4, "Figure4Result")
     n = len(res4.cases)
     fig = Figure(figsize=(5 * n, 7.5))
     axes = np.atleast_2d(fig.subplots(2, n)).reshape(2, n)
@@ -161,6 +175,7 @@ def plot_figure5(sw: Any) -> Figure:
     Overlays: R-LR-1 AMGD stability limit (line: mean over tasks, shade: range) and the R-LR-3 level of
     KFAC for eta in (0, 1].
     """
+    _check_result("plot_figure5", "sw", sw, "SweepResult")
     fig = Figure(figsize=(8.5, 5.2))
     ax = fig.subplots(1, 1)
     lrs = sw.lrs

@@ -419,6 +419,12 @@ def _functions() -> list[Fn]:
              trials=int_bad(1), psi_left=real_bad(0.0, low_open=True, valid=2.0),
              eps_left=real_bad(0.0, 1.0, high_open=True), lam_right=real_bad(0.0), teacher=text_bad(),
              student=text_bad(), noise_std=real_bad(0.0)))
+    from compare.linrep import plots as LP
+
+    result_bad = tag("type", st.sampled_from([None, 3, {"labels": ()}, curve, np.ones(3)]))
+    for name, arg in (("plot_figure1", "res"), ("plot_figure2", "res"), ("plot_figure4", "res4"),
+                      ("plot_figure5", "sw")):
+        add(name, getattr(LP, name), {arg: None}, {arg: result_bad})
     return out
 
 
@@ -430,7 +436,7 @@ EXAMPLES = 12
 def test_the_valid_calls_work():
     """The valid call of each function works (else its bad-input test proves nothing)."""
     for fn in FUNCTIONS:
-        if fn.label in ("render_figure", "check"):  # a figure to draw / a claim to run: covered elsewhere
+        if fn.label in ("render_figure", "check") or fn.label.startswith("plot_figure"):  # covered elsewhere
             continue
         fn.call(**fn.valid)
 
