@@ -19,6 +19,7 @@ def fake(monkeypatch, tmp_path):
 
     log = tmp_path / "trials.log"
     monkeypatch.setenv("FAKE_LOG", str(log))
+    plugins.load(())  # the built-ins first, so that the teardown below removes the fake plugin's entries only
     before = (set(R.CLAIMS), set(R.EXPERIMENTS), set(R.FIGURES))
     plugins.load([PLUGIN])
     yield log
