@@ -22,6 +22,13 @@ head): :math:`\rho = \max_{i,j}|1 - \eta\,\ell_i m_j|`, :math:`\ell = \mathrm{ei
 :math:`|1-\eta|`; AMGD's best rate is :math:`(\kappa_{\rm eff}-1)/(\kappa_{\rm eff}+1)` with
 :math:`\kappa_{\rm eff} = \kappa(F)^2\kappa(\Sigma_{22\cdot1})`.
 
+Any fixed SPD pair :math:`(P, Q)`: :func:`kronecker_rate_factors`, :func:`kronecker_local_rate`.
+
+**R-LR-4** [R] (simultaneous steps on both layers with a fixed, or settled, preconditioner :math:`C`):
+:math:`\partial\theta_+/\partial\theta = I - \eta\,CH` at a solution, :math:`H` the Gauss-Newton matrix; the
+subspace distance decays at :math:`\max|1-\eta\mu_i|` over the eigenvalues of :math:`CH` whose modes move the
+row space of :math:`G` (:func:`joint_modes`, :func:`joint_local_rate`).
+
 **R-LR-2** [R] (whitened KFAC recursion, any distance):
 :math:`\tan\tilde\theta \mapsto (1-\eta)\tan\tilde\theta / (1 + \eta\tan^2\tilde\theta)`.
 
@@ -34,6 +41,8 @@ head): :math:`\rho = \max_{i,j}|1 - \eta\,\ell_i m_j|`, :math:`\ell = \mathrm{ei
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
@@ -306,3 +315,173 @@ def kfac_noise_floor(
     W = sla.solve_triangular(L, Gp.T, lower=True)  # tr(Gp Sigma^{-1} Gp^T) = ||L^{-1} Gp^T||_F^2
     tr = float(np.sum(W**2))
     return eta / (2.0 - eta) * noise_std**2 * pinv_fro2 * tr / (n - d - 1)
+
+
+# --------------------------------------------------------------------------- R-LR-1 at any fixed Kronecker pair
+def kronecker_rate_factors(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, P: np.ndarray,
+                           Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""R-LR-1's factors for any fixed SPD pair :math:`(P, Q)` (both ascending):
+
+    .. math::
+
+        \ell = \mathrm{eig}(P^{-1}F^\top F),\qquad m = \mathrm{eig}\big(\Sigma_{22\cdot1}(Q^{-1})_{22}\big),
+        \quad (Q^{-1})_{22} = G^*_\perp Q^{-1}G^{*\top}_\perp,
+
+    of the step :math:`G_+ = G - \eta P^{-1}\nabla_GL\,Q^{-1}` with the least-squares head
+    (docs/theory.md, R-LR-1). :func:`local_rate_factors` is the case of the named pairs.
+
+    F: (d_y, k) head of full column rank. Sigma_x: (d, d) SPD. G_star: (k, d), k < d, row-orthonormal (any
+    basis is orthonormalised). P: (k, k) SPD. Q: (d, d) SPD.
+    """
+    return _kron_factors("kronecker_rate_factors", F, Sigma_x, G_star, P, Q)
+
+
+def _kron_factors(f: str, F, Sigma_x, G_star, P, Q) -> tuple[np.ndarray, np.ndarray]:
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x)
+    d = Sigma_x.shape[0]
+    Gs = _orthonormal_rows(f, "G_star", G_star, d)
+    k = Gs.shape[0]
+    if k >= d:
+        raise V.fail(f, "G_star", f"a (k, d) matrix with k < d = {d} (G* needs a complement)", f"k = {k}")
+    F = V.full_column_rank(f, "F", F, cols=k)
+    P = V.spd(f, "P", P, d=k)
+    Q = V.spd(f, "Q", Q, d=d)
+    Lp = np.linalg.cholesky(0.5 * (P + P.T))
+    W = sla.solve_triangular(Lp, F.T @ F, lower=True)            # L^{-1} F^T F
+    ell = np.linalg.eigvalsh(sla.solve_triangular(Lp, W.T, lower=True))  # L^{-1} F^T F L^{-T}, similar to P^{-1} F^T F
+    Gp, S221 = _schur_blocks(Sigma_x, Gs)
+    Qinv22 = Gp @ sla.cho_solve(sla.cho_factor(0.5 * (Q + Q.T), lower=True), Gp.T)
+    m = _spd_product_eigs(S221, 0.5 * (Qinv22 + Qinv22.T))
+    return ell, m
+
+
+def kronecker_local_rate(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, P: np.ndarray, Q: np.ndarray,
+                         eta: float) -> float:
+    r"""R-LR-1 [R] at any fixed SPD pair: :math:`\rho = \max_{i,j}|1 - \eta\,\ell_im_j|` with
+    :math:`\ell, m` from :func:`kronecker_rate_factors`. eta > 0; other arguments as there."""
+    f = "kronecker_local_rate"
+    eta = V.scalar(f, "eta", eta, low=0.0, low_open=True)
+    ell, m = _kron_factors(f, F, Sigma_x, G_star, P, Q)
+    return float(np.max(np.abs(1.0 - eta * np.outer(ell, m))))
+
+
+# --------------------------------------------------------------------------- R-LR-4: both layers, fixed preconditioner
+def kronecker_step_matrix(P_inv: np.ndarray, Q_inv: np.ndarray) -> np.ndarray:
+    r"""The matrix :math:`C = Q^{-1}\otimes P^{-1}` of the map :math:`g\mapsto P^{-1}gQ^{-1}` on
+    column-major :math:`\mathrm{vec}\,g` (:math:`\mathrm{vec}(AXB) = (B^\top\otimes A)\mathrm{vec}X`,
+    :math:`Q` symmetric). P_inv: (m, m) and Q_inv: (n, n) symmetric positive-definite."""
+    f = "kronecker_step_matrix"
+    P_inv = V.spd(f, "P_inv", P_inv)
+    Q_inv = V.spd(f, "Q_inv", Q_inv)
+    return np.kron(0.5 * (Q_inv + Q_inv.T), 0.5 * (P_inv + P_inv.T))
+
+
+@dataclass(frozen=True, kw_only=True)
+class JointModes:
+    r"""The linearised simultaneous step at a solution (R-LR-4, :func:`joint_modes`).
+
+    mu: ascending eigenvalues of :math:`CH` (real, >= 0; the step's Jacobian has eigenvalues
+    :math:`1 - \eta\mu`). subspace_weight: per eigenvalue, :math:`\lVert\delta Z\rVert_F/\lVert v\rVert` of its
+    eigenvector :math:`v = (\mathrm{vec}\,\delta F, \mathrm{vec}\,\delta G)`, :math:`\delta Z = A^{-1}\delta G\,
+    G^{*\top}_\perp`, :math:`A = GG^{*\top}` (how much the mode moves the row space of :math:`G`).
+    visible: ``subspace_weight > visible_tol``. gauge: the number of eigenvalues at most
+    ``visible_tol`` times the largest (the :math:`k^2` directions :math:`(-FS, SG)` of the solution manifold).
+    """
+
+    mu: np.ndarray
+    subspace_weight: np.ndarray
+    visible: np.ndarray
+    gauge: int
+
+    def rate(self, eta: float) -> float:
+        r""":math:`\max|1 - \eta\mu_i|` over the visible modes: the local rate of the subspace distance."""
+        eta = V.scalar("JointModes.rate", "eta", eta, low=0.0, low_open=True)
+        return float(np.max(np.abs(1.0 - eta * self.mu[self.visible]))) if self.visible.any() else 0.0
+
+
+def gauss_newton_matrix(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray) -> np.ndarray:
+    r"""The Gauss-Newton matrix :math:`H = J^\top(\Sigma_x\otimes I_{d_y})J` of the population loss
+    :math:`\tfrac12\mathrm{tr}\big((FG - M)\Sigma_x(FG - M)^\top\big)` in
+    :math:`\theta = (\mathrm{vec}\,F, \mathrm{vec}\,G)` (column-major), :math:`J = [G^\top\otimes I_{d_y},\
+    I_d\otimes F]` the Jacobian of :math:`\theta\mapsto\mathrm{vec}(FG)`. At a solution (:math:`FG = M`, no
+    residual) it is the Hessian. F: (d_y, k). G: (k, d). Sigma_x: (d, d) SPD."""
+    f = "gauss_newton_matrix"
+    F = V.matrix(f, "F", F)
+    G = V.matrix(f, "G", G, shape=(F.shape[1], None))
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x, d=G.shape[1])
+    return _gauss_newton(F, G, Sigma_x)
+
+
+def _gauss_newton(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray) -> np.ndarray:
+    d_y, k = F.shape
+    d = G.shape[1]
+    J = np.hstack([np.kron(G.T, np.eye(d_y)), np.kron(np.eye(d), F)])   # (d_y d, d_y k + k d)
+    S = np.linalg.cholesky(0.5 * (Sigma_x + Sigma_x.T))
+    WJ = np.kron(S.T, np.eye(d_y)) @ J                                   # (S^T (x) I) J: H = (WJ)^T WJ
+    H = WJ.T @ WJ
+    return 0.5 * (H + H.T)
+
+
+def joint_modes(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *,
+                C_F: np.ndarray | None = None, C_G: np.ndarray | None = None,
+                visible_tol: float = 1e-6) -> JointModes:
+    r"""R-LR-4 [R]: the linearisation, at a solution :math:`(F, G)` (:math:`FG = M`), of simultaneous steps on
+    both layers with a fixed preconditioner,
+
+    .. math::
+
+        \theta_+ = \theta - \eta\,C\,\nabla L(\theta),\qquad C = \mathrm{blockdiag}(C_F, C_G)\ \text{SPD},
+        \qquad \frac{\partial\theta_+}{\partial\theta} = I - \eta\,CH,
+
+    :math:`H` the Gauss-Newton matrix (:func:`gauss_newton_matrix`, the Hessian at a solution). :math:`CH` is
+    similar to :math:`C^{1/2}HC^{1/2}`: real eigenvalues :math:`\mu\ge0`, :math:`k^2` of them zero (the gauge
+    directions, which leave :math:`FG` and the row space of :math:`G` unchanged). The subspace distance
+    decays at :math:`\max|1-\eta\mu_i|` over the modes whose eigenvector moves the row space of :math:`G`
+    (:attr:`JointModes.visible`). A Kronecker step :math:`W_+ = W - \eta P^{-1}gQ^{-1}` has
+    :math:`C = Q^{-1}\otimes P^{-1}` (:func:`kronecker_step_matrix`); an entry-wise one
+    :math:`W_+ = W - \eta\,g/D` has :math:`C = \mathrm{diag}(\mathrm{vec}\,1/D)`; plain gradient steps have
+    :math:`C = I`. The linearisation is the same when :math:`C` depends on :math:`\theta` or settles to a limit
+    (it multiplies :math:`\nabla L = O(\theta - \theta^*)`), so a settled preconditioner's rate is this one at
+    its limit.
+
+    F: (d_y, k), G: (k, d) a solution (the limit point of a run). Sigma_x: (d, d) SPD. G_star: (k, d) the
+    target row space (any basis). C_F: (d_y k, d_y k), C_G: (k d, k d) SPD, column-major vec (``None``: the
+    identity). visible_tol: relative :math:`\lVert\delta Z\rVert/\lVert v\rVert` above which a mode moves the
+    subspace (gauge modes have :math:`\delta Z = O(\text{distance})`).
+    """
+    f = "joint_modes"
+    F = V.full_column_rank(f, "F", F)
+    d_y, k = F.shape
+    G = V.full_row_rank(f, "G", G)
+    if G.shape[0] != k:
+        raise V.fail(f, "G", f"a (k, d) matrix with k = {k} rows like F's columns", f"{G.shape[0]} rows")
+    d = G.shape[1]
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x, d=d)
+    Gs = _orthonormal_rows(f, "G_star", G_star, d)
+    if Gs.shape[0] != k:
+        raise V.fail(f, "G_star", f"with k = {k} rows", f"{Gs.shape[0]} rows")
+    visible_tol = V.scalar(f, "visible_tol", visible_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+    nF, nG = d_y * k, k * d
+    C_F = np.eye(nF) if C_F is None else V.spd(f, "C_F", C_F, d=nF)
+    C_G = np.eye(nG) if C_G is None else V.spd(f, "C_G", C_G, d=nG)
+    H = _gauss_newton(F, G, Sigma_x)
+    L = sla.block_diag(np.linalg.cholesky(0.5 * (C_F + C_F.T)), np.linalg.cholesky(0.5 * (C_G + C_G.T)))
+    mu, Wv = np.linalg.eigh(L.T @ H @ L)                 # C = L L^T: CH = L (L^T H L) L^{-1}
+    Vv = L @ Wv                                          # eigenvectors of CH
+    A = G @ Gs.T
+    Gp = _complement(Gs)
+    dG = Vv[nF:].T.reshape(-1, d, k).transpose(0, 2, 1)  # column-major vec -> (modes, k, d)
+    dZ = np.linalg.solve(A[None], dG @ Gp.T)
+    weight = np.linalg.norm(dZ, axis=(1, 2)) / np.linalg.norm(Vv, axis=0)
+    mu = np.maximum(mu, 0.0)
+    gauge = int(np.sum(mu <= visible_tol * mu[-1]))
+    return JointModes(mu=mu, subspace_weight=weight, visible=weight > visible_tol, gauge=gauge)
+
+
+def joint_local_rate(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, eta: float,
+                     C_F: np.ndarray | None = None, C_G: np.ndarray | None = None) -> float:
+    r"""R-LR-4 [R]: local rate :math:`\max|1-\eta\mu_i|` of the subspace distance under simultaneous
+    preconditioned steps on both layers, over the modes that move the subspace (:func:`joint_modes`).
+    eta > 0; other arguments as :func:`joint_modes`."""
+    eta = V.scalar("joint_local_rate", "eta", eta, low=0.0, low_open=True)
+    return joint_modes(F, G, Sigma_x, G_star, C_F=C_F, C_G=C_G).rate(eta)
