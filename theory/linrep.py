@@ -383,15 +383,21 @@ class JointModes:
     mu: ascending eigenvalues of :math:`CH` (real, >= 0; the step's Jacobian has eigenvalues
     :math:`1 - \eta\mu`). subspace_weight: per eigenvalue, :math:`\lVert\delta Z\rVert_F/\lVert v\rVert` of its
     eigenvector :math:`v = (\mathrm{vec}\,\delta F, \mathrm{vec}\,\delta G)`, :math:`\delta Z = A^{-1}\delta G\,
-    G^{*\top}_\perp`, :math:`A = GG^{*\top}` (how much the mode moves the row space of :math:`G`).
-    visible: ``subspace_weight > visible_tol``. gauge: the number of eigenvalues at most
-    ``visible_tol`` times the largest (the :math:`k^2` directions :math:`(-FS, SG)` of the solution manifold).
+    G^{*\top}_\perp`, :math:`A = GG^{*\top}` (how much the mode moves the row space of :math:`G`), over the largest
+    such weight. gauge: :math:`k^2`, the number of smallest eigenvalues that are the gauge directions
+    :math:`(-FS, SG)` (:math:`H` annihilates them at every point, so they are 0 to round-off). visible: not gauge
+    and ``subspace_weight > visible_tol``. vectors: (n, n) the eigenvectors of :math:`CH` (columns, in the order
+    of ``mu``); dual: (n, n) the dual basis (rows, ``dual @ vectors = I``): the coordinates of a deviation
+    :math:`\delta\theta` in the modes are ``dual @ delta``, and after ``t`` linearised steps they are multiplied
+    by :math:`(1-\eta\mu)^t`.
     """
 
     mu: np.ndarray
     subspace_weight: np.ndarray
     visible: np.ndarray
     gauge: int
+    vectors: np.ndarray
+    dual: np.ndarray
 
     def rate(self, eta: float) -> float:
         r""":math:`\max|1 - \eta\mu_i|` over the visible modes: the local rate of the subspace distance."""
@@ -422,9 +428,39 @@ def _gauss_newton(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray) -> np.ndarr
     return 0.5 * (H + H.T)
 
 
+def hessian_matrix(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    r"""The exact Hessian of :math:`L = \tfrac12\mathrm{tr}\big((FG - M)\Sigma_x(FG - M)^\top\big)` in
+    :math:`\theta = (\mathrm{vec}\,F, \mathrm{vec}\,G)` (column-major): the Gauss-Newton matrix
+    (:func:`gauss_newton_matrix`) plus the residual term of the second-order expansion
+    :math:`\langle (FG - M)\Sigma_x, \delta F\,\delta G\rangle`, an off-diagonal block coupling
+    :math:`\delta F_{ij}` with :math:`\delta G_{jl}` by :math:`((FG - M)\Sigma_x)_{il}` (zero at a solution).
+    F: (d_y, k). G: (k, d). Sigma_x: (d, d) SPD. M: (d_y, d) the target :math:`F^*G^*`."""
+    f = "hessian_matrix"
+    F = V.matrix(f, "F", F)
+    G = V.matrix(f, "G", G, shape=(F.shape[1], None))
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x, d=G.shape[1])
+    M = V.matrix(f, "M", M, shape=(F.shape[0], G.shape[1]))
+    return _hessian(F, G, Sigma_x, M)
+
+
+def _hessian(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    d_y, k = F.shape
+    d = G.shape[1]
+    H = _gauss_newton(F, G, Sigma_x)
+    R = (F @ G - M) @ Sigma_x                                            # (d_y, d)
+    # B[i + j d_y, jj + l k] = R[i, l] delta(j, jj) (column-major vec of F and of G)
+    B = np.zeros((d_y * k, k * d))
+    for j in range(k):
+        B[j * d_y:(j + 1) * d_y, j::k] = R
+    nF = d_y * k
+    H[:nF, nF:] += B
+    H[nF:, :nF] += B.T
+    return H
+
+
 def joint_modes(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *,
                 C_F: np.ndarray | None = None, C_G: np.ndarray | None = None,
-                visible_tol: float = 1e-6) -> JointModes:
+                visible_tol: float = 1e-3, M: np.ndarray | None = None) -> JointModes:
     r"""R-LR-4 [R]: the linearisation, at a solution :math:`(F, G)` (:math:`FG = M`), of simultaneous steps on
     both layers with a fixed preconditioner,
 
@@ -446,8 +482,13 @@ def joint_modes(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.nd
 
     F: (d_y, k), G: (k, d) a solution (the limit point of a run). Sigma_x: (d, d) SPD. G_star: (k, d) the
     target row space (any basis). C_F: (d_y k, d_y k), C_G: (k d, k d) SPD, column-major vec (``None``: the
-    identity). visible_tol: relative :math:`\lVert\delta Z\rVert/\lVert v\rVert` above which a mode moves the
-    subspace (gauge modes have :math:`\delta Z = O(\text{distance})`).
+    identity). M: (d_y, d) the target :math:`F^*G^*`: given, the exact Hessian at ``(F, G)``
+    (:func:`hessian_matrix`) replaces the Gauss-Newton matrix, i.e. the linearisation of the step at a point that
+    is not a solution (its eigenvalues may then be negative). visible_tol: the subspace weight (relative to the
+    largest) above which a mode moves the subspace;
+    at a solution the others have weight 0 exactly, at a point at distance :math:`\delta` from one they have
+    :math:`O(\delta)`, so the default :math:`10^{-3}` classifies the modes of a run's end point once its distance
+    is well below :math:`10^{-3}`.
     """
     f = "joint_modes"
     F = V.full_column_rank(f, "F", F)
@@ -464,18 +505,23 @@ def joint_modes(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.nd
     nF, nG = d_y * k, k * d
     C_F = np.eye(nF) if C_F is None else V.spd(f, "C_F", C_F, d=nF)
     C_G = np.eye(nG) if C_G is None else V.spd(f, "C_G", C_G, d=nG)
-    H = _gauss_newton(F, G, Sigma_x)
+    H = _gauss_newton(F, G, Sigma_x) if M is None else _hessian(F, G, Sigma_x, V.matrix(f, "M", M, shape=(d_y, d)))
     L = sla.block_diag(np.linalg.cholesky(0.5 * (C_F + C_F.T)), np.linalg.cholesky(0.5 * (C_G + C_G.T)))
     mu, Wv = np.linalg.eigh(L.T @ H @ L)                 # C = L L^T: CH = L (L^T H L) L^{-1}
     Vv = L @ Wv                                          # eigenvectors of CH
+    dual = sla.solve_triangular(L, Wv, lower=True, trans="T").T   # W^T L^{-1}: dual @ Vv = W^T W = I
     A = G @ Gs.T
     Gp = _complement(Gs)
     dG = Vv[nF:].T.reshape(-1, d, k).transpose(0, 2, 1)  # column-major vec -> (modes, k, d)
     dZ = np.linalg.solve(A[None], dG @ Gp.T)
     weight = np.linalg.norm(dZ, axis=(1, 2)) / np.linalg.norm(Vv, axis=0)
-    mu = np.maximum(mu, 0.0)
-    gauge = int(np.sum(mu <= visible_tol * mu[-1]))
-    return JointModes(mu=mu, subspace_weight=weight, visible=weight > visible_tol, gauge=gauge)
+    weight = weight / weight.max()
+    if M is None:
+        mu = np.maximum(mu, 0.0)
+    gauge = k * k
+    visible = weight > visible_tol
+    visible[:gauge] = False
+    return JointModes(mu=mu, subspace_weight=weight, visible=visible, gauge=gauge, vectors=Vv, dual=dual)
 
 
 def joint_local_rate(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, eta: float,

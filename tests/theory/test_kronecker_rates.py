@@ -187,3 +187,33 @@ def test_joint_modes_bad_input_names_the_argument(rng):
         tl.joint_local_rate(Fs, Gs, S, Gs, eta=0.0)
     with pytest.raises(ValueError, match=r"kronecker_step_matrix: argument 'P_inv' must be"):
         tl.kronecker_step_matrix(np.ones((2, 2)), np.eye(2))
+
+
+def test_hessian_is_the_derivative_of_the_gradient(rng):
+    Fs, S, Gs = _problem(rng)
+    d_y, k = Fs.shape
+    d = Gs.shape[1]
+    M = Fs @ Gs
+    F = Fs + 0.3 * rng.standard_normal(Fs.shape)
+    G = Gs + 0.3 * rng.standard_normal(Gs.shape)
+    theta = np.concatenate([_vec(F), _vec(G)])
+
+    def grad(th):
+        Fx = th[:d_y * k].reshape((d_y, k), order="F")
+        Gx = th[d_y * k:].reshape((k, d), order="F")
+        gF, gG = _grads(Fx, Gx, M, S)
+        return np.concatenate([_vec(gF), _vec(gG)])
+
+    h, n = 1e-6, theta.size
+    Hfd = np.empty((n, n))
+    for c in range(n):
+        e = np.zeros(n)
+        e[c] = h
+        Hfd[:, c] = (grad(theta + e) - grad(theta - e)) / (2 * h)
+    H = tl.hessian_matrix(F, G, S, M)
+    err = np.abs(H - Hfd).max()
+    assert err < 1e-7, f"Hessian off by {err:.2e}"
+    # at a solution it is the Gauss-Newton matrix
+    A = rng.standard_normal((k, k)) + 2 * np.eye(k)
+    F0, G0 = Fs @ np.linalg.inv(A), A @ Gs
+    assert np.abs(tl.hessian_matrix(F0, G0, S, M) - tl.gauss_newton_matrix(F0, G0, S)).max() < 1e-12

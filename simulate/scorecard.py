@@ -1,0 +1,206 @@
+r"""Runs of one optimizer for the scorecard: the subspace distance at every step, the final state, and what went
+wrong (docs/theory.md section 6, "The optimizer scorecard").
+
+:func:`track` steps any optimizer of the protocol (``init(F, G) -> state``,
+``step(F, G, batch, state) -> (F, G, state)``) on a :class:`simulate.data.LinRepProblem`, in the population
+setting or on given batches, and records
+
+.. math::
+
+    d_t = \sin\theta_{\max}(G_t, G^*),\qquad \sin^2\theta_i = \mathrm{eig}\big((GG^\top)^{-1}BB^\top\big),
+    \quad B = GG^{*\top}_\perp,
+
+(:func:`subspace_sine`: no cancellation at small angles, so :math:`d_t` is accurate to about
+:math:`u\lVert G\rVert/\sigma_k(G)` absolute). What ends a run, and how it is reported
+(:attr:`Track.status`):
+
+- ``"ok"``: ``steps`` steps, or the distance fell below ``stop_below``;
+- ``"diverged"`` at step ``t``: the iterate of step ``t`` has a non-finite entry or an entry above
+  :data:`BLOWUP` in modulus, or the step raised ``numpy.linalg.LinAlgError`` (a factorisation of a blown-up
+  iterate; the message is kept);
+- ``"error"`` at step ``t``: ``init`` or ``step`` raised any other exception (its message is kept, not
+  reported as divergence), or ``step`` returned something other than ``(F, G, state)`` with F and G of the
+  shapes it was given (a wrong-shaped update: the message names the optimizer and both shapes).
+
+Nothing here reads :mod:`theory`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from simulate import _validate as V
+from simulate.data import BatchSampler, LinRepProblem, draw_batch_fast
+from simulate.linrep import transfer_loss
+from simulate.optimizers import Batch
+
+#: an entry above this modulus counts as divergence (geometric growth reaches inf soon after).
+BLOWUP = 1e100
+STATUSES = ("ok", "diverged", "error")
+
+
+def complement_basis(G_star: np.ndarray) -> np.ndarray:
+    """(d, d) orthogonal matrix whose first k rows are ``G_star``'s (orthonormal) rows, then a complement."""
+    k = G_star.shape[0]
+    Q, _ = np.linalg.qr(G_star.T, mode="complete")
+    return np.vstack([G_star, Q[:, k:].T])
+
+
+def subspace_sine(G: np.ndarray, basis: np.ndarray, k: int) -> float:
+    r""":math:`\sin\theta_{\max}` between the row spaces of ``G`` and of ``basis[:k]`` (module docstring);
+    1.0 when ``G`` is not of full row rank (numerically)."""
+    W = G @ basis.T
+    B = W[:, k:]
+    try:
+        L = np.linalg.cholesky(G @ G.T)
+    except np.linalg.LinAlgError:
+        return 1.0
+    Y = np.linalg.solve(L, B)
+    s2 = float(np.linalg.eigvalsh(Y @ Y.T)[-1])
+    return float(min(1.0, np.sqrt(max(s2, 0.0))))
+
+
+def draw_batches(problem: LinRepProblem, n: int, count: int, *, rng: np.random.Generator,
+                 samples: bool = False) -> list[Batch]:
+    """``count`` fresh batches of ``n`` samples (with their means), as sufficient statistics
+    (:class:`simulate.data.BatchSampler`) or materialised (``samples=True``,
+    :func:`simulate.data.draw_batch_fast`); both consume ``rng`` alike, so the batches are the same."""
+    f = "draw_batches"
+    V.integer(f, "n", n, low=1)
+    V.integer(f, "count", count, low=0)
+    if not isinstance(rng, np.random.Generator):
+        raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
+    if samples:
+        return [Batch.from_samples(*draw_batch_fast(problem, n, rng=rng)) for _ in range(count)]
+    sampler = BatchSampler(problem, n, means=True)
+    return [Batch.from_moments(sampler.draw(rng)) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class Track:
+    """One run (module docstring).
+
+    distance: (t_end + 1,) :math:`d_t` after t steps (t = 0 the start), up to the last finite iterate.
+    status: ``"ok"``, ``"diverged"`` or ``"error"``; at: the step that diverged or failed (-1 when ok);
+    message: what happened (empty when ok). F, G: the last finite iterate. state: the optimizer's state
+    with it (``None`` after an error in ``init``). history: ``(t, F, G, state)`` of the last ``window + 1``
+    iterates (the start included when fewer steps were taken), oldest first.
+    transfer: population transfer loss of the last finite G (NaN unless ``transfer=True``).
+    """
+
+    distance: np.ndarray
+    status: str
+    at: int
+    message: str
+    F: np.ndarray
+    G: np.ndarray
+    state: Any
+    history: tuple
+    transfer: float
+
+    @property
+    def steps(self) -> int:
+        return int(self.distance.size - 1)
+
+    def at_step(self, t: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(F, G, state)`` after step ``t`` (one of the kept steps, :attr:`history`)."""
+        for s, F, G, st in self.history:
+            if s == t:
+                return F, G, st
+        raise V.fail("Track.at_step", "t", f"a kept step, one of {[h[0] for h in self.history]}", t)
+
+
+def _name(opt: Any) -> str:
+    return str(getattr(opt, "name", None) or type(opt).__name__)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _check_output(name: str, out: Any, F: np.ndarray, G: np.ndarray) -> str | None:
+    """Why ``out`` is not a valid ``(F, G, state)`` for parameters shaped like F, G (``None``: it is)."""
+    if not isinstance(out, tuple) or len(out) != 3:
+        what = f"a {type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "")
+        return f"optimizer {name!r}: step must return (F, G, state); got {what}"
+    F1, G1, _ = out
+    for label, new, old in (("F", F1, F), ("G", G1, G)):
+        shape = getattr(new, "shape", None)
+        if not isinstance(new, np.ndarray) or shape != old.shape:
+            got = f"shape {shape}" if shape is not None else f"a {type(new).__name__}"
+            return (f"optimizer {name!r}: step returned {label} of {got}; expected an array of shape {old.shape} "
+                    f"(a wrong-shaped update)")
+    return None
+
+
+def track(problem: LinRepProblem, opt: Any, *, steps: int, F0: np.ndarray, G0: np.ndarray,
+          batches: Sequence[Batch] | None = None, stop_below: float = 0.0, window: int = 0,
+          transfer: bool = False) -> Track:
+    """Run ``opt`` from ``(F0, G0)`` for up to ``steps`` steps (module docstring).
+
+    problem: the task (its ``G_star``; its population moments when ``batches`` is None). opt: an optimizer
+    (protocol above). steps >= 0. F0: (d_y, k), G0: (k, d_x) start. batches: ``steps`` batches, one per step
+    (``None``: the population moments every step). stop_below >= 0: stop once :math:`d_t` is below it.
+    window >= 0: keep the iterates and states of the last ``window`` steps (:attr:`Track.history`).
+    transfer: also record the population transfer loss of the final G.
+    """
+    f = "track"
+    V.integer(f, "steps", steps, low=0)
+    V.integer(f, "window", window, low=0)
+    V.scalar(f, "stop_below", stop_below, low=0.0)
+    if batches is not None and len(batches) < steps:
+        raise V.fail(f, "batches", f"at least steps = {steps} batches (or None: population)", len(batches))
+    F = V.matrix(f, "F0", F0, shape=(problem.d_y, problem.k)).copy()
+    G = V.matrix(f, "G0", G0, shape=(problem.k, problem.d_x)).copy()
+    name = _name(opt)
+    basis = complement_basis(problem.G_star)
+    k = problem.k
+    pop = Batch.population(problem.Sigma_x, problem.M, problem.noise_std) if batches is None else None
+    dist = [subspace_sine(G, basis, k)]
+    status, at, message, state = "ok", -1, "", None
+    kept: deque = deque(maxlen=window + 1)
+    try:
+        state = opt.init(F, G)
+    except Exception as e:  # noqa: BLE001 - reported, not raised: the rest of the scorecard goes on
+        status, at, message = "error", 0, f"optimizer {name!r}: init raised {_first_line(e)}"
+    kept.append((0, F, G, state))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for t in range(steps if status == "ok" else 0):
+            b = pop if batches is None else batches[t]
+            try:
+                out = opt.step(F, G, b, state)
+            except np.linalg.LinAlgError as e:
+                status, at, message = "diverged", t + 1, f"step raised {_first_line(e)}"
+                break
+            except Exception as e:  # noqa: BLE001
+                status, at, message = "error", t + 1, f"optimizer {name!r}: step raised {_first_line(e)}"
+                break
+            bad = _check_output(name, out, F, G)
+            if bad is not None:
+                status, at, message = "error", t + 1, bad
+                break
+            F1, G1, st1 = out
+            if not (np.all(np.isfinite(F1)) and np.all(np.isfinite(G1))):
+                status, at, message = "diverged", t + 1, "non-finite iterate"
+                break
+            if max(np.abs(F1).max(), np.abs(G1).max()) > BLOWUP:
+                status, at, message = "diverged", t + 1, f"an entry above {BLOWUP:g} in modulus"
+                break
+            F, G, state = F1, G1, st1
+            dist.append(subspace_sine(G, basis, k))
+            kept.append((t + 1, F, G, state))
+            if dist[-1] < stop_below:
+                break
+    tl = float("nan")
+    if transfer:
+        try:
+            tl = float(transfer_loss(G, problem))
+        except np.linalg.LinAlgError:  # a rank-deficient G carries no usable representation
+            pass
+    return Track(distance=np.asarray(dist, dtype=float), status=status, at=at, message=message, F=F, G=G,
+                 state=state, history=tuple(kept), transfer=tl)
