@@ -41,6 +41,8 @@ from simulate.optimizers import Batch
 #: an entry above this modulus counts as divergence (geometric growth reaches inf soon after).
 BLOWUP = 1e100
 STATUSES = ("ok", "diverged", "error")
+#: steps whose distances are computed together (one batched factorisation).
+CHUNK = 64
 
 
 def complement_basis(G_star: np.ndarray) -> np.ndarray:
@@ -53,15 +55,35 @@ def complement_basis(G_star: np.ndarray) -> np.ndarray:
 def subspace_sine(G: np.ndarray, basis: np.ndarray, k: int) -> float:
     r""":math:`\sin\theta_{\max}` between the row spaces of ``G`` and of ``basis[:k]`` (module docstring);
     1.0 when ``G`` is not of full row rank (numerically)."""
-    W = G @ basis.T
-    B = W[:, k:]
+    return float(subspace_sines(np.asarray(G, dtype=float)[None], basis, k)[0])
+
+
+def subspace_sines(Gs: np.ndarray, basis: np.ndarray, k: int) -> np.ndarray:
+    r"""(T,) :func:`subspace_sine` of each of the stacked ``Gs`` (T, k, d), in one batched factorisation (a run
+    computes its distances a chunk of steps at a time: the per-call overhead of small factorisations dominated)."""
+    W = Gs @ basis.T
+    B = W[:, :, k:]
+    GG = Gs @ Gs.transpose(0, 2, 1)
+    out = np.ones(Gs.shape[0])
+    ok = np.isfinite(GG).all(axis=(1, 2))
+    if not ok.any():
+        return out
+    idx = np.nonzero(ok)[0]
     try:
-        L = np.linalg.cholesky(G @ G.T)
-    except np.linalg.LinAlgError:
-        return 1.0
-    Y = np.linalg.solve(L, B)
-    s2 = float(np.linalg.eigvalsh(Y @ Y.T)[-1])
-    return float(min(1.0, np.sqrt(max(s2, 0.0))))
+        L = np.linalg.cholesky(GG[idx])
+    except np.linalg.LinAlgError:  # some G is rank-deficient: one at a time, those get 1.0
+        for i in idx:
+            try:
+                Li = np.linalg.cholesky(GG[i])
+            except np.linalg.LinAlgError:
+                continue
+            Y = np.linalg.solve(Li, B[i])
+            out[i] = np.sqrt(max(float(np.linalg.eigvalsh(Y @ Y.T)[-1]), 0.0))
+        return np.minimum(out, 1.0)
+    Y = np.linalg.solve(L, B[idx])
+    s2 = np.linalg.eigvalsh(Y @ Y.transpose(0, 2, 1))[:, -1]
+    out[idx] = np.sqrt(np.maximum(s2, 0.0))
+    return np.minimum(out, 1.0)
 
 
 def draw_batches(problem: LinRepProblem, n: int, count: int, *, rng: np.random.Generator,
@@ -169,18 +191,36 @@ def track(problem: LinRepProblem, opt: Any, *, steps: int, F0: np.ndarray, G0: n
     except Exception as e:  # noqa: BLE001 - reported, not raised: the rest of the scorecard goes on
         status, at, message = "error", 0, f"optimizer {name!r}: init raised {_first_line(e)}"
     kept.append((0, F, G, state))
+    pending: list = []          # (t, F, G, state) of the steps whose distance is not computed yet
+
+    def flush() -> bool:
+        """Distances of the pending steps (one batched call); True when one fell below ``stop_below`` (the run
+        is cut there, as if it had stopped at that step)."""
+        nonlocal F, G, state
+        if not pending:
+            return False
+        d = subspace_sines(np.stack([p[2] for p in pending]), basis, k)
+        below = np.nonzero(d < stop_below)[0]
+        cut = int(below[0]) + 1 if below.size else len(pending)
+        dist.extend(float(x) for x in d[:cut])
+        kept.extend(pending[:cut])
+        _, F, G, state = pending[cut - 1]
+        pending.clear()
+        return below.size > 0
+
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        Fc, Gc, sc_ = F, G, state
         for t in range(steps if status == "ok" else 0):
             b = pop if batches is None else batches[t]
             try:
-                out = opt.step(F, G, b, state)
+                out = opt.step(Fc, Gc, b, sc_)
             except np.linalg.LinAlgError as e:
                 status, at, message = "diverged", t + 1, f"step raised {_first_line(e)}"
                 break
             except Exception as e:  # noqa: BLE001
                 status, at, message = "error", t + 1, f"optimizer {name!r}: step raised {_first_line(e)}"
                 break
-            bad = _check_output(name, out, F, G)
+            bad = _check_output(name, out, Fc, Gc)
             if bad is not None:
                 status, at, message = "error", t + 1, bad
                 break
@@ -191,11 +231,12 @@ def track(problem: LinRepProblem, opt: Any, *, steps: int, F0: np.ndarray, G0: n
             if max(np.abs(F1).max(), np.abs(G1).max()) > BLOWUP:
                 status, at, message = "diverged", t + 1, f"an entry above {BLOWUP:g} in modulus"
                 break
-            F, G, state = F1, G1, st1
-            dist.append(subspace_sine(G, basis, k))
-            kept.append((t + 1, F, G, state))
-            if dist[-1] < stop_below:
+            Fc, Gc, sc_ = F1, G1, st1
+            pending.append((t + 1, F1, G1, st1))
+            if len(pending) == CHUNK and flush():
                 break
+        if flush():       # the run had stopped before what ended the loop
+            status, at, message = "ok", -1, ""
     tl = float("nan")
     if transfer:
         try:

@@ -1,11 +1,12 @@
 r"""``python -m compare scorecard`` (= ``concurrence scorecard``) and ``report --scorecard``.
 
-``scorecard [--optimizers NAMES] [--plugins MODULES] [--size fast|paper] [--seed S] [--set NAME=VALUE]
-[--jobs J] [--scheduler ADDR] [--out DIR] [--json PATH] [--cache-dir DIR | --no-cache] [--strict] [--quiet]``
+``scorecard [IDS] [--optimizers NAMES] [--plugins MODULES] [--size fast|paper] [--seed S] [--set NAME=VALUE]
+[--jobs J] [--scheduler ADDR] [--out DIR] [--json PATH] [--cache-dir DIR | --no-cache] [--strict] [--no-claims]
+[--quiet]``
 
 runs, as registered experiments of the engine (cached, shared, in blocks of trials, in parallel), every cell of
 the scorecard (:mod:`compare.scorecard.experiments`: one optimizer at one :math:`(\kappa_x, \kappa_F)`), the
-single-index runs, claims C22-C25 and the scorecard figure; then prints the table, and with ``--json PATH``
+single-index runs, claims C22-C25 (``IDS``: some of them; ``--no-claims``: none) and the scorecard figure; then prints the table, and with ``--json PATH``
 writes ``scorecard.json`` (per optimizer, per setting, the measurements and predictions; the claims' records
 under ``"claims"``), with ``--out DIR`` a report page with the scorecard section (``DIR/index.html``,
 ``DIR/results.json``, ``DIR/scorecard.json``, the figure). ``--optimizers`` defaults to every registered
@@ -41,6 +42,8 @@ def _configure(p) -> None:
     p.add_argument("--json", default=None, metavar="PATH", help="write scorecard.json here")
     p.add_argument("--strict", action="store_true",
                    help="also exit 1 when a claim is inconclusive or contradicted")
+    p.add_argument("--no-claims", action="store_true",
+                   help="the table, figure and sections only (claims C22-C25 not run)")
 
 
 def resolve_optimizers(spec: str | None) -> tuple[str, ...]:
@@ -59,6 +62,18 @@ def resolve_optimizers(spec: str | None) -> tuple[str, ...]:
         raise cli.UsageError(f"--optimizers: unknown optimizer(s) {', '.join(map(repr, unknown))}; registered: "
                              f"{', '.join(so.REGISTRY)} (a plugin's optimizers need --plugins)")
     return names
+
+
+def select_claims(ids: Sequence[str], *, none: bool = False) -> tuple[str, ...]:
+    """The scorecard's claims to run: ``ids`` (a subset of C22-C25; others are a usage error), all of them when
+    none are given, or none with ``--no-claims``."""
+    bad = [i for i in ids if i not in CLAIM_IDS]
+    if bad:
+        raise cli.UsageError(f"scorecard runs claims {', '.join(CLAIM_IDS)} only; got {', '.join(bad)} (other claims: "
+                             f"the check command)")
+    if none and ids:
+        raise cli.UsageError(f"--no-claims and claim ids ({' '.join(ids)}) exclude each other")
+    return () if none else (tuple(dict.fromkeys(ids)) or CLAIM_IDS)
 
 
 def _jobs(args, names: Sequence[str], claim_ids: Sequence[str]) -> list:
@@ -246,13 +261,11 @@ def cmd_scorecard(args) -> int:
 
     t0 = time.perf_counter()
     plugin_specs = cli.load_plugins(args)
-    if args.ids:
-        raise cli.UsageError(f"scorecard takes no positional arguments (got {' '.join(args.ids)}); choose optimizers "
-                             f"with --optimizers NAMES")
+    claim_ids = select_claims(args.ids, none=args.no_claims)
     names = resolve_optimizers(args.optimizers)
     cli.check_json_path(args.json)
     out = cli.check_out_dir(args.out) if args.out is not None else None
-    jobs = _jobs(args, names, CLAIM_IDS)
+    jobs = _jobs(args, names, claim_ids)
     cache, tmp = _cache(args, plugin_specs)
     client = cli.connect(args.scheduler)
 

@@ -348,7 +348,8 @@ def _probe(name: str, lr: float) -> tuple[Any, str | None]:
 
 
 @experiment("scorecard.linrep", settings=CellSettings, trials=_cell_trials, stream=_cell_stream, block=1,
-            cost=_cell_cost, combine=lambda st, values, deps: cell_result(st, values))
+            cost=_cell_cost, requires=lambda st: _jacobian_requires(st),
+            combine=lambda st, values, deps: cell_result(st, values, deps.get("jac")))
 def cell_trial(st: CellSettings, ss_: np.random.SeedSequence, deps) -> dict[str, Any]:
     """One problem draw of one cell: per step size a population run, the Jacobian (least-squares-head rules)
     and a fresh-batch run, from the same start; every step of every run checked (simulate.scorecard.track)."""
@@ -376,11 +377,76 @@ def cell_trial(st: CellSettings, ss_: np.random.SeedSequence, deps) -> dict[str,
         needs_batches = bool(getattr(opt, "needs_samples", False) or getattr(opt, "needs_means", False))
         pop = _na("needs batches (batch statistics): no population run") if needs_batches else \
             _population(problem, opt, lr, c, F0, G0)
-        # the Jacobian where the population run did not diverge (elsewhere the rate exceeds 1: not the best)
-        jac = _jacobian(problem, opt, lr, st.kappa_x) if M.rlr1_pair(opt) is not None and \
-            pop["status"] != "diverged" else None
-        out["per_lr"].append({"population": pop, "jacobian": jac, "fresh": _fresh(problem, opt, c, F0, G0, batches)})
+        out["per_lr"].append({"population": pop, "jacobian": None, "fresh": _fresh(problem, opt, c, F0, G0, batches)})
     return out
+
+
+# --------------------------------------------------------------------------- the Jacobian route (R-LR-1 rules)
+@dataclass(frozen=True, kw_only=True)
+class JacobianResult:
+    """The Jacobian route of one cell: per trial and step size of the grid (T, L), the spectral radius of one
+    literal step's Jacobian at the solution, its tolerance (finite differences + round-off,
+    :data:`compare.linrep.exact.FD_FACTOR`), and R-LR-1 at the rule's pair (NaN where not computed: a step size
+    outside the rule's grid, or a failed factorisation, whose message is in ``messages``)."""
+
+    settings: CellSettings
+    pair: tuple[str, str]
+    lrs: np.ndarray
+    rate: np.ndarray
+    tol: np.ndarray
+    theory: np.ndarray
+    messages: tuple[str, ...]
+
+
+def _jacobian_requires(st: CellSettings) -> dict:
+    """A cell of an R-LR-1 rule reads its Jacobian route (shared with C22, C23); other cells read nothing."""
+    opt, _ = _probe(st.optimizer, st.common.lrs[0])
+    return {"jac": ref("scorecard.jacobian", st)} if opt is not None and M.rlr1_pair(opt) is not None else {}
+
+
+def _jacobian_cost(st: CellSettings) -> float:
+    c = st.common
+    return len(c.lrs) * 2 * (c.d_y * c.k + c.k * c.d_x) * c.d_x * 1e-6
+
+
+@experiment("scorecard.jacobian", settings=CellSettings, trials=_cell_trials, stream=_cell_stream, block=3,
+            cost=_jacobian_cost, combine=lambda st, values, deps: jacobian_result(st, values))
+def jacobian_trial(st: CellSettings, ss_: np.random.SeedSequence, deps) -> dict[str, Any]:
+    """One problem draw of one cell (the same draw as :func:`cell_trial`: same stream, drawn first): the
+    Jacobian of one literal step at the solution at every step size of the rule's grid."""
+    c = st.common
+    rng = np.random.default_rng(ss_)
+    problem = sd.linrep_problem(c.d_x, c.d_y, c.k, kappa_x=st.kappa_x, kappa_F=st.kappa_F, noise_std=c.noise_std,
+                                rng=rng)
+    grid = lx.method(st.optimizer).lrs(tuple(c.lrs))
+    per_lr = []
+    for lr in c.lrs:
+        opt, err = _probe(st.optimizer, lr) if lr in grid else (None, "outside the rule's grid")
+        per_lr.append(_jacobian(problem, opt, lr, st.kappa_x) if opt is not None and M.rlr1_pair(opt) is not None
+                      else {"rate": None, "tol": None, "message": err or "no R-LR-1 pair"})
+    return {"problem": {"F_star": problem.F_star, "Sigma_x": problem.Sigma_x, "G_star": problem.G_star},
+            "per_lr": per_lr}
+
+
+def jacobian_result(st: CellSettings, values: list) -> JacobianResult:
+    """Combine the trials; R-LR-1 at the rule's pair on each trial's task (theory, in the main process)."""
+    lrs = np.asarray(st.common.lrs, dtype=float)
+    pair = M.rlr1_pair(build(st.optimizer, st.common.lrs[0]))
+    T, L = len(values), lrs.size
+    rate, tol, theory = np.full((T, L), np.nan), np.full((T, L), np.nan), np.full((T, L), np.nan)
+    msgs = []
+    for i, v in enumerate(values):
+        prob = v["problem"]
+        for j, rec in enumerate(v["per_lr"]):
+            if rec["rate"] is not None:
+                rate[i, j], tol[i, j] = rec["rate"], rec["tol"]
+            elif rec["message"]:
+                msgs.append(rec["message"])
+            if pair is not None:
+                theory[i, j] = tl.local_rate(prob["F_star"], prob["Sigma_x"], prob["G_star"], eta=float(lrs[j]),
+                                             left=pair[0], right=pair[1])
+    return JacobianResult(settings=st, pair=pair, lrs=lrs, rate=rate, tol=tol, theory=theory,
+                          messages=tuple(dict.fromkeys(msgs)))
 
 
 def _theory_route(name: str, lr: float) -> tuple[str, str | None, str]:
@@ -411,7 +477,7 @@ def _rlr4(rec: dict | None, problem: dict, lr: float, length: int, exact: bool,
         return math.nan, math.nan
 
 
-def cell_result(st: CellSettings, values: list) -> CellResult:
+def cell_result(st: CellSettings, values: list, jac: JacobianResult | None = None) -> CellResult:
     """Combine a cell's trials and evaluate its theory (R-LR-1 at the rule's pair, R-LR-4 at the end point).
 
     Runs where ``combine`` runs (the main process): BLAS is limited to one thread here, as in a worker (the
@@ -420,10 +486,10 @@ def cell_result(st: CellSettings, values: list) -> CellResult:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return _cell_result(st, values)
+        return _cell_result(st, values, jac)
 
 
-def _cell_result(st: CellSettings, values: list) -> CellResult:
+def _cell_result(st: CellSettings, values: list, jac_res: JacobianResult | None) -> CellResult:
     c = st.common
     lrs = np.asarray(c.lrs, dtype=float)
     route, ref_, note = _theory_route(st.optimizer, c.lrs[0])
@@ -434,13 +500,12 @@ def _cell_result(st: CellSettings, values: list) -> CellResult:
     linear = np.zeros((T, L), dtype=bool)
     resid, d_start = nan(), nan()
     iters = np.full((T, L), -1, dtype=int)
-    pair = None
-    if ref_ == "R-LR-1":
-        pair = M.rlr1_pair(build(st.optimizer, c.lrs[0]))
+    if jac_res is not None:
+        jac_rate, jac_tol, theory = jac_res.rate.copy(), jac_res.tol.copy(), jac_res.theory.copy()
     for i, v in enumerate(values):
         prob = v["problem"]
         for j, rec in enumerate(v["per_lr"]):
-            pop, jac, fr = rec["population"], rec["jacobian"], rec["fresh"]
+            pop, fr = rec["population"], rec["fresh"]
             r = pop["rate"]
             if r["rate"] is not None:
                 run_rate[i, j], run_error[i, j] = r["rate"], r["error"]
@@ -450,12 +515,7 @@ def _cell_result(st: CellSettings, values: list) -> CellResult:
             resid[i, j] = pop.get("residual", math.nan) if pop["status"] == "ok" else math.nan
             d_start[i, j] = r.get("d_start") if r.get("d_start") is not None else math.nan
             iters[i, j] = int(pop["iterations"]) if pop["status"] == "ok" else -1
-            if jac is not None and jac["rate"] is not None:
-                jac_rate[i, j], jac_tol[i, j] = jac["rate"], jac["tol"]
-            if pair is not None:
-                theory[i, j] = tl.local_rate(prob["F_star"], prob["Sigma_x"], prob["G_star"], eta=float(lrs[j]),
-                                             left=pair[0], right=pair[1])
-            elif ref_ == "R-LR-4":
+            if ref_ == "R-LR-4":
                 w = r["end"] - r["start"]
                 theory[i, j], window[i, j] = _rlr4(pop["end"], prob, float(lrs[j]), w, False, r.get("d_end"))
                 _, window_start[i, j] = _rlr4(pop["start"], prob, float(lrs[j]), w, True, r.get("d_start"))

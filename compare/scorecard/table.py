@@ -6,9 +6,9 @@ Summaries of a cell (:class:`compare.scorecard.experiments.CellResult`), over it
   spectral radius, or a *linear* window rate of :mod:`compare.scorecard.measure`), then the mean over the trials
   that have one, with its standard error over trials and the largest measurement error of the rates used.
   :math:`\tau = 1/(1-\rho)` (steps per e-fold, about) is what the figure plots.
-- **theory**: the same best-over-the-grid of the cell's prediction (R-LR-1 at the rule's pair; R-LR-4's
-  asymptotic rate at the run's limit, at the step sizes whose run has a linear rate and ends at a solution), or
-  ``None`` with the reason.
+- **theory**: the cell's prediction of the same measurement at the same step size (R-LR-1 at the rule's pair;
+  R-LR-4's prediction of the run's window rate at the run's limit, where the run has a linear rate and ends at a
+  solution), or ``None`` with the reason.
 - **iterations to 1e-3**: per trial the fewest over the grid; reported when every trial got there.
 - **fresh batches**: the step size with the smallest mean :math:`\log_{10}` final distance among those where no
   trial diverged or failed (the rule of Figures 1-5), its final distance (geometric mean over trials) and
@@ -67,16 +67,18 @@ def best_rates(cell: E.CellResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return best, idx, e
 
 
-def best_theory(cell: E.CellResult) -> np.ndarray:
-    """Per trial the best predicted rate over the grid (R-LR-4: only where the run has a linear rate and ends at a
-    solution, where R-LR-4 linearises)."""
-    th = cell.theory if cell.theory_ref == "R-LR-1" else \
-        np.where(cell.run_linear & (cell.residual <= M.SOLUTION_RTOL), cell.theory, np.nan)
-    out = np.full(th.shape[0], np.nan)
-    for i in range(th.shape[0]):
-        if np.isfinite(th[i]).any():
-            out[i] = float(np.nanmin(th[i]))
-    return out
+def best_theory(cell: E.CellResult, idx: np.ndarray | None = None) -> np.ndarray:
+    """Per trial the prediction of what :func:`best_rates` measured, at the same step size (``idx``; by default
+    :func:`best_rates`' own): R-LR-1's rate for the Jacobian route; for R-LR-4 its prediction of the window rate
+    (:func:`compare.scorecard.measure.window_prediction`, what C24 compares), only where the run has a linear rate
+    and ends at a solution (where R-LR-4 linearises). NaN where there is none."""
+    if idx is None:
+        _, idx, _ = best_rates(cell)
+    if cell.theory_ref == "R-LR-1":
+        th = cell.theory
+    else:
+        th = np.where(cell.run_linear & (cell.residual <= M.SOLUTION_RTOL), cell.theory_window, np.nan)
+    return np.array([float(th[i, j]) if j >= 0 else np.nan for i, j in enumerate(idx)])
 
 
 def tau(rate: Any) -> Any:
@@ -118,7 +120,7 @@ def summarise(cell: E.CellResult) -> dict[str, Any]:
     c = cell.settings.common
     best, idx, err = best_rates(cell)
     m, se = _mean_se(best)
-    th = best_theory(cell)
+    th = best_theory(cell, idx)
     tm_, tse = _mean_se(th)
     note = ""
     if m is None:
@@ -150,7 +152,8 @@ def summarise(cell: E.CellResult) -> dict[str, Any]:
                    "tau": _f(tau(tm_)) if tm_ is not None else None,
                    "note": cell.theory_note if cell.theory_ref is None else
                    ("R-LR-1 at the rule's pair (P, Q), F = F*" if cell.theory_ref == "R-LR-1" else
-                    "R-LR-4 at the point and step matrix the population run ends with")},
+                    "R-LR-4's prediction of the run's window rate, at the point and step matrix the run ends "
+                    "with")},
         "iterations_to_1e-3": {"mean": float(it[reached].mean()) if reached.all() else None,
                                "per_trial": [int(x) if r else None for x, r in zip(it, reached)],
                                "within": c.steps, "note": "" if reached.all() else
