@@ -95,8 +95,7 @@ class OneSidedSettings(Settings):
         return cls(kappa_x=sc.kappa_x, kappa_F=sc.kappa_F, linrep=sc.linrep)
 
     def cells(self) -> dict[str, E.CellSettings]:
-        return {f"c{i}_{j}": E.CellSettings(optimizer=self.optimizer, kappa_x=float(kx), kappa_F=float(kF),
-                                            common=self.linrep)
+        return {f"c{i}_{j}": E.cell(self.optimizer, kx, kF, self.linrep)
                 for i, kx in enumerate(self.kappa_x) for j, kF in enumerate(self.kappa_F)}
 
 
@@ -205,7 +204,7 @@ class SettledSettings(Settings):
                    linrep=sc.linrep)
 
     def cells(self) -> dict[str, E.CellSettings]:
-        return {f"{o}__{i}_{j}": E.CellSettings(optimizer=o, kappa_x=float(kx), kappa_F=float(kF), common=self.linrep)
+        return {f"{o}__{i}_{j}": E.cell(o, kx, kF, self.linrep)
                 for o in self.optimizers for i, kx in enumerate(self.kappa_x) for j, kF in enumerate(self.kappa_F)}
 
 

@@ -87,14 +87,19 @@ def _jobs(args, names: Sequence[str], claim_ids: Sequence[str]) -> list:
 
 
 def _cache(args, plugin_specs):
-    """The cache of this run, and the temporary directory holding it with ``--no-cache`` (else ``None``)."""
+    """The cache of this run, and the temporary directory holding it with ``--no-cache`` (else ``None``).
+
+    Its version is the project's code without the loaded plugins' files: every cell names its optimizer's
+    source file in its settings (:func:`compare.scorecard.experiments.optimizer_source`), and the table its
+    optimizers', so the built-in optimizers' cells stay valid when a plugin adds an optimizer (its own cells are
+    the only new work) and a plugin's cells are recomputed when its file changes. (A plugin that replaces the
+    scorecard's own experiments, rather than adding optimizers, needs ``--no-cache``.)"""
     if not args.no_cache:
-        return cli.open_cache(args, plugin_specs), None
-    from compare.engine import plugins as P
+        return cli.open_cache(args, ()), None
     from compare.engine.cache import Cache, code_version
 
     tmp = tempfile.TemporaryDirectory(prefix="concurrence-scorecard-")
-    return Cache(tmp.name, version=code_version(extra_files=P.files(plugin_specs))), tmp
+    return Cache(tmp.name, version=code_version()), tmp
 
 
 def compute_table(settings, *, seed: int, cache, plugin_specs, workers: int = 1, scheduler: Any = None) -> dict:

@@ -27,6 +27,7 @@ is fixed or settles (SGD, Shampoo with sums, AdaGrad); none for the others (the 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,18 +122,46 @@ class LinrepCommon(Settings):
         return cls(d_x=20, d_y=6, k=3, steps=1000, window=200, fresh_steps=200, batch=200, trials=3)
 
 
+def optimizer_source(name: str) -> str:
+    """A short hash of the source file of registered optimizer ``name``'s factory (its module: a plugin's file, or
+    simulate's), part of each cell's settings and so of its cache key. The scorecard's cache is therefore not
+    versioned by the loaded plugins as a whole (``compare.engine.cli.open_cache``) but per optimizer: a user's
+    extra optimizer adds its own cells only, and editing a plugin recomputes the cells of its optimizers."""
+    import hashlib
+    import inspect
+
+    factory = so.REGISTRY[name]
+    try:
+        path = inspect.getsourcefile(factory) or inspect.getfile(factory)
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key not in _SOURCES:
+            with open(path, "rb") as fh:
+                _SOURCES[key] = hashlib.sha256(fh.read()).hexdigest()[:16]
+        return _SOURCES[key]
+    except (TypeError, OSError):
+        return hashlib.sha256(repr(factory).encode()).hexdigest()[:16]
+
+
+_SOURCES: dict[tuple, str] = {}
+
+
 @dataclass(frozen=True, kw_only=True)
 class CellSettings(Settings):
-    """One optimizer at one (kappa_x, kappa_F): the unit of work and of caching."""
+    """One optimizer at one (kappa_x, kappa_F): the unit of work and of caching. source: the hash of the
+    optimizer's source file (:func:`optimizer_source`; derived, set on construction)."""
 
     optimizer: str
     kappa_x: float
     kappa_F: float
     common: LinrepCommon = LinrepCommon()
+    source: str = ""
 
     def __post_init__(self):
         if not isinstance(self.optimizer, str) or not self.optimizer:
             raise ValueError(f"CellSettings: argument 'optimizer' must be an optimizer name; got {self.optimizer!r}.")
+        if self.optimizer in so.REGISTRY:  # derived, whatever was passed (dataclasses.replace copies it)
+            object.__setattr__(self, "source", optimizer_source(self.optimizer))
         _conditions("CellSettings", (self.kappa_x,), "kappa_x")
         _conditions("CellSettings", (self.kappa_F,), "kappa_F")
 
@@ -180,6 +209,12 @@ class SpikeSettings(Settings):
         return sx.InstanceSettings(d=self.d, eps=self.eps)
 
 
+def cell(optimizer: str, kappa_x: float, kappa_F: float, common: LinrepCommon) -> CellSettings:
+    """The cell of ``optimizer`` at (kappa_x, kappa_F) with its source hash (the same settings, hence the same cache
+    entry, wherever the scorecard, a claim or a figure asks for it)."""
+    return CellSettings(optimizer=optimizer, kappa_x=float(kappa_x), kappa_F=float(kappa_F), common=common)
+
+
 def default_optimizers() -> tuple[str, ...]:
     """Every registered optimizer, in registration order (built-ins first, then plugins)."""
     return tuple(so.REGISTRY)
@@ -195,9 +230,12 @@ class ScorecardSettings(Settings):
     kappa_F: tuple[float, ...] = (1.0, 10.0, 100.0)
     linrep: LinrepCommon = LinrepCommon()
     spike: SpikeSettings = SpikeSettings()
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self):
         check_optimizers("ScorecardSettings", self.optimizers)
+        # derived (part of the table's cache key): the optimizers' source hashes, :func:`optimizer_source`
+        object.__setattr__(self, "sources", tuple(optimizer_source(o) for o in self.optimizers))
         _conditions("ScorecardSettings", self.kappa_x, "kappa_x")
         _conditions("ScorecardSettings", self.kappa_F, "kappa_F")
 
@@ -210,7 +248,7 @@ class ScorecardSettings(Settings):
                    linrep=LinrepCommon.preset("fast"), spike=SpikeSettings.preset("fast"))
 
     def cell(self, optimizer: str, kappa_x: float, kappa_F: float) -> CellSettings:
-        return CellSettings(optimizer=optimizer, kappa_x=float(kappa_x), kappa_F=float(kappa_F), common=self.linrep)
+        return cell(optimizer, kappa_x, kappa_F, self.linrep)
 
     def cells(self, optimizers: tuple[str, ...] | None = None) -> list[CellSettings]:
         """Every cell, optimizer-major, then kappa_x, then kappa_F."""
