@@ -291,7 +291,8 @@ def cmd_scorecard(args) -> int:
     records = [res.results[j] for j in jobs if j.kind == "claim"]
     fig = res.results[fig_job]
     wall = time.perf_counter() - t0
-    table = {**table, "seed": args.seed, "size": args.size, "claims": records, "wall_s": round(wall, 2)}
+    table = {**table, "seed": args.seed, "size": args.size, "claims": records, "wall_s": round(wall, 2),
+             "blocks": {"computed": res.blocks_computed, "cached": res.blocks_cached}}
     print_rows(COLUMNS, table_rows(table))
     print()
     print_rows(SPIKE_COLUMNS, spike_rows(table))
@@ -322,6 +323,7 @@ def cmd_scorecard(args) -> int:
         except OSError as e:
             raise cli.UsageError(f"could not write to {str(out)!r} ({e})") from None
         print(f"scorecard: wrote {index} and {os.path.join(str(out), 'scorecard.json')}")
-    print(f"scorecard: {len(names)} optimizer(s) in {wall:.1f} s")
+    print(f"scorecard: {len(names)} optimizer(s) in {wall:.1f} s ({res.blocks_computed} blocks of trials computed, "
+          f"{res.blocks_cached} from the cache)")
     status = cli.exit_status(records, strict=args.strict, figure_errors=bool(fig.get("error")))
     return 1 if errors else status

@@ -184,3 +184,31 @@ def test_c22_c23_hold_on_one_sided_data_and_fail_when_the_dependence_is_off(rng)
 def test_tau_is_infinite_at_and_above_one():
     t = T.tau([0.0, 0.5, 1.0, 1.5])
     assert t[0] == 1.0 and t[1] == 2.0 and math.isinf(t[2]) and math.isinf(t[3]), t
+
+
+@pytest.mark.slow  # one scorecard subprocess at a reduced grid, two workers (~20 s)
+def test_misbehaving_plugin_optimizers_are_reported_and_the_rest_completes(tmp_path, seed):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)}
+    env.pop("CONCURRENCE_PLUGINS", None)
+    out = tmp_path / "s.json"
+    r = subprocess.run([sys.executable, "-m", "compare", "scorecard", "--plugins",
+                        str(root / "tests/compare/scorecard_bad_plugin.py"), "--optimizers", ",".join((*BAD, "sgd")),
+                        "--no-claims", "--jobs", "2", "--no-cache", "--quiet", "--seed", str(seed), "--json", str(out),
+                        "--set", "kappa_x=1,100", "--set", "kappa_F=1", "--set", "linrep.trials=2", "--set", "steps=100",
+                        "--set", "fresh_steps=20", "--set", "spike.d=100", "--set", "spike.trials=4"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "raises_at_2: optimizer 'RaisesAt': step raised RuntimeError: boom" in r.stderr, r.stderr
+    assert "wrong_shape: optimizer 'WrongShape': step returned G of shape" in r.stderr, r.stderr
+    assert "nan_at_3" not in r.stderr, r.stderr          # divergence is a result, not an error
+    rows = {o["name"]: o for o in json.loads(out.read_text())["optimizers"]}
+    assert set(rows) == {*BAD, "sgd"}
+    assert all(d["step"] == 3 for c in rows["nan_at_3"]["cells"] for d in c["diverged"])
+    assert all(c["status"] == "ok" for c in rows["sgd"]["cells"]), rows["sgd"]["cells"]
