@@ -125,6 +125,8 @@ def _num(x: Any, digits: int = 4) -> str:
 
 def _rate_text(c: dict) -> str:
     r = c["rate"]
+    if r.get("upper_bound") is not None:
+        return f"<= {r['upper_bound']:.2e} (floor reached too fast)"
     if r["measured"] is None:
         return "- (" + (r["note"] or "not measured")[:48] + ")"
     err = r["measurement_error"]

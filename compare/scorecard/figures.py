@@ -2,8 +2,9 @@ r"""The scorecard figure: each optimizer's local rate against :math:`\kappa_x`, 
 
 Top row, one panel per :math:`\kappa_F`: :math:`\tau = 1/(1-\rho)` (about the steps per e-fold of the distance)
 against :math:`\kappa_x`, log-log, :math:`\rho` the best measured rate over the step-size grid (mean over trials;
-markers and solid lines), the theory (R-LR-1 or R-LR-4) dashed in the same colour. An optimizer without a
-linear rate in a cell has no marker there. Bottom row: iterations from the common start to distance
+markers and solid lines; an open marker: an upper bound, where some step size reached the floor too fast for a
+linear rate), the theory (R-LR-1 or R-LR-4) dashed in the same colour. An optimizer without a linear rate in a
+cell has no marker there. Bottom row: iterations from the common start to distance
 :math:`10^{-3}` (fewest over the grid; open markers at the run length when not reached).
 """
 
@@ -52,8 +53,14 @@ def scorecard_figure(s: E.ScorecardSettings, *, seed: int, table: dict[str, Any]
             cells = [by[(float(x), float(f))] for x in kx]
             tau = np.array([c["rate"]["tau"] if c["rate"]["tau"] is not None else np.nan for c in cells], float)
             th = np.array([c["theory"]["tau"] if c["theory"]["tau"] is not None else np.nan for c in cells], float)
+            ub = np.array([c["rate"].get("upper_bound") if c["rate"].get("upper_bound") is not None else np.nan
+                           for c in cells], float)
+            tau = np.where(np.isfinite(ub), np.nan, tau)
             ax = axes[0, j]
             ax.plot(kx, tau, marker=mk, color=color, lw=1.2, ms=5, label=o["label"] if j == 0 else None)
+            if np.isfinite(ub).any():   # floor reached too fast: 1/(1 - bound), an upper bound (open marker)
+                ax.plot(kx, np.where(np.isfinite(ub), 1.0 / (1.0 - ub), np.nan), ls="none", marker=mk, mfc="none",
+                        color=color, ms=6)
             if np.isfinite(th).any():
                 ax.plot(kx, th, ls="--", color=color, lw=1.0)
             it = [c["iterations_to_1e-3"] for c in cells]

@@ -132,6 +132,15 @@ def summarise(cell: E.CellResult) -> dict[str, Any]:
             note = notes[0]
         if cell.route == "jacobian" and not np.isfinite(cell.jac_rate).any():
             note = "no Jacobian measured"
+    # a step size whose run reached the floor too fast for a linear rate, with a bound below the best linear rate:
+    # the cell's best rate is that bound (an upper bound), not the slower linear rate
+    faster = None
+    if cell.route == "run" and np.isfinite(cell.run_bound).any():
+        per_trial = np.nanmin(np.where(np.isfinite(cell.run_bound), cell.run_bound, np.inf), axis=1)
+        if m is None or np.all(per_trial < np.where(np.isfinite(best), best, np.inf)):
+            faster = float(per_trial.max())
+            note = (f"floor reached in fewer than {M.MIN_STEPS} steps of the linear regime at some step size: "
+                    f"rate <= {faster:.3g} in every trial")
     it = np.where(cell.iterations >= 0, cell.iterations, np.iinfo(np.int64).max).min(axis=1)
     reached = it < np.iinfo(np.int64).max
     st = _statuses(cell.pop)
@@ -147,7 +156,7 @@ def summarise(cell: E.CellResult) -> dict[str, Any]:
         "kappa_x": cell.settings.kappa_x, "kappa_F": cell.settings.kappa_F,
         "rate": {"measured": m, "se_over_trials": se, "measurement_error": _f(np.nanmax(err)) if np.isfinite(err).any()
                  else None, "per_trial": [_f(x) for x in best], "lr": lrs_used, "method": cell.route,
-                 "tau": _f(tau(m)) if m is not None else None, "note": note},
+                 "tau": _f(tau(m)) if m is not None else None, "note": note, "upper_bound": faster},
         "theory": {"rate": tm_, "se_over_trials": tse, "ref": cell.theory_ref, "per_trial": [_f(x) for x in th],
                    "tau": _f(tau(tm_)) if tm_ is not None else None,
                    "note": cell.theory_note if cell.theory_ref is None else
