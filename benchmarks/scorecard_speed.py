@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         Path(plugin).write_text(m.group(1))
         wall3, _, plus = scorecard(cache, os.path.join(tmp, "plus.json"), "--plugins", plugin, "--no-claims")
         s = plus["settings"]
-        own = len(s["kappa_x"]) * len(s["kappa_F"]) * s["linrep"]["trials"] + 1   # momentum's cells + the table
+        own = len(s["kappa_x"]) * len(s["kappa_F"]) * s["linrep.trials"] + 1   # momentum's cells + the table
         plus_ok = plus["blocks"]["computed"] == own
         print(f"with the README plugin's optimizer: wall {wall3:.1f} s, blocks computed {plus['blocks']['computed']} "
               f"(its own cells and the table: {own}), cached {plus['blocks']['cached']}  "

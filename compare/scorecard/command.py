@@ -126,7 +126,7 @@ def _num(x: Any, digits: int = 4) -> str:
 def _rate_text(c: dict) -> str:
     r = c["rate"]
     if r.get("upper_bound") is not None:
-        return f"<= {r['upper_bound']:.2e} (floor reached too fast)"
+        return f"<= {r['upper_bound']:.2g} (floor reached too fast)"
     if r["measured"] is None:
         return "- (" + (r["note"] or "not measured")[:48] + ")"
     err = r["measurement_error"]
@@ -157,7 +157,11 @@ def table_rows(table: dict) -> list[list[str]]:
             it = c["iterations_to_1e-3"]
             how = ("Jacobian" if c["rate"]["method"] == "jacobian" else "run window")
             rows.append([o["name"], _num(c["kappa_x"]), _num(c["kappa_F"]), _rate_text(c), how,
-                         (f"{th['rate']:.6f} ({th['ref']})" if th["rate"] is not None else
+                         (f"{th['rate']:.6f} ({th['ref']}" + (f", {th['trials']} of {len(th['per_trial'])} trials: "
+                                                              f"measured {th['measured_same_trials']:.6f}"
+                                                              if th["trials"] < sum(x is not None for x in
+                                                                                    c["rate"]["per_trial"]) else "")
+                          + ")" if th["rate"] is not None else
                           ("- (" + (th["ref"] or "measurements only") + ")")),
                          _num(it["mean"]) if it["mean"] is not None else f"> {it['within']}",
                          _num(c["fresh"]["lr"], 3), _num(c["fresh"]["final_distance"], 3),

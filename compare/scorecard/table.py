@@ -8,7 +8,8 @@ Summaries of a cell (:class:`compare.scorecard.experiments.CellResult`), over it
   :math:`\tau = 1/(1-\rho)` (steps per e-fold, about) is what the figure plots.
 - **theory**: the cell's prediction of the same measurement at the same step size (R-LR-1 at the rule's pair;
   R-LR-4's prediction of the run's window rate at the run's limit, where the run has a linear rate and ends at a
-  solution), or ``None`` with the reason.
+  solution), or ``None`` with the reason; its mean is over the trials it covers (``trials``), next to the
+  measured mean over the same trials (``measured_same_trials``).
 - **iterations to 1e-3**: per trial the fewest over the grid; reported when every trial got there.
 - **fresh batches**: the step size with the smallest mean :math:`\log_{10}` final distance among those where no
   trial diverged or failed (the rule of Figures 1-5), its final distance (geometric mean over trials) and
@@ -122,6 +123,8 @@ def summarise(cell: E.CellResult) -> dict[str, Any]:
     m, se = _mean_se(best)
     th = best_theory(cell, idx)
     tm_, tse = _mean_se(th)
+    paired = np.isfinite(th) & np.isfinite(best)
+    same, _ = _mean_se(np.where(paired, best, np.nan))   # the measured mean over the trials the theory covers
     note = ""
     if m is None:
         notes = [rec["rate"]["note"] for row in cell.pop for rec in row if rec["rate"]["note"]]
@@ -158,6 +161,7 @@ def summarise(cell: E.CellResult) -> dict[str, Any]:
                  else None, "per_trial": [_f(x) for x in best], "lr": lrs_used, "method": cell.route,
                  "tau": _f(tau(m)) if m is not None else None, "note": note, "upper_bound": faster},
         "theory": {"rate": tm_, "se_over_trials": tse, "ref": cell.theory_ref, "per_trial": [_f(x) for x in th],
+                   "trials": int(paired.sum()), "measured_same_trials": same,
                    "tau": _f(tau(tm_)) if tm_ is not None else None,
                    "note": cell.theory_note if cell.theory_ref is None else
                    ("R-LR-1 at the rule's pair (P, Q), F = F*" if cell.theory_ref == "R-LR-1" else
