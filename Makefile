@@ -1,4 +1,4 @@
-# make report | make test | make test-fast | make bench | make clean
+# make report | make test | make test-fast | make test-deep | make bench | make clean
 # Each target creates the virtual environment .venv itself on first use.
 PYTHON ?= python3
 VENV := .venv
@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SIZE ?= fast
 JOBS ?= 2
+# sections beyond the claims and figures (make report EXTRA= for the claims and figures only)
+EXTRA ?= --maps
 
-.PHONY: all report test test-fast bench clean venv
+.PHONY: all report test test-fast test-deep bench clean venv
 
 all: test
 
@@ -20,13 +22,20 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 report: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m compare report --size $(SIZE) --jobs $(JOBS) --out report
+	MPLBACKEND=Agg $(PY) -m compare report --size $(SIZE) --jobs $(JOBS) $(EXTRA) --out report
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q tests README.md theory
 
 test-fast: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -m 'not slow' tests README.md theory
+
+# The property suites (bad inputs, legal extremes) under the broad hypothesis profile: random examples,
+# DEEP_FACTOR (tests/conftest.py) times as many as the derandomised ones of `make test`. Not in CI.
+DEEP_TESTS := $(wildcard tests/*/test_bad_inputs.py tests/*/test_extremes.py)
+
+test-deep: $(STAMP)
+	HYPOTHESIS_PROFILE=deep MPLBACKEND=Agg $(PY) -m pytest -q $(DEEP_TESTS)
 
 bench: $(STAMP)
 	@status=0; for f in benchmarks/*.py; do echo "== $$f"; MPLBACKEND=Agg $(PY) $$f || status=1; done; exit $$status

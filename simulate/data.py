@@ -35,35 +35,70 @@ def _int(func: str, name: str, x, low: int = 1) -> int:
     return V.integer(func, name, x, low=low)
 
 
-def _rng(func: str, rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise V.fail(func, "rng", "a numpy.random.Generator", type(rng).__name__)
-    return rng
+def _rng(func: str, rng, name: str = "rng") -> np.random.Generator:
+    return V.generator(func, name, rng)
 
 
-def haar_orthogonal(d: int, *, rng: np.random.Generator) -> np.ndarray:
-    """A Haar-distributed (d, d) orthogonal matrix (QR of a Gaussian matrix, signs fixed)."""
-    d = _int("haar_orthogonal", "d", d)
-    rng = _rng("haar_orthogonal", rng)
+def _square_mem(func: str, name: str, d: int, copies: int, what: str) -> None:
+    V.memory(func, {name: d}, 8.0 * copies * float(d) ** 2, f"{what}, {8 * copies} {name}^2 bytes,")
+
+
+# ----------------------------------------------------------------------------- kernels (checked inputs)
+def _haar(d: int, rng: np.random.Generator) -> np.ndarray:
     Q, R = np.linalg.qr(rng.standard_normal((d, d)))
     return Q * np.sign(np.diag(R))
 
 
-def geometric_spectrum(d: int, *, kappa: float, mean_one: bool = True) -> np.ndarray:
-    """``d`` eigenvalues geometric from 1 down to ``1/kappa`` (descending), rescaled to mean 1."""
-    d = _int("geometric_spectrum", "d", d)
-    kappa = V.scalar("geometric_spectrum", "kappa", kappa, low=1.0)
+def _geometric(d: int, kappa: float, mean_one: bool = True) -> np.ndarray:
     lam = np.geomspace(1.0, 1.0 / kappa, d) if d > 1 else np.ones(1)
     return lam / lam.mean() if mean_one else lam
 
 
-def two_level_spectrum(d: int, *, eps: float) -> np.ndarray:
-    """Half the eigenvalues 1, half ``1 - eps`` (descending), rescaled to mean 1 (Figure 3 family)."""
-    d = _int("two_level_spectrum", "d", d)
-    eps = V.scalar("two_level_spectrum", "eps", eps, low=0.0, high=1.0, high_open=True)
+def _two_level(d: int, eps: float) -> np.ndarray:
     lam = np.ones(d)
     lam[d - d // 2:] = 1.0 - eps
     return lam / lam.mean()
+
+
+def _sqrt(Sigma: np.ndarray) -> np.ndarray:
+    lam, O = np.linalg.eigh(Sigma)
+    R = (O * np.sqrt(np.maximum(lam, 0.0))) @ O.T
+    return 0.5 * (R + R.T)
+
+
+def _standard(n: int, d: int, law: str, rng: np.random.Generator) -> np.ndarray:
+    if law == "gaussian":
+        return rng.standard_normal((n, d))
+    if law == "uniform":
+        return rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), size=(n, d))
+    return rng.integers(0, 2, size=(n, d), dtype=np.int8).astype(float) * 2.0 - 1.0
+
+
+def _kappa(func: str, name: str, kappa) -> float:
+    return V.scalar(func, name, kappa, low=1.0)
+
+
+# ----------------------------------------------------------------------------- public
+def haar_orthogonal(d: int, *, rng: np.random.Generator) -> np.ndarray:
+    """A Haar-distributed (d, d) orthogonal matrix (QR of a Gaussian matrix, signs fixed)."""
+    f = "haar_orthogonal"
+    d = _int(f, "d", d)
+    _square_mem(f, "d", d, 3, "the Gaussian matrix and its QR factors")
+    return _haar(d, _rng(f, rng))
+
+
+def geometric_spectrum(d: int, *, kappa: float, mean_one: bool = True) -> np.ndarray:
+    """``d`` eigenvalues geometric from 1 down to ``1/kappa`` (descending), rescaled to mean 1."""
+    f = "geometric_spectrum"
+    d = V.size(f, "d", d, bytes_per=16.0, what="the spectrum, 16 d bytes,")
+    return _geometric(d, _kappa(f, "kappa", kappa), V.flag(f, "mean_one", mean_one))
+
+
+def two_level_spectrum(d: int, *, eps: float) -> np.ndarray:
+    """Half the eigenvalues 1, half ``1 - eps`` (descending), rescaled to mean 1 (Figure 3 family)."""
+    f = "two_level_spectrum"
+    d = V.size(f, "d", d, bytes_per=16.0, what="the spectrum, 16 d bytes,")
+    return _two_level(d, V.scalar(f, "eps", eps, low=0.0, high=1.0, high_open=True))
 
 
 def _rotate(lam: np.ndarray, O: np.ndarray | None) -> np.ndarray:
@@ -73,13 +108,21 @@ def _rotate(lam: np.ndarray, O: np.ndarray | None) -> np.ndarray:
     return 0.5 * (S + S.T)
 
 
+def _covariance(func: str, d, rng, rotate) -> tuple[int, np.random.Generator, bool]:
+    d = _int(func, "d", d)
+    _square_mem(func, "d", d, 5, "the covariance, its eigenbasis and their products")
+    return d, _rng(func, rng), V.flag(func, "rotate", rotate)
+
+
 def conditioned_covariance(d: int, *, kappa: float, rng: np.random.Generator, rotate: bool = True) -> np.ndarray:
     """Figure 1 family: condition number ``kappa``, mean eigenvalue 1, Haar eigenbasis.
 
     d: dimension. kappa: condition number (>= 1). rotate: False keeps it diagonal (axis-aligned).
     """
-    lam = geometric_spectrum(d, kappa=kappa)
-    return _rotate(lam, haar_orthogonal(d, rng=_rng("conditioned_covariance", rng)) if rotate else None)
+    f = "conditioned_covariance"
+    d, rng, rotate = _covariance(f, d, rng, rotate)
+    lam = _geometric(d, _kappa(f, "kappa", kappa))
+    return _rotate(lam, _haar(d, rng) if rotate else None)
 
 
 def anisotropic_covariance(d: int, *, eps: float, rng: np.random.Generator, rotate: bool = True) -> np.ndarray:
@@ -87,54 +130,76 @@ def anisotropic_covariance(d: int, *, eps: float, rng: np.random.Generator, rota
 
     eps in [0, 1): anisotropy; 0 is isotropic, kappa(Sigma) = 1 / (1 - eps).
     """
-    lam = two_level_spectrum(d, eps=eps)
-    return _rotate(lam, haar_orthogonal(d, rng=_rng("anisotropic_covariance", rng)) if rotate else None)
+    f = "anisotropic_covariance"
+    d, rng, rotate = _covariance(f, d, rng, rotate)
+    lam = _two_level(d, V.scalar(f, "eps", eps, low=0.0, high=1.0, high_open=True))
+    return _rotate(lam, _haar(d, rng) if rotate else None)
+
+
+def _orthonormal_rows(k: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    Q, _ = np.linalg.qr(rng.standard_normal((d, k)))
+    return Q.T.copy()
 
 
 def orthonormal_rows(k: int, d: int, *, rng: np.random.Generator) -> np.ndarray:
     """G*: a (k, d) matrix with orthonormal rows spanning a uniformly random subspace."""
-    k = _int("orthonormal_rows", "k", k)
-    d = _int("orthonormal_rows", "d", d)
-    if k > d:
-        raise V.fail("orthonormal_rows", "k", f"<= d = {d}", k)
-    Q, _ = np.linalg.qr(_rng("orthonormal_rows", rng).standard_normal((d, k)))
-    return Q.T.copy()
+    f = "orthonormal_rows"
+    k = _int(f, "k", k)
+    d = _int(f, "d", d)
+    V.check(k <= d, f, "k", f"<= d = {d} (k orthonormal rows in R^d)", k)
+    V.memory(f, {"k": k, "d": d}, 24.0 * k * d, "the (d, k) Gaussian matrix and its QR factors, 24 k d bytes,")
+    return _orthonormal_rows(k, d, _rng(f, rng))
+
+
+def _conditioned_head(d_y: int, k: int, kappa: float, rng: np.random.Generator) -> np.ndarray:
+    s = _geometric(k, kappa, mean_one=False)
+    U = _haar(d_y, rng)[:, :k]
+    Vt = _haar(k, rng)
+    return (U * s) @ Vt
 
 
 def conditioned_head(d_y: int, k: int, *, kappa: float, rng: np.random.Generator) -> np.ndarray:
     """F*: (d_y, k), singular values geometric from 1 to 1/kappa, Haar singular vectors."""
-    d_y = _int("conditioned_head", "d_y", d_y)
-    k = _int("conditioned_head", "k", k)
-    if d_y < k:
-        raise V.fail("conditioned_head", "d_y", f">= k = {k} (F* of full column rank)", d_y)
-    s = geometric_spectrum(k, kappa=kappa, mean_one=False)
-    U = haar_orthogonal(d_y, rng=rng)[:, :k]
-    Vt = haar_orthogonal(k, rng=rng)
-    return (U * s) @ Vt
+    f = "conditioned_head"
+    d_y = _int(f, "d_y", d_y)
+    k = _int(f, "k", k)
+    _square_mem(f, "k", k, 3, "the Haar (k, k) factor and its QR")
+    V.check(d_y >= k, f, "d_y", f">= k = {k} (F* of full column rank)", d_y)
+    _square_mem(f, "d_y", d_y, 3, "the Haar (d_y, d_y) factor and its QR")
+    return _conditioned_head(d_y, k, _kappa(f, "kappa", kappa), _rng(f, rng))
 
 
 def symmetric_sqrt(Sigma: np.ndarray) -> np.ndarray:
-    """Symmetric square root of an SPD matrix by ``eigh``."""
-    lam, O = np.linalg.eigh(Sigma)
-    if lam[0] <= 0:
-        raise V.fail("symmetric_sqrt", "Sigma", "positive-definite", f"smallest eigenvalue {lam[0]:.3e}")
-    R = (O * np.sqrt(lam)) @ O.T
-    return 0.5 * (R + R.T)
+    """Symmetric square root of an SPD matrix by ``eigh``.
+
+    Sigma: (d, d) real, finite, symmetric to 1e-10 relative and positive-definite by the relative
+    threshold of :mod:`simulate._validate` (a numerically singular matrix has no well-determined root).
+    """
+    return _sqrt(V.spd("symmetric_sqrt", "Sigma", Sigma))
 
 
 def standard_inputs(n: int, d: int, *, law: str, rng: np.random.Generator) -> np.ndarray:
     """(n, d) iid entries of zero mean and unit variance: Rademacher, uniform or Gaussian."""
-    V.choice("standard_inputs", "law", law, LAWS)
-    if law == "gaussian":
-        return rng.standard_normal((n, d))
-    if law == "uniform":
-        return rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), size=(n, d))
-    return rng.integers(0, 2, size=(n, d), dtype=np.int8).astype(float) * 2.0 - 1.0
+    f = "standard_inputs"
+    n, d = _int(f, "n", n), _int(f, "d", d)
+    V.memory(f, {"n": n, "d": d}, 17.0 * n * d, "the (n, d) inputs, 17 n d bytes,")
+    return _standard(n, d, V.choice(f, "law", law, LAWS), _rng(f, rng))
 
 
 def sample_inputs(n: int, Sigma_sqrt: np.ndarray, *, law: str, rng: np.random.Generator) -> np.ndarray:
-    """(n, d) inputs :math:`x_i = \\Sigma_x^{1/2} w_i` (rows), ``w`` of the given ``law``."""
-    return standard_inputs(n, Sigma_sqrt.shape[0], law=law, rng=rng) @ Sigma_sqrt
+    """(n, d) inputs :math:`x_i = \\Sigma_x^{1/2} w_i` (rows), ``w`` of the given ``law``.
+
+    Sigma_sqrt: the symmetric positive-definite square root :math:`\\Sigma_x^{1/2}` (d, d).
+    """
+    f = "sample_inputs"
+    n = _int(f, "n", n)
+    S = V.spd(f, "Sigma_sqrt", Sigma_sqrt)
+    V.memory(f, {"n": n}, 25.0 * n * S.shape[0], "the (n, d) inputs and their product, 25 n d bytes,")
+    return _standard(n, S.shape[0], V.choice(f, "law", law, LAWS), _rng(f, rng)) @ S
+
+
+#: largest max|G* G*^T - I| of a representation said to have orthonormal rows (QR gives O(d eps)).
+ORTHONORMAL_TOL = 1e-10
 
 
 @dataclass(frozen=True)
@@ -146,6 +211,9 @@ class LinRepProblem:
     Sigma_x: (d_x, d_x) input covariance; Sigma_x_sqrt its symmetric square root.
     noise_std: sigma_eps of the label noise. law: input law of w in x = Sigma_x^{1/2} w.
     F_test: (d_y, k) head of the transfer task; Sigma_test: its input covariance (identity).
+    Every field is checked when the problem is built (:mod:`simulate._validate`: shapes, finiteness,
+    orthonormal rows of G_star to :data:`ORTHONORMAL_TOL`, F_star of full column rank, the covariances
+    and the square root symmetric positive-definite).
     """
 
     G_star: np.ndarray
@@ -156,6 +224,24 @@ class LinRepProblem:
     law: str
     F_test: np.ndarray
     Sigma_test: np.ndarray
+
+    def __post_init__(self):
+        f = "LinRepProblem"
+        G = V.full_row_rank(f, "G_star", self.G_star, labels=("k", "d_x"))
+        k, d_x = G.shape
+        err = float(np.abs(G @ G.T - np.eye(k)).max())
+        V.check(err <= ORTHONORMAL_TOL, f, "G_star", f"a matrix with orthonormal rows (max|G G^T - I| <= "
+                f"{ORTHONORMAL_TOL:g})", f"max|G G^T - I| = {err:.3e}")
+        F = V.full_column_rank(f, "F_star", self.F_star, cols=k, labels=("d_y", "k"))
+        d_y = F.shape[0]
+        fields = dict(G_star=G, F_star=F, Sigma_x=V.spd(f, "Sigma_x", self.Sigma_x, d=d_x, label="d_x"),
+                      Sigma_x_sqrt=V.spd(f, "Sigma_x_sqrt", self.Sigma_x_sqrt, d=d_x, label="d_x"),
+                      noise_std=V.scalar(f, "noise_std", self.noise_std, low=0.0),
+                      law=V.choice(f, "law", self.law, LAWS),
+                      F_test=V.matrix(f, "F_test", self.F_test, shape=(d_y, k), labels=("d_y", "k")),
+                      Sigma_test=V.spd(f, "Sigma_test", self.Sigma_test, d=d_x, label="d_x"))
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
 
     @property
     def d_x(self) -> int:
@@ -193,28 +279,49 @@ def linrep_problem(
     rotate: False gives an axis-aligned (diagonal) Sigma_x. The transfer head F_test has
     N(0, 1/k) entries and the transfer inputs are isotropic.
     """
-    func = "linrep_problem"
-    d_x, d_y, k = _int(func, "d_x", d_x), _int(func, "d_y", d_y), _int(func, "k", k)
-    if k > d_x:
-        raise V.fail(func, "k", f"<= d_x = {d_x}", k)
-    V.scalar(func, "noise_std", noise_std, low=0.0)
-    V.choice(func, "law", law, LAWS)
-    rng = _rng(func, rng)
-    G_star = orthonormal_rows(k, d_x, rng=rng)
+    f = "linrep_problem"
+    d_x, d_y, k = _int(f, "d_x", d_x), _int(f, "d_y", d_y), _int(f, "k", k)
+    V.check(k <= d_x, f, "k", f"<= d_x = {d_x} (k orthonormal rows in R^d_x)", k)
+    V.check(d_y >= k, f, "d_y", f">= k = {k} (F* of full column rank)", d_y)
+    V.memory(f, {"d_x": d_x, "d_y": d_y}, 8.0 * (8 * d_x * d_x + 3 * d_y * d_y + 4 * k * (d_x + d_y)),
+             "the covariances, their factors and the heads, 8 (8 d_x^2 + 3 d_y^2 + 4 k (d_x + d_y)) bytes,")
+    kappa_x = _kappa(f, "kappa_x", kappa_x)
+    kappa_F = _kappa(f, "kappa_F", kappa_F)
+    noise_std = V.scalar(f, "noise_std", noise_std, low=0.0)
+    law = V.choice(f, "law", law, LAWS)
+    rotate = V.flag(f, "rotate", rotate)
+    if F_star is not None:
+        F_star = V.full_column_rank(f, "F_star", F_star, rows=d_y, cols=k, labels=("d_y", "k"))
+    rng = _rng(f, rng)
+    G_star = _orthonormal_rows(k, d_x, rng)
     if F_star is None:
-        F_star = conditioned_head(d_y, k, kappa=kappa_F, rng=rng)
-    else:
-        F_star = V.matrix(func, "F_star", F_star, shape=(d_y, k))
-    Sigma_x = conditioned_covariance(d_x, kappa=kappa_x, rng=rng, rotate=rotate)
+        F_star = _conditioned_head(d_y, k, kappa_F, rng)
+    Sigma_x = _rotate(_geometric(d_x, kappa_x), _haar(d_x, rng) if rotate else None)
     F_test = rng.standard_normal((d_y, k)) / np.sqrt(k)
-    return LinRepProblem(G_star, F_star, Sigma_x, symmetric_sqrt(Sigma_x), float(noise_std), law,
-                         F_test, np.eye(d_x))
+    return _problem(G_star=G_star, F_star=F_star, Sigma_x=Sigma_x, Sigma_x_sqrt=_sqrt(Sigma_x),
+                    noise_std=float(noise_std), law=law, F_test=F_test, Sigma_test=np.eye(d_x))
+
+
+def _problem(**fields) -> LinRepProblem:
+    """A LinRepProblem from fields built by :func:`linrep_problem` (checked there: no second check)."""
+    p = object.__new__(LinRepProblem)
+    for key, value in fields.items():
+        object.__setattr__(p, key, value)
+    return p
+
+
+def _check_problem(func: str, problem, name: str = "problem") -> LinRepProblem:
+    return V.instance(func, name, problem, LinRepProblem, "a simulate.data.LinRepProblem (see linrep_problem)")
 
 
 def draw_batch(problem: LinRepProblem, n: int, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(X, Y): n samples of :math:`y = F^*G^*x + \\varepsilon`, rows are samples."""
-    n = _int("draw_batch", "n", n)
-    X = sample_inputs(n, problem.Sigma_x_sqrt, law=problem.law, rng=rng)
+    f = "draw_batch"
+    problem = _check_problem(f, problem)
+    n = _int(f, "n", n)
+    _batch_mem(f, n, problem)
+    rng = _rng(f, rng)
+    X = _standard(n, problem.d_x, problem.law, rng) @ problem.Sigma_x_sqrt
     Y = X @ problem.M.T
     if problem.noise_std > 0:
         Y += problem.noise_std * rng.standard_normal(Y.shape)
@@ -232,8 +339,19 @@ EXACT_FLOAT32_N = 2**24
 def random_bits(nbits: int, rng: np.random.Generator) -> np.ndarray:
     """``ceil(nbits / 64)`` raw 64-bit words of ``rng``'s bit generator as little-endian bytes (uint8),
     eight fair coins per byte: the cheapest draw of independent fair bits (``random_raw``)."""
+    f = "random_bits"
+    nbits = V.size(f, "nbits", nbits, bytes_per=0.25, what="the words, nbits / 4 bytes,")
+    return _random_bits(nbits, _rng(f, rng))
+
+
+def _random_bits(nbits: int, rng: np.random.Generator) -> np.ndarray:
     words = rng.bit_generator.random_raw(-(-nbits // 64))
     return words.astype("<u8", copy=False).view(np.uint8)
+
+
+def _batch_mem(func: str, n: int, problem: LinRepProblem) -> None:
+    V.memory(func, {"n": n}, 8.0 * n * (3 * problem.d_x + 2 * problem.d_y),
+             f"the batch's arrays, 8 n (3 d_x + 2 d_y) bytes with d_x = {problem.d_x}, d_y = {problem.d_y},")
 
 
 def rademacher_signs(n: int, d: int, *, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
@@ -244,12 +362,19 @@ def rademacher_signs(n: int, d: int, *, rng: np.random.Generator, dtype=np.float
     Bit ``j`` (byte ``j // 8`` of the little-endian words, most significant bit first) is entry
     ``(j // d, j % d)``. dtype: ``float64`` or ``float32`` (+-1 is exact in both).
     """
-    n = _int("rademacher_signs", "n", n)
-    d = _int("rademacher_signs", "d", d)
-    dt = np.dtype(dtype)
-    if dt not in _SIGN_TABLE:
-        raise V.fail("rademacher_signs", "dtype", "float32 or float64", dt)
-    raw = random_bits(n * d, _rng("rademacher_signs", rng))
+    f = "rademacher_signs"
+    n, d = _int(f, "n", n), _int(f, "d", d)
+    V.memory(f, {"n": n, "d": d}, 17.0 * n * d, "the (n, d) signs, 17 n d bytes,")
+    try:
+        dt = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dt = None
+    V.check(dt in _SIGN_TABLE, f, "dtype", "numpy.float32 or numpy.float64", V.describe(dtype) if dt is None else dt)
+    return _rademacher(n, d, _rng(f, rng), dt)
+
+
+def _rademacher(n: int, d: int, rng: np.random.Generator, dt=np.dtype(np.float64)) -> np.ndarray:
+    raw = _random_bits(n * d, rng)
     return np.take(_SIGN_TABLE[dt], raw, axis=0).reshape(-1)[: n * d].reshape(n, d)
 
 
@@ -260,12 +385,19 @@ def draw_batch_fast(problem: LinRepProblem, n: int, *, rng: np.random.Generator)
     raw random bits, then the standard label noise E), so both give the same batch
     :math:`X = W\Sigma_x^{1/2}`, :math:`Y = XM^\top + \sigma E`: this is the sampler's materialised reference.
     """
-    n = _int("draw_batch_fast", "n", n)
-    rng = _rng("draw_batch_fast", rng)
+    f = "draw_batch_fast"
+    problem = _check_problem(f, problem)
+    n = _int(f, "n", n)
+    _batch_mem(f, n, problem)
+    rng = _rng(f, rng)
+    return _draw_batch_fast(problem, n, rng)
+
+
+def _draw_batch_fast(problem: LinRepProblem, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     if problem.law == "rademacher":
-        W = rademacher_signs(n, problem.d_x, rng=rng)
+        W = _rademacher(n, problem.d_x, rng)
     else:
-        W = standard_inputs(n, problem.d_x, law=problem.law, rng=rng)
+        W = _standard(n, problem.d_x, problem.law, rng)
     X = W @ problem.Sigma_x_sqrt
     Y = X @ problem.M.T
     if problem.noise_std > 0:
@@ -316,11 +448,12 @@ class BatchSampler:
     """
 
     def __init__(self, problem: LinRepProblem, n: int, *, means: bool = True):
-        n = _int("BatchSampler", "n", n)
-        if not isinstance(problem, LinRepProblem):
-            raise V.fail("BatchSampler", "problem", "a LinRepProblem", type(problem).__name__)
+        f = "BatchSampler"
+        problem = _check_problem(f, problem)
+        n = _int(f, "n", n)
+        _batch_mem(f, n, problem)
         d, d_y = problem.d_x, problem.d_y
-        self.problem, self.n, self.means = problem, n, bool(means)
+        self.problem, self.n, self.means = problem, n, V.flag(f, "means", means)
         S, M = problem.Sigma_x_sqrt, problem.M
         self._S, self._M, self._MS = S, M, M @ S
         self._sigma = float(problem.noise_std)
@@ -338,24 +471,25 @@ class BatchSampler:
 
     def draw(self, rng: np.random.Generator) -> BatchMoments:
         """The statistics of one fresh batch (consumes ``rng`` as :func:`draw_batch_fast`)."""
-        if not isinstance(rng, np.random.Generator):
-            raise V.fail("BatchSampler.draw", "rng", "a numpy.random.Generator", type(rng).__name__)
+        return self._draw(_rng("BatchSampler.draw", rng))
+
+    def _draw(self, rng: np.random.Generator) -> BatchMoments:
         n, d = self.n, self.problem.d_x
         S, MS, sigma = self._S, self._MS, self._sigma
         if self._bits:
-            raw = random_bits(n * d, rng)
+            raw = _random_bits(n * d, rng)
             np.take(self._table, raw, axis=0, out=self._signs, mode="clip")  # raw < 256: nothing is clipped
             W = self._signs.reshape(-1)[: n * d].reshape(n, d)
             colsum = self._ones_w @ W if self.means else None            # exact integers
         else:
-            W = standard_inputs(n, d, law=self.problem.law, rng=rng)
+            W = _standard(n, d, self.problem.law, rng)
             colsum = self._ones @ W if self.means else None
         C = (W.T @ W).astype(np.float64, copy=False)                  # W'W: one SYRK (float32, exact, for signs)
         Sx = (S @ C) @ S
         Sx = np.add(Sx, Sx.T)                                         # exactly symmetric
         Sx *= 0.5 / n
-        V = MS @ C                                                    # M S W'W
-        trace_yy = float(np.vdot(V, MS)) / n                          # tr(M Sigma_x M')
+        VM = MS @ C                                                   # M S W'W
+        trace_yy = float(np.vdot(VM, MS)) / n                          # tr(M Sigma_x M')
         if self._E is not None:
             E = self._E
             rng.standard_normal(out=E)
@@ -369,8 +503,8 @@ class BatchSampler:
                 P += E[h:].T @ W64[h:]
             P *= sigma
             trace_yy += 2.0 * float(np.vdot(P, MS)) / n + sigma * sigma * float(np.vdot(E, E)) / n
-            V += P
-        Syx = V @ S
+            VM += P
+        Syx = VM @ S
         Syx *= 1.0 / n
         x_mean = y_mean = None
         if self.means:
@@ -385,4 +519,9 @@ def draw_batch_moments(problem: LinRepProblem, n: int, *, rng: np.random.Generat
                        means: bool = True) -> BatchMoments:
     """The sufficient statistics of one fresh batch (:class:`BatchSampler`; for many batches of one task,
     keep one sampler). Consumes ``rng`` as :func:`draw_batch_fast`."""
-    return BatchSampler(problem, n, means=means).draw(_rng("draw_batch_moments", rng))
+    f = "draw_batch_moments"
+    problem = _check_problem(f, problem)
+    n = _int(f, "n", n)
+    _batch_mem(f, n, problem)
+    rng = _rng(f, rng)
+    return BatchSampler(problem, n, means=V.flag(f, "means", means))._draw(rng)

@@ -48,33 +48,37 @@ import numpy as np
 
 from simulate import _validate as V
 from simulate.data import LinRepProblem
-from simulate.linrep import least_squares_head
-from simulate.optimizers import Batch, Optimizer, make
+from simulate.linrep import _least_squares_head, _optimizer as _build
+from simulate.optimizers import Batch, Optimizer
 
 #: relative mismatch above which a rule is said not to refit its head by least squares.
 _HEAD_RTOL = 1e-8
+#: most gauge probes of :func:`step_jacobian` (each is one step; the round-off level is their maximum).
+MAX_GAUGE_PROBES = 1000
 
 
 def complement(G_star: np.ndarray) -> np.ndarray:
     """(d - k, d) orthonormal rows spanning the orthogonal complement of the rows of ``G_star``."""
-    G_star = V.matrix("complement", "G_star", G_star)
+    G_star = V.full_row_rank("complement", "G_star", G_star)
     k = G_star.shape[0]
     Q, _ = np.linalg.qr(G_star.T, mode="complete")
     return Q[:, k:].T.copy()
 
 
 def _optimizer(func: str, algorithm: str | Optimizer, lr: float, options: dict[str, Any] | None) -> Optimizer:
-    V.scalar(func, "lr", lr, low=0.0, low_open=True)
-    if isinstance(algorithm, str):
-        return make(algorithm, lr=lr, **dict(options or {}))
-    if not hasattr(algorithm, "step"):
-        raise V.fail(func, "algorithm", "a registered optimizer name or an optimizer", type(algorithm).__name__)
-    return algorithm
+    lr = V.scalar(func, "lr", lr, low=0.0, low_open=True)
+    opt, name = _build(func, algorithm, lr, options)
+    eta_F = getattr(opt, "eta_F", 1.0)
+    head = getattr(opt, "head_right", "Sigma_z")
+    if not (eta_F == 1.0 and head == "Sigma_z"):
+        raise V.fail(func, "algorithm", "a rule that refits the head by least squares (eta_F = 1, Q_F = Sigma_z), "
+                     "so that its state is G alone", f"{name!r} with eta_F = {eta_F!r}, head_right = {head!r}")
+    return opt
 
 
 def _problem(func: str, problem) -> LinRepProblem:
     if not isinstance(problem, LinRepProblem):
-        raise V.fail(func, "problem", "a simulate.data.LinRepProblem", type(problem).__name__)
+        raise V.fail(func, "problem", "a simulate.data.LinRepProblem", V.describe(problem))
     Gs = problem.G_star
     if np.abs(Gs @ Gs.T - np.eye(Gs.shape[0])).max() > 1e-12:
         raise V.fail(func, "problem", "a problem whose G_star has orthonormal rows", "non-orthonormal rows")
@@ -86,14 +90,15 @@ class _Stepper:
 
     def __init__(self, problem: LinRepProblem, opt: Optimizer, func: str):
         self.p, self.opt, self.func = problem, opt, func
-        self.batch = Batch.population(problem.Sigma_x, problem.M, problem.noise_std)
-        self.Gp = complement(problem.G_star)
+        self.batch = Batch._population(problem.Sigma_x, problem.M, problem.noise_std)
+        Q, _ = np.linalg.qr(problem.G_star.T, mode="complete")
+        self.Gp = Q[:, problem.k:].T.copy()
 
     def from_G(self, G: np.ndarray, *, check_head: bool = True) -> np.ndarray:
-        F = least_squares_head(G, self.batch)
+        F = _least_squares_head(G, self.batch)
         state = self.opt.init(F, G)
         F1, G1, _ = self.opt.step(F, G, self.batch, state)
-        F_ls = least_squares_head(G1, self.batch) if check_head else F1
+        F_ls = _least_squares_head(G1, self.batch) if check_head else F1
         if np.abs(F1 - F_ls).max() > _HEAD_RTOL * max(np.abs(F_ls).max(), 1.0):
             raise V.fail(self.func, "algorithm", "a rule that refits the head by least squares (eta_F = 1, "
                          "Q_F = Sigma_z), so that its state is G alone",
@@ -204,7 +209,8 @@ class StepJacobian:
 
     def mode(self, which: int = 0) -> "Mode":
         """The eigenpair of ``J`` of the ``which``-th largest modulus (0: the slowest mode), with the data
-        needed to bound its error (:class:`Mode`)."""
+        needed to bound its error (:class:`Mode`). which: an integer in [0, n - 1]."""
+        which = V.integer("StepJacobian.mode", "which", which, low=0, high=self.n - 1)
         out = []
         for J in (self.J, self.J_half):
             lam, Vec = np.linalg.eig(J)
@@ -254,11 +260,10 @@ def step_jacobian(problem: LinRepProblem, algorithm: str | Optimizer, *, lr: flo
     f = "step_jacobian"
     problem = _problem(f, problem)
     h = V.scalar(f, "h", h, low=0.0, high=0.1, low_open=True)
-    V.integer(f, "gauge_probes", gauge_probes, low=1)
+    gauge_probes = V.integer(f, "gauge_probes", gauge_probes, low=1, high=MAX_GAUGE_PROBES)
+    rng = V.generator(f, "rng", rng, optional=True)
     if rng is None:
         rng = np.random.default_rng(0)
-    elif not isinstance(rng, np.random.Generator):
-        raise V.fail(f, "rng", "a numpy.random.Generator or None", type(rng).__name__)
     step = _Stepper(problem, _optimizer(f, algorithm, lr, options), f)
     k, m = problem.k, problem.d_x - problem.k
     n = k * m

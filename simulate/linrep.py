@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from simulate import _validate as V
-from simulate.data import BatchSampler, LinRepProblem, draw_batch_fast, sample_inputs, symmetric_sqrt
-from simulate.optimizers import Batch, Optimizer, batch_loss, make, stacked
+from simulate.data import BatchSampler, LinRepProblem, _check_problem, _draw_batch_fast, _sqrt, _standard
+from simulate.optimizers import REGISTRY, Batch, Optimizer, _batch_loss, _is_built, make, stacked
 
 
 class DivergenceError(FloatingPointError):
@@ -45,7 +45,20 @@ def principal_angles(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     Orthonormal bases by QR; cosines are the singular values of :math:`Q_A^\top Q_B`, sines those of
     :math:`(I - Q_BQ_B^\top)Q_A` (accurate for tiny angles).
+
+    A, B: (k_A, d) and (k_B, d) real finite matrices of full row rank (:mod:`simulate._validate`'s
+    relative singular-value threshold: a numerically rank-deficient matrix has no well-defined row space).
     """
+    return _principal_angles(*_two_row_spaces("principal_angles", A, B))
+
+
+def _two_row_spaces(func: str, A, B) -> tuple[np.ndarray, np.ndarray]:
+    A = V.full_row_rank(func, "A", A)
+    B = V.full_row_rank(func, "B", B, cols=A.shape[1], labels=("k_B", "d"))
+    return A, B
+
+
+def _principal_angles(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Qa, _ = np.linalg.qr(A.T)
     Qb, _ = np.linalg.qr(B.T)
     sines = np.linalg.svd(Qa - Qb @ (Qb.T @ Qa), compute_uv=False)
@@ -57,20 +70,39 @@ def principal_tangents(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     r"""Tangents of the principal angles between the row spaces of A and B (descending).
 
     Each cosine is taken from the sine where the sine is small (:math:`\sqrt{(1-s)(1+s)}`, no
-    cancellation) and from the SVD of :math:`Q_A^\top Q_B` where it is large.
+    cancellation) and from the SVD of :math:`Q_A^\top Q_B` where it is large. A, B: as
+    :func:`principal_angles`.
     """
+    A, B = _two_row_spaces("principal_tangents", A, B)
     k = min(A.shape[0], B.shape[0])
-    s, c = principal_angles(A, B)
+    s, c = _principal_angles(A, B)
     s, c = s[:k], c[:k]  # c ascending pairs with s descending
     c = np.where(s < 0.5, np.sqrt((1.0 - s) * (1.0 + s)), c)
     return s / c
 
 
 def transfer_loss(G: np.ndarray, problem: LinRepProblem, *, Sigma_test_sqrt: np.ndarray | None = None) -> float:
-    r"""Population transfer loss :math:`L_{tr}(G)` (docs/theory.md 3.1.0) on ``problem``'s transfer task."""
-    Mt = problem.F_test @ problem.G_star
+    r"""Population transfer loss :math:`L_{tr}(G)` (docs/theory.md 3.1.0) on ``problem``'s transfer task.
+
+    G: (k, d_x) of full row rank. problem: the task. Sigma_test_sqrt: the symmetric positive-definite root
+    of ``problem.Sigma_test`` (default: computed).
+    """
+    f = "transfer_loss"
+    problem = _check_problem(f, problem)
+    G = _representation(f, "G", G, problem)
     if Sigma_test_sqrt is None:
-        Sigma_test_sqrt = symmetric_sqrt(problem.Sigma_test)
+        Sigma_test_sqrt = _sqrt(problem.Sigma_test)
+    else:
+        Sigma_test_sqrt = V.spd(f, "Sigma_test_sqrt", Sigma_test_sqrt, d=problem.d_x, label="d_x")
+    return _transfer_loss(G, problem, Sigma_test_sqrt)
+
+
+def _representation(func: str, name: str, G, problem: LinRepProblem) -> np.ndarray:
+    return V.full_row_rank(func, name, G, rows=problem.k, cols=problem.d_x, labels=("k", "d_x"))
+
+
+def _transfer_loss(G: np.ndarray, problem: LinRepProblem, Sigma_test_sqrt: np.ndarray) -> float:
+    Mt = problem.F_test @ problem.G_star
     Mw = Mt @ Sigma_test_sqrt
     Q, _ = np.linalg.qr((G @ Sigma_test_sqrt).T)
     R = Mw - (Mw @ Q) @ Q.T
@@ -94,13 +126,35 @@ class Trajectory:
 
 def initial_point(problem: LinRepProblem, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """docs/theory.md Figure 1 initialisation [R]: :math:`G_0\\sim N(0, 1/d_x)`, :math:`F_0\\sim N(0, 1/k)`."""
+    f = "initial_point"
+    return _initial_point(_check_problem(f, problem), V.generator(f, "rng", rng))
+
+
+def _initial_point(problem: LinRepProblem, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     G0 = rng.standard_normal((problem.k, problem.d_x)) / np.sqrt(problem.d_x)
     F0 = rng.standard_normal((problem.d_y, problem.k)) / np.sqrt(problem.k)
     return F0, G0
 
 
 def least_squares_head(G: np.ndarray, batch: Batch) -> np.ndarray:
-    """Head minimising the batch loss for fixed G (used for ``init_head="least_squares"``)."""
+    """Head minimising the batch loss for fixed G (used for ``init_head="least_squares"``).
+
+    G: (k, d_x) with :math:`G\\hat\\Sigma_xG^\\top` positive-definite. batch: a :class:`Batch` of the same d_x.
+    """
+    f = "least_squares_head"
+    V.instance(f, "batch", batch, Batch, "a simulate.optimizers.Batch")
+    Sx = V.square(f, "batch", batch.Sigma_x, label="d_x")
+    V.matrix(f, "batch", batch.Sigma_yx, shape=(None, Sx.shape[0]), labels=("d_y", "d_x"))
+    G = V.full_row_rank(f, "G", G, cols=Sx.shape[0], labels=("k", "d_x"))
+    Sz = G @ Sx @ G.T
+    lam = np.linalg.eigvalsh(0.5 * (Sz + Sz.T))
+    V.check(lam[-1] > 0 and lam[0] > lam.size * V.EPS * lam[-1], f, "G",
+            "a representation with G Sigma_x G^T positive-definite (smallest eigenvalue > k * eps * largest)",
+            f"eigenvalues of G Sigma_x G^T from {lam[0]:.3e} to {lam[-1]:.3e}")
+    return _least_squares_head(G, batch)
+
+
+def _least_squares_head(G: np.ndarray, batch: Batch) -> np.ndarray:
     Sz = G @ batch.Sigma_x @ G.T
     return np.linalg.solve(0.5 * (Sz + Sz.T), (batch.Sigma_yx @ G.T).T).T
 
@@ -128,50 +182,43 @@ def run(
     least-squares head of G0 on the first batch.
     """
     f = "run"
-    V.integer(f, "steps", steps, low=0)
-    V.scalar(f, "lr", lr, low=0.0, low_open=True)
-    if batch is not None:
-        V.integer(f, "batch", batch, low=1, expected="a positive integer or None (population)")
-    if not isinstance(rng, np.random.Generator):
-        raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
-    if init_head not in (None, "least_squares"):
-        raise V.fail(f, "init_head", "None or 'least_squares'", repr(init_head))
-    options = dict(options or {})
-    opt = make(algorithm, lr=lr, **options) if isinstance(algorithm, str) else algorithm
-    name = algorithm if isinstance(algorithm, str) else getattr(opt, "name", type(opt).__name__)
+    problem = _check_problem(f, problem)
+    steps = V.integer(f, "steps", steps, low=0)
+    V.memory(f, {"steps": steps}, 32.0 * (steps + 1), "the four recorded metrics, 32 (steps + 1) bytes,")
+    lr = V.scalar(f, "lr", lr, low=0.0, low_open=True)
+    batch = _batch_size(f, batch, problem)
+    rng = V.generator(f, "rng", rng)
+    if init_head is not None:
+        V.choice(f, "init_head", init_head, ("least_squares",))
+    opt, name = _optimizer(f, algorithm, lr, options)
+    options = V.options(f, "options", options)
     if batch is not None and batch < problem.d_x and getattr(opt, "right", None) == "Sigma_x" \
             and not getattr(opt, "lam_G", 0.0):
         raise V.fail(f, "batch", f">= d_x = {problem.d_x} for {name!r} (its Sigma_hat_x would be singular)", batch)
-
-    if F0 is None or G0 is None:
-        F_init, G_init = initial_point(problem, rng=rng)
-        F0 = F_init if F0 is None else F0
-        G0 = G_init if G0 is None else G0
-    F = V.matrix(f, "F0", F0, shape=(problem.d_y, problem.k)).copy()
-    G = V.matrix(f, "G0", G0, shape=(problem.k, problem.d_x)).copy()
-
     if batch is None and (getattr(opt, "needs_samples", False) or getattr(opt, "needs_means", False)):
         raise V.fail(f, "batch", f"a batch size for {name!r} (it needs samples, not population moments)", None)
+    F, G = _start(f, problem, F0, G0, rng)
+    F, G = F.copy(), G.copy()
     next_batch = _batches(problem, batch, [opt], rng)
 
-    Sqrt_t = symmetric_sqrt(problem.Sigma_test)
+    Sqrt_t = _sqrt(problem.Sigma_test)
     loss = np.empty(steps + 1)
     dist = np.empty(steps + 1)
     tan2 = np.empty(steps + 1)
     trans = np.empty(steps + 1)
 
     def record(t: int, b: Batch) -> None:
-        loss[t] = batch_loss(F, G, b)
-        s, c = principal_angles(G, problem.G_star)
+        loss[t] = _batch_loss(F, G, b)
+        s, c = _principal_angles(G, problem.G_star)
         dist[t] = s[0]
         s = s[: problem.k]
         tan2[t] = np.sum(s**2 / np.maximum(1.0 - s**2, np.finfo(float).tiny))
-        trans[t] = transfer_loss(G, problem, Sigma_test_sqrt=Sqrt_t)
+        trans[t] = _transfer_loss(G, problem, Sqrt_t)
 
     state = opt.init(F, G)
     b = next_batch()
     if init_head == "least_squares":
-        F = least_squares_head(G, b)
+        F = _least_squares_head(G, b)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for t in range(steps + 1):
             try:
@@ -181,13 +228,53 @@ def run(
             if t == steps:
                 break
             try:
-                F, G, state = opt.step(F, G, b, state)
-            except (np.linalg.LinAlgError, ValueError):
+                out = opt.step(F, G, b, state)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
                 raise DivergenceError(name, t + 1, _partial(loss, dist, trans, t + 1)) from None
+            except Exception as exc:  # noqa: BLE001 - a user optimizer's defect is a bad argument
+                raise V.fail(f, "algorithm", "an optimizer whose step(F, G, batch, state) returns (F, G, state)",
+                             f"{name!r}, whose step raised {type(exc).__name__}: {exc}") from None
+            F, G, state = _stepped(f, name, out, F.shape, G.shape)
             if not (np.all(np.isfinite(F)) and np.all(np.isfinite(G))):
                 raise DivergenceError(name, t + 1, _partial(loss, dist, trans, t + 1))
             b = next_batch()
     return Trajectory(name, float(lr), loss, dist, tan2, trans, F, G, options)
+
+
+def _batch_size(func: str, batch, problem: LinRepProblem) -> int | None:
+    """``batch``: None (population) or a positive integer whose batch arrays fit in memory."""
+    if batch is None:
+        return None
+    batch = V.integer(func, "batch", batch, low=1, expected="a positive integer or None (population)")
+    V.memory(func, {"batch": batch}, 8.0 * batch * (3 * problem.d_x + 2 * problem.d_y),
+             f"the batch's arrays, 8 batch (3 d_x + 2 d_y) bytes with d_x = {problem.d_x}, d_y = {problem.d_y},")
+    return batch
+
+
+def _optimizer(func: str, algorithm, lr: float, options) -> tuple[Any, str]:
+    """(optimizer, its name): a registered name built with ``lr`` and ``options`` (:func:`make`), or an
+    object with callable ``init(F, G)`` and ``step(F, G, batch, state)``."""
+    if isinstance(algorithm, str):
+        opts = V.options(func, "options", options)
+        V.check("lr" not in opts, func, "options", "free of 'lr' (pass the step size as lr=)",
+                f"options with lr = {opts.get('lr')!r}")
+        V.check(algorithm in REGISTRY, func, "algorithm", f"a registered optimizer, one of {sorted(REGISTRY)} "
+                "or an optimizer object", repr(algorithm))
+        return make(algorithm, lr=lr, **opts), algorithm
+    V.check(_is_built(algorithm), func, "algorithm", "a registered optimizer name or an object with "
+            "init(F, G) and step(F, G, batch, state)", V.describe(algorithm))
+    return algorithm, str(getattr(algorithm, "name", type(algorithm).__name__))
+
+
+def _start(func: str, problem: LinRepProblem, F0, G0, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The start (F0, G0), checked; the missing one(s) from :func:`initial_point` (drawn from ``rng``)."""
+    if F0 is None or G0 is None:
+        F_init, G_init = _initial_point(problem, rng)
+        F0 = F_init if F0 is None else F0
+        G0 = G_init if G0 is None else G0
+    F = V.matrix(func, "F0", F0, shape=(problem.d_y, problem.k), labels=("d_y", "k"))
+    G = V.full_row_rank(func, "G0", G0, rows=problem.k, cols=problem.d_x, labels=("k", "d_x"))
+    return F, G
 
 
 def _batches(problem: LinRepProblem, batch: int | None, opts: list, rng: np.random.Generator):
@@ -201,9 +288,22 @@ def _batches(problem: LinRepProblem, batch: int | None, opts: list, rng: np.rand
         pop = Batch.population(problem.Sigma_x, problem.M, problem.noise_std)
         return lambda: pop
     if any(getattr(o, "needs_samples", False) for o in opts):
-        return lambda: Batch.from_samples(*draw_batch_fast(problem, batch, rng=rng))
+        return lambda: Batch._from_samples(*_draw_batch_fast(problem, batch, rng))
     sampler = BatchSampler(problem, batch, means=any(getattr(o, "needs_means", False) for o in opts))
-    return lambda: Batch.from_moments(sampler.draw(rng))
+    return lambda: Batch._from_moments(sampler._draw(rng))
+
+
+def _stepped(func: str, name: str, out, F_shape, G_shape) -> tuple[np.ndarray, np.ndarray, Any]:
+    """``(F, G, state)`` returned by a step, checked: a triple whose F and G are real arrays of the shapes
+    they had (else a ValueError naming ``algorithm``)."""
+    expected = "an optimizer whose step(F, G, batch, state) returns (F, G, state)"
+    if not (isinstance(out, tuple) and len(out) == 3):
+        raise V.fail(func, "algorithm", expected, f"{name!r}, whose step returned {V.describe(out)}")
+    F, G, state = out
+    for key, X, shape in (("F", F, F_shape), ("G", G, G_shape)):
+        if not (isinstance(X, np.ndarray) and X.shape == shape and X.dtype.kind == "f"):
+            raise V.fail(func, "algorithm", expected, f"{name!r}, whose step returned {key} as {V.describe(X)}")
+    return F, G, state
 
 
 def _partial(loss, dist, trans, t):
@@ -236,17 +336,20 @@ def transfer_data(problem: LinRepProblem, *, n_t: int, rng: np.random.Generator,
     noise_std: transfer label noise (default: the training task's ``problem.noise_std``).
     """
     f = "transfer_data"
-    V.integer(f, "n_t", n_t, low=1, expected="a positive integer")
+    problem = _check_problem(f, problem)
+    n_t = V.integer(f, "n_t", n_t, low=1, expected="a positive integer")
     if n_eval is not None:
-        V.integer(f, "n_eval", n_eval, low=1, expected="a positive integer or None (exact expectation)")
-    if not isinstance(rng, np.random.Generator):
-        raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
+        n_eval = V.integer(f, "n_eval", n_eval, low=1, expected="a positive integer or None (exact expectation)")
+    sizes = {"n_t": n_t, **({"n_eval": n_eval} if n_eval is not None else {})}
+    V.memory(f, sizes, 16.0 * (n_t + (n_eval or 0)) * (problem.d_x + problem.d_y),
+             f"the samples, 16 (n_t + n_eval) (d_x + d_y) bytes with d_x = {problem.d_x}, d_y = {problem.d_y},")
+    rng = V.generator(f, "rng", rng)
     sigma = problem.noise_std if noise_std is None else V.scalar(f, "noise_std", noise_std, low=0.0)
-    Sqrt_t = symmetric_sqrt(problem.Sigma_test)
+    Sqrt_t = _sqrt(problem.Sigma_test)
     Mt = problem.F_test @ problem.G_star
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
-        X = sample_inputs(int(n), Sqrt_t, law=problem.law, rng=rng)
+        X = _standard(int(n), problem.d_x, problem.law, rng) @ Sqrt_t
         Y = X @ Mt.T
         if sigma > 0:
             Y += sigma * rng.standard_normal(Y.shape)
@@ -270,12 +373,38 @@ def finite_transfer_loss(G: np.ndarray, problem: LinRepProblem, data: TransferDa
 
     exactly (``data.X_eval is None``), or the empirical mean over the fresh samples minus
     :math:`\tfrac12 d_Y\sigma^2`. It tends to the population :func:`transfer_loss` as :math:`n_t\to\infty`.
+
+    G: (k, d_x) of full row rank. problem: the task. data: :func:`transfer_data` of the same problem
+    (n_t >= k samples whose features X_fit G^T have full column rank). Sigma_test_sqrt: as :func:`transfer_loss`.
     """
+    f = "finite_transfer_loss"
+    problem = _check_problem(f, problem)
+    G = _representation(f, "G", G, problem)
+    V.instance(f, "data", data, TransferData, "a simulate.linrep.TransferData (see transfer_data)")
+    d_x, d_y = problem.d_x, problem.d_y
+    V.matrix(f, "data", data.X_fit, shape=(None, d_x), labels=("n_t", "d_x"))
+    V.matrix(f, "data", data.Y_fit, shape=(data.X_fit.shape[0], d_y), labels=("n_t", "d_y"))
+    if data.X_eval is not None:
+        V.matrix(f, "data", data.X_eval, shape=(None, d_x), labels=("n_eval", "d_x"))
+        V.matrix(f, "data", data.Y_eval, shape=(data.X_eval.shape[0], d_y), labels=("n_eval", "d_y"))
+    Z = data.X_fit @ G.T
+    s = np.linalg.svd(Z, compute_uv=False)
+    V.check(Z.shape[0] >= Z.shape[1] and s[-1] > max(Z.shape) * V.EPS * s[0], f, "data",
+            f"transfer samples whose features X_fit G^T have full column rank k = {problem.k} (n_t >= k)",
+            f"n_t = {Z.shape[0]} samples" + (f", singular values from {s[-1]:.3e} to {s[0]:.3e}"
+                                             if Z.shape[0] >= Z.shape[1] else ""))
+    if Sigma_test_sqrt is None:
+        Sigma_test_sqrt = _sqrt(problem.Sigma_test)
+    else:
+        Sigma_test_sqrt = V.spd(f, "Sigma_test_sqrt", Sigma_test_sqrt, d=d_x, label="d_x")
+    return _finite_transfer_loss(G, problem, data, Sigma_test_sqrt)
+
+
+def _finite_transfer_loss(G: np.ndarray, problem: LinRepProblem, data: TransferData,
+                          Sigma_test_sqrt: np.ndarray) -> float:
     Z = data.X_fit @ G.T
     Fh = _solve_head(Z, data.Y_fit)
     if data.X_eval is None:
-        if Sigma_test_sqrt is None:
-            Sigma_test_sqrt = symmetric_sqrt(problem.Sigma_test)
         R = (Fh @ G - problem.F_test @ problem.G_star) @ Sigma_test_sqrt
         return float(0.5 * np.einsum("ij,ij->", R, R))
     R = data.Y_eval - (data.X_eval @ G.T) @ Fh.T
@@ -304,10 +433,19 @@ class OptimizerSpec:
     def __post_init__(self):
         f = "OptimizerSpec"
         if not isinstance(self.label, str) or not self.label:
-            raise V.fail(f, "label", "a non-empty string", repr(self.label))
-        if not isinstance(self.name, str):
-            raise V.fail(f, "name", "a registered optimizer name", repr(self.name))
-        V.scalar(f, "lr", self.lr, low=0.0, low_open=True)
+            raise V.fail(f, "label", "a non-empty string", V.describe(self.label) if self.label != "" else "''")
+        V.check(isinstance(self.name, str) and self.name in REGISTRY, f, "name",
+                f"a registered optimizer, one of {sorted(REGISTRY)}",
+                repr(self.name) if isinstance(self.name, str) else V.describe(self.name))
+        object.__setattr__(self, "lr", V.scalar(f, "lr", self.lr, low=0.0, low_open=True))
+        pairs = "a tuple of (name, value) pairs with string names"
+        opts = self.options
+        V.check(isinstance(opts, (tuple, list)), f, "options", pairs, V.describe(opts))
+        for item in opts:
+            V.check(isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str), f, "options", pairs,
+                    f"an element {V.describe(item) if not isinstance(item, tuple) else repr(item)[:60]}")
+        object.__setattr__(self, "options", tuple(opts))
+        make(self.name, lr=self.lr, **dict(self.options))  # each option checked by the factory (named there)
 
     def build(self) -> Optimizer:
         return make(self.name, lr=self.lr, **dict(self.options))
@@ -388,17 +526,24 @@ def run_common(
     iterations (a non-finite iterate is caught at every step).
     """
     f = "run_common"
-    V.integer(f, "steps", steps, low=0)
-    if batch is not None:
-        V.integer(f, "batch", batch, low=1, expected="a positive integer or None (population)")
-    if not isinstance(rng, np.random.Generator):
-        raise V.fail(f, "rng", "a numpy.random.Generator", type(rng).__name__)
-    V.integer(f, "record_every", record_every, low=1, expected="a positive integer")
-    V.scalar(f, "blowup", blowup, low=1.0, low_open=True)
-    V.integer(f, "check_every", check_every, low=1, expected="a positive integer")
+    problem = _check_problem(f, problem)
+    steps = V.integer(f, "steps", steps, low=0)
+    batch = _batch_size(f, batch, problem)
+    rng = V.generator(f, "rng", rng)
+    record_every = V.integer(f, "record_every", record_every, low=1, expected="a positive integer")
+    blowup = V.scalar(f, "blowup", blowup, low=1.0, low_open=True)
+    check_every = V.integer(f, "check_every", check_every, low=1, expected="a positive integer")
+    stack = V.flag(f, "stack", stack)
+    V.check(isinstance(specs, (list, tuple)) and len(specs) > 0 and all(isinstance(s, OptimizerSpec) for s in specs),
+            f, "specs", "a non-empty list or tuple of OptimizerSpec",
+            V.describe(specs) if not isinstance(specs, (list, tuple)) or not specs else
+            f"an element of type {type(next(s for s in specs if not isinstance(s, OptimizerSpec))).__name__}"
+            if not all(isinstance(s, OptimizerSpec) for s in specs) else "")
     specs = tuple(specs)
-    if not specs or not all(isinstance(s, OptimizerSpec) for s in specs):
-        raise V.fail(f, "specs", "a non-empty sequence of OptimizerSpec", repr(specs)[:80])
+    rows = steps // record_every + 2
+    V.memory(f, {"steps": steps}, 8.0 * rows * (5 * len(specs) + 2),
+             f"the recorded metrics, 8 (steps / record_every + 2) (5 m + 2) bytes with record_every = "
+             f"{record_every}, m = {len(specs)} runs,")
     labels = tuple(s.label for s in specs)
     if len(set(labels)) != len(labels):
         raise V.fail(f, "specs", "OptimizerSpecs with distinct labels", list(labels))
@@ -412,14 +557,17 @@ def run_common(
             raise V.fail(f, "batch", f"a batch size for {s.label!r} (it needs samples, not population moments)",
                          None)
 
-    if F0 is None or G0 is None:
-        F_init, G_init = initial_point(problem, rng=rng)
-        F0 = F_init if F0 is None else F0
-        G0 = G_init if G0 is None else G0
-    F0 = V.matrix(f, "F0", F0, shape=(problem.d_y, problem.k))
-    G0 = V.matrix(f, "G0", G0, shape=(problem.k, problem.d_x))
-    tdata = transfer_data(problem, n_t=transfer_samples, n_eval=transfer_eval, rng=rng) \
-        if transfer_samples is not None else None
+    F0, G0 = _start(f, problem, F0, G0, rng)
+    if transfer_samples is None:
+        V.check(transfer_eval is None, f, "transfer_eval", "None when transfer_samples is None",
+                V.describe(transfer_eval))
+        tdata = None
+    else:
+        try:
+            tdata = transfer_data(problem, n_t=transfer_samples, n_eval=transfer_eval, rng=rng)
+        except ValueError as e:  # name run_common's arguments, not transfer_data's
+            msg = str(e).replace("transfer_data: argument 'n_t'", f"{f}: argument 'transfer_samples'")
+            raise ValueError(msg.replace("transfer_data: argument 'n_eval'", f"{f}: argument 'transfer_eval'")) from None
 
     rec = np.unique(np.r_[np.arange(0, steps + 1, record_every), steps]).astype(int)
     slot = {int(t): i for i, t in enumerate(rec)}
@@ -428,7 +576,7 @@ def run_common(
     diverged = np.full(m, -1, dtype=int)
 
     Sx = problem.Sigma_x_sqrt
-    St = symmetric_sqrt(problem.Sigma_test)
+    St = _sqrt(problem.Sigma_test)
     Mt_w = problem.F_test @ problem.G_star @ St
     Mt_w2 = float(np.einsum("ij,ij->", Mt_w, Mt_w))
     Qs = problem.G_star.T  # orthonormal columns
@@ -446,7 +594,7 @@ def run_common(
         P = Mt_w @ Qw
         out["transfer_loss"][j, i] = max(0.0, 0.5 * (Mt_w2 - np.einsum("ij,ij->", P, P)))
         if tdata is not None:
-            out["transfer_loss_finite"][j, i] = finite_transfer_loss(G, problem, tdata, Sigma_test_sqrt=St)
+            out["transfer_loss_finite"][j, i] = _finite_transfer_loss(G, problem, tdata, St)
 
     units = _units(opts, F0, G0, stack=stack)
     L0 = np.full(m, np.nan)
@@ -514,7 +662,7 @@ class _Single:
 
     def batch_loss(self, F, G, b, state):
         opt = self.opt
-        return np.array([opt.batch_loss(F[0], G[0], b, state) if hasattr(opt, "batch_loss") else batch_loss(F[0], G[0], b)])
+        return np.array([opt.batch_loss(F[0], G[0], b, state) if hasattr(opt, "batch_loss") else _batch_loss(F[0], G[0], b)])
 
     def step(self, F, G, b, state):
         F1, G1, st = self.opt.step(F[0], G[0], b, state)

@@ -37,6 +37,7 @@ register the rules); the gradients are taken from it when a step runs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
@@ -50,13 +51,20 @@ NS_COEFFICIENTS: tuple[float, float, float] = (3.4445, -4.7750, 2.0315)
 
 def _gradients(F: np.ndarray, G: np.ndarray, batch: Any) -> tuple[np.ndarray, np.ndarray]:
     """(grad_F, grad_G) of the batch loss at (F, G): :func:`simulate.optimizers.grad_F`, ``grad_G``."""
-    from simulate.optimizers import grad_F, grad_G  # late: simulate.optimizers imports this module
+    from simulate.optimizers import _grad_F, _grad_G  # late: simulate.optimizers imports this module
 
-    return grad_F(F, G, batch)[0], grad_G(F, G, batch)
+    return _grad_F(F, G, batch)[0], _grad_G(F, G, batch)
 
 
 def _sym(A: np.ndarray) -> np.ndarray:
     return 0.5 * (A + A.T)
+
+
+def _inverse_root(S: np.ndarray, ridge: float, p: float) -> np.ndarray:
+    lam, U = np.linalg.eigh(_sym(S))
+    top = lam[-1] if lam.size else 0.0
+    lam = np.where(lam > lam.size * np.finfo(float).eps * max(top, 0.0), lam, 0.0)
+    return (U * (lam + ridge) ** (-1.0 / p)) @ U.T
 
 
 def inverse_root(S: np.ndarray, ridge: float, p: float) -> np.ndarray:
@@ -70,17 +78,27 @@ def inverse_root(S: np.ndarray, ridge: float, p: float) -> np.ndarray:
     null space of a rank-deficient factor gets exactly :math:`\rho^{-1/p}`, every eigenvalue used is
     :math:`\ge\rho`, and ill-conditioned factors stay finite and positive-definite.
     """
-    lam, U = np.linalg.eigh(_sym(S))
-    top = lam[-1] if lam.size else 0.0
-    lam = np.where(lam > lam.size * np.finfo(float).eps * max(top, 0.0), lam, 0.0)
-    return (U * (lam + ridge) ** (-1.0 / p)) @ U.T
+    f = "inverse_root"
+    S = V.psd(f, "S", S)
+    return _inverse_root(S, V.scalar(f, "ridge", ridge, low=0.0, low_open=True),
+                         V.scalar(f, "p", p, low=0.0, low_open=True))
+
+
+#: most Newton-Schulz iterations accepted (the quintic's singular values settle in [0.7, 1.2] within ~10).
+MAX_NS_STEPS = 100
 
 
 def newton_schulz(u: np.ndarray, steps: int) -> np.ndarray:
     r"""Muon's orthogonalisation: :math:`X_0 = u/(\lVert u\rVert_F + 10^{-7})` (transposed when it has more
     rows than columns), ``steps`` iterations :math:`X\leftarrow aX + (bA + cA^2)X`, :math:`A = XX^\top`, with
     :data:`NS_COEFFICIENTS`, transposed back. Singular values :math:`s\mapsto p(s) = as + bs^3 + cs^5`
-    (each iteration); :math:`a + bs^2 + cs^4` has no real root, so :math:`p(s) > 0` for :math:`s > 0`."""
+    (each iteration); :math:`a + bs^2 + cs^4` has no real root, so :math:`p(s) > 0` for :math:`s > 0`.
+    u: a finite non-empty real matrix. steps: an integer in [0, :data:`MAX_NS_STEPS`]."""
+    f = "newton_schulz"
+    return _newton_schulz(V.matrix(f, "u", u), V.integer(f, "steps", steps, low=0, high=MAX_NS_STEPS))
+
+
+def _newton_schulz(u: np.ndarray, steps: int) -> np.ndarray:
     a, b, c = NS_COEFFICIENTS
     X = u / (np.linalg.norm(u) + 1e-7)
     tall = X.shape[0] > X.shape[1]
@@ -95,7 +113,12 @@ def newton_schulz(u: np.ndarray, steps: int) -> np.ndarray:
 def polar_factor(u: np.ndarray) -> np.ndarray:
     r"""The polar factor :math:`UV^\top` of :math:`u = USV^\top` (thin SVD). Singular values at or below
     :math:`\max(m, n)\,u_{\text{mach}}\,s_1` are treated as zero (their singular vectors are not determined),
-    so a rank-deficient :math:`u` gives the partial isometry on its range, as the Newton-Schulz limit does."""
+    so a rank-deficient :math:`u` gives the partial isometry on its range, as the Newton-Schulz limit does.
+    u: a finite non-empty real matrix."""
+    return _polar_factor(V.matrix("polar_factor", "u", u))
+
+
+def _polar_factor(u: np.ndarray) -> np.ndarray:
     U, s, Vt = np.linalg.svd(u, full_matrices=False)
     if s.size == 0 or s[0] == 0.0:
         return np.zeros_like(u)
@@ -103,25 +126,20 @@ def polar_factor(u: np.ndarray) -> np.ndarray:
     return U[:, keep] @ Vt[keep]
 
 
-def _check_options(name: str, cls: type, options: dict, fixed: tuple[str, ...] = ("name",)) -> None:
-    """ValueError naming an unknown option, or a missing ``lr``."""
-    allowed = sorted(f.name for f in fields(cls) if f.init and f.name not in fixed)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise V.fail(f"optimizer {name!r}", unknown[0], f"one of the options {allowed}", "an unknown option")
-    if "lr" not in options:
-        raise V.fail(f"optimizer {name!r}", "lr", "given (the step size)", "nothing")
-
-
 def _num(func: str, name: str, x, **interval) -> float:
-    """A real number (not a bool or a string) in the interval of :func:`simulate._validate.scalar`."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise V.fail(func, name, "a real number", repr(x))
     return V.scalar(func, name, x, **interval)
 
 
 def _lr(func: str, lr) -> float:
     return _num(func, "lr", lr, low=0.0, low_open=True)
+
+
+def _label(opt: Any) -> str:
+    """``optimizer '<name>'`` (the FUNCTION of the messages about an optimizer's options), name checked."""
+    name = getattr(opt, "name", None)
+    V.check(isinstance(name, str) and bool(name), type(opt).__name__, "name", "a non-empty string",
+            V.describe(name))
+    return f"optimizer {name!r}"
 
 
 # --------------------------------------------------------------------------- Shampoo
@@ -163,7 +181,7 @@ class Shampoo:
     name: str = "shampoo"
 
     def __post_init__(self):
-        f = f"optimizer {self.name!r}"
+        f = _label(self)
         _lr(f, self.lr)
         _num(f, "eps", self.eps, low=0.0, low_open=True)
         if self.beta2 is not None:
@@ -185,8 +203,8 @@ class Shampoo:
         rF = keep * state.right_F + add * (gF.T @ gF)
         lG = keep * state.left_G + add * (gG @ gG.T)
         rG = keep * state.right_G + add * (gG.T @ gG)
-        F_new = F - self.lr * (inverse_root(lF, ridge, 4) @ gF @ inverse_root(rF, ridge, 4))
-        G_new = G - self.lr * (inverse_root(lG, ridge, 4) @ gG @ inverse_root(rG, ridge, 4))
+        F_new = F - self.lr * (_inverse_root(lF, ridge, 4) @ gF @ _inverse_root(rF, ridge, 4))
+        G_new = G - self.lr * (_inverse_root(lG, ridge, 4) @ gG @ _inverse_root(rG, ridge, 4))
         return F_new, G_new, ShampooState(state.t + 1, ridge, lF, rF, lG, rG)
 
 
@@ -223,14 +241,12 @@ class Muon:
     name: str = "muon"
 
     def __post_init__(self):
-        f = f"optimizer {self.name!r}"
+        f = _label(self)
         _lr(f, self.lr)
         _num(f, "momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        if not isinstance(self.nesterov, (bool, np.bool_)):
-            raise V.fail(f, "nesterov", "True or False", repr(self.nesterov))
-        V.integer(f, "ns_steps", self.ns_steps, low=1)
-        if not isinstance(self.exact_polar, (bool, np.bool_)):
-            raise V.fail(f, "exact_polar", "True or False", repr(self.exact_polar))
+        V.flag(f, "nesterov", self.nesterov)
+        V.integer(f, "ns_steps", self.ns_steps, low=1, high=MAX_NS_STEPS)
+        V.flag(f, "exact_polar", self.exact_polar)
 
     def init(self, F, G):
         return MuonState(np.zeros_like(F), np.zeros_like(G))
@@ -238,7 +254,7 @@ class Muon:
     def _layer(self, W, g, B):
         B = self.momentum * B + g
         u = g + self.momentum * B if self.nesterov else B
-        X = polar_factor(u) if self.exact_polar else newton_schulz(u, self.ns_steps)
+        X = _polar_factor(u) if self.exact_polar else _newton_schulz(u, self.ns_steps)
         m, n = W.shape
         return W - self.lr * np.sqrt(max(1.0, m / n)) * X, B
 
@@ -320,13 +336,15 @@ class SOAP:
     name: str = "soap"
 
     def __post_init__(self):
-        f = f"optimizer {self.name!r}"
+        f = _label(self)
         _lr(f, self.lr)
+        pair = "a pair (beta1, beta2), each in [0, 1)"
         b = self.betas
-        if not isinstance(b, (tuple, list)) or len(b) != 2:
-            raise V.fail(f, "betas", "a pair (beta1, beta2), each in [0, 1)", repr(b))
+        V.check(isinstance(b, (tuple, list)) and len(b) == 2, f, "betas", pair, V.describe(b))
         for i, bi in enumerate(b):
-            _num(f, f"betas[{i}]", bi, low=0.0, high=1.0, high_open=True)
+            expected = f"{pair} (beta{i + 1}: a real number in [0, 1))"
+            v = V._real_scalar(f, "betas", bi, expected)
+            V.check(math.isfinite(v) and 0.0 <= v < 1.0, f, "betas", expected, f"beta{i + 1} = {v!r}")
         object.__setattr__(self, "betas", (float(b[0]), float(b[1])))
         _num(f, "eps", self.eps, low=0.0, low_open=True)
         if self.shampoo_beta is not None:
@@ -416,7 +434,7 @@ class AdaGrad:
     name: str = "adagrad"
 
     def __post_init__(self):
-        f = f"optimizer {self.name!r}"
+        f = _label(self)
         _lr(f, self.lr)
         _num(f, "eps", self.eps, low=0.0, low_open=True)
 
@@ -433,11 +451,14 @@ class AdaGrad:
 
 # --------------------------------------------------------------------------- factories
 def _factory(cls: type, name: str) -> Callable[..., Any]:
+    allowed = [fl.name for fl in fields(cls) if fl.init and fl.name != "name"]
+
     def factory(**options):
-        _check_options(name, cls, options)
+        V.optimizer_options(name, options, allowed)
         return cls(name=name, **options)
 
     factory.__doc__ = f"Factory for {name!r}: {cls.__name__}(**options); an unknown option is a ValueError."
+    factory.options = tuple(sorted(allowed))  # the options it takes (lr among them)
     return factory
 
 

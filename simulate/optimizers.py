@@ -70,9 +70,15 @@ class Batch:
 
     @classmethod
     def from_samples(cls, X: np.ndarray, Y: np.ndarray) -> "Batch":
+        """The moments of the samples X (n, d_x) and Y (n, d_y) (rows are samples; finite, real)."""
+        f = "Batch.from_samples"
+        X = V.matrix(f, "X", X)
+        Y = V.matrix(f, "Y", Y, shape=(X.shape[0], None), labels=("n", None))
+        return cls._from_samples(X, Y)
+
+    @classmethod
+    def _from_samples(cls, X: np.ndarray, Y: np.ndarray) -> "Batch":
         n = X.shape[0]
-        if Y.shape[0] != n:
-            raise V.fail("Batch.from_samples", "Y", f"with n = {n} rows like X", f"{Y.shape[0]} rows")
         return cls(X.T @ X / n, Y.T @ X / n, float(np.einsum("ij,ij->", Y, Y) / n), n, X, Y,
                    X.mean(axis=0), Y.mean(axis=0))
 
@@ -80,34 +86,107 @@ class Batch:
     def from_moments(cls, m: Any) -> "Batch":
         """From drawn sufficient statistics (``simulate.data.BatchMoments``: Sigma_x, Sigma_yx, trace_yy,
         n, x_mean, y_mean); no samples."""
+        f = "Batch.from_moments"
+        what = "drawn sufficient statistics (simulate.data.BatchMoments: Sigma_x, Sigma_yx, trace_yy, n)"
+        missing = [a for a in ("Sigma_x", "Sigma_yx", "trace_yy", "n", "x_mean", "y_mean") if not hasattr(m, a)]
+        V.check(not missing, f, "m", what, f"{V.describe(m)} without {', '.join(missing)}")
+        Sx = V.square(f, "m", m.Sigma_x, label="d_x")
+        V.matrix(f, "m", m.Sigma_yx, shape=(None, Sx.shape[0]), labels=(None, "d_x"))
+        V.scalar(f, "m", m.trace_yy, low=0.0)
+        V.integer(f, "m", m.n, low=1)
+        return cls._from_moments(m)
+
+    @classmethod
+    def _from_moments(cls, m: Any) -> "Batch":
         return cls(m.Sigma_x, m.Sigma_yx, m.trace_yy, m.n, x_mean=m.x_mean, y_mean=m.y_mean)
 
     @classmethod
     def population(cls, Sigma_x: np.ndarray, M: np.ndarray, noise_std: float) -> "Batch":
-        """Population moments of :math:`y = Mx + \\varepsilon`, :math:`\\mathrm{Cov}\\,x = \\Sigma_x`."""
+        """Population moments of :math:`y = Mx + \\varepsilon`, :math:`\\mathrm{Cov}\\,x = \\Sigma_x`.
+
+        Sigma_x: (d_x, d_x) symmetric positive-definite. M: (d_y, d_x). noise_std >= 0.
+        """
+        f = "Batch.population"
+        Sigma_x = V.spd(f, "Sigma_x", Sigma_x, label="d_x")
+        M = V.matrix(f, "M", M, shape=(None, Sigma_x.shape[0]), labels=("d_y", "d_x"))
+        return cls._population(Sigma_x, M, V.scalar(f, "noise_std", noise_std, low=0.0))
+
+    @classmethod
+    def _population(cls, Sigma_x: np.ndarray, M: np.ndarray, noise_std: float) -> "Batch":
         Syx = M @ Sigma_x
         return cls(Sigma_x, Syx, float(np.einsum("ij,ij->", Syx, M) + M.shape[0] * noise_std**2))
 
 
-def batch_loss(F: np.ndarray, G: np.ndarray, batch: Batch) -> float:
-    r""":math:`\hat L = \tfrac12\mathrm{tr}\hat\Sigma_{yy} - \mathrm{tr}(FG\hat\Sigma_{xy}) + \tfrac12\mathrm{tr}(FG\hat\Sigma_xG^\top F^\top)`."""
+def _check_fgb(func: str, F, G, batch, *, stacked: bool = False) -> tuple[np.ndarray, np.ndarray, Batch]:
+    """F (d_y, k), G (k, d_x) (stacks (L, ., .) when ``stacked``) and a Batch of the same d_x, d_y."""
+    V.instance(func, "batch", batch, Batch, "a simulate.optimizers.Batch (Batch.population, Batch.from_samples, "
+               "Batch.from_moments)")
+    Sx = V.square(func, "batch", batch.Sigma_x, label="d_x")
+    d_x = Sx.shape[0]
+    Syx = V.matrix(func, "batch", batch.Sigma_yx, shape=(None, d_x), labels=("d_y", "d_x"))
+    d_y = Syx.shape[0]
+    V.scalar(func, "batch", batch.trace_yy)
+    if stacked:
+        F = V.array(func, "F", F, ndim=3, nonempty=True, what="real numbers (a stack (L, d_y, k))")
+        G = V.array(func, "G", G, ndim=3, nonempty=True, what="real numbers (a stack (L, k, d_x))")
+        V.check(F.shape[1] == d_y, func, "F", f"a stack (L, d_y, k) with d_y = {d_y} (the batch's)", f"shape {F.shape}")
+        V.check(G.shape[0] == F.shape[0] and G.shape[1] == F.shape[2] and G.shape[2] == d_x, func, "G",
+                f"a stack (L, k, d_x) with L = {F.shape[0]}, k = {F.shape[2]}, d_x = {d_x}", f"shape {G.shape}")
+    else:
+        F = V.matrix(func, "F", F, shape=(d_y, None), labels=("d_y", "k"))
+        G = V.matrix(func, "G", G, shape=(F.shape[1], d_x), labels=("k", "d_x"))
+    return F, G, batch
+
+
+def _batch_loss(F: np.ndarray, G: np.ndarray, batch: Batch) -> float:
     W = F @ G
     return float(0.5 * batch.trace_yy - np.einsum("ij,ij->", W, batch.Sigma_yx)
                  + 0.5 * np.einsum("ij,ij->", W @ batch.Sigma_x, W))
 
 
-def grad_G(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
-    r""":math:`\nabla_G\hat L = F^\top(FG\hat\Sigma_x - \hat\Sigma_{yx})`."""
+def batch_loss(F: np.ndarray, G: np.ndarray, batch: Batch) -> float:
+    r""":math:`\hat L = \tfrac12\mathrm{tr}\hat\Sigma_{yy} - \mathrm{tr}(FG\hat\Sigma_{xy}) + \tfrac12\mathrm{tr}(FG\hat\Sigma_xG^\top F^\top)`.
+
+    F: (d_y, k). G: (k, d_x). batch: a :class:`Batch` of the same d_x, d_y (checked, as for every
+    public function here; the update rules call the unchecked kernels).
+    """
+    return _batch_loss(*_check_fgb("batch_loss", F, G, batch))
+
+
+def _grad_G(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
     return F.T @ (F @ (G @ batch.Sigma_x) - batch.Sigma_yx)
 
 
-def grad_F(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""(:math:`\nabla_F\hat L`, :math:`\hat\Sigma_z`, :math:`\hat\Sigma_{yz}`) for features :math:`z = Gx`."""
+def grad_G(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
+    r""":math:`\nabla_G\hat L = F^\top(FG\hat\Sigma_x - \hat\Sigma_{yx})` (arguments as :func:`batch_loss`)."""
+    return _grad_G(*_check_fgb("grad_G", F, G, batch))
+
+
+def _grad_F(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     GS = G @ batch.Sigma_x
     Sz = GS @ G.T
     Sz = 0.5 * (Sz + Sz.T)
     Syz = batch.Sigma_yx @ G.T
     return F @ Sz - Syz, Sz, Syz
+
+
+def grad_F(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""(:math:`\nabla_F\hat L`, :math:`\hat\Sigma_z`, :math:`\hat\Sigma_{yz}`) for features :math:`z = Gx`
+    (arguments as :func:`batch_loss`)."""
+    return _grad_F(*_check_fgb("grad_F", F, G, batch))
+
+
+def _positive_lr(func: str, lr) -> float:
+    return V.scalar(func, "lr", lr, low=0.0, low_open=True)
+
+
+def _label(opt: Any) -> str:
+    """``optimizer '<name>'``, the FUNCTION of the messages about an optimizer's options (its ``name``
+    checked: a non-empty string)."""
+    name = getattr(opt, "name", None)
+    V.check(isinstance(name, str) and bool(name), type(opt).__name__, "name", "a non-empty string",
+            V.describe(name))
+    return f"optimizer {name!r}"
 
 
 def _spd_solve_right(Mat: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -136,14 +215,14 @@ class SGD:
     name: str = "sgd"
 
     def __post_init__(self):
-        V.scalar(f"optimizer {self.name!r}", "lr", self.lr, low=0.0, low_open=True)
+        _positive_lr(_label(self), self.lr)
 
     def init(self, F, G):
         return None
 
     def step(self, F, G, batch, state):
-        gG = grad_G(F, G, batch)
-        gF, _, _ = grad_F(F, G, batch)
+        gG = _grad_G(F, G, batch)
+        gF, _, _ = _grad_F(F, G, batch)
         return F - self.lr * gF, G - self.lr * gG, state
 
 
@@ -166,10 +245,10 @@ class LayerwisePreconditioned:
     name: str = "kfac"
 
     def __post_init__(self):
-        f = f"optimizer {self.name!r}"
-        V.scalar(f, "lr", self.lr, low=0.0, low_open=True)
+        f = _label(self)
+        _positive_lr(f, self.lr)
         if self.eta_F is not None:
-            V.scalar(f, "eta_F", self.eta_F, low=0.0, low_open=True)
+            V.scalar(f, "eta_F", self.eta_F, low=0.0, high=1.0, low_open=True)
         V.choice(f, "left", self.left, ("identity", "FtF"))
         V.choice(f, "right", self.right, ("identity", "Sigma_x", "diag"))
         V.choice(f, "head_right", self.head_right, ("Sigma_z", "identity"))
@@ -180,7 +259,7 @@ class LayerwisePreconditioned:
 
     def step(self, F, G, batch, state):
         eta_F = self.lr if self.eta_F is None else self.eta_F
-        D = grad_G(F, G, batch)
+        D = _grad_G(F, G, batch)
         if self.left == "FtF":
             D = _spd_solve_left(F.T @ F, D)
         if self.right == "Sigma_x":
@@ -191,20 +270,31 @@ class LayerwisePreconditioned:
         elif self.lam_G:
             D = D / (1.0 + self.lam_G)
         G_new = G - self.lr * D
-        gF, Sz, _ = grad_F(F, G_new, batch)
+        gF, Sz, _ = _grad_F(F, G_new, batch)
         if self.head_right == "Sigma_z":
             gF = _spd_solve_right(gF, Sz)
         return F - eta_F * gF, G_new, state
 
 
-def _layerwise(name: str, **fixed) -> Callable[..., LayerwisePreconditioned]:
-    def factory(**options) -> LayerwisePreconditioned:
-        opts = {**fixed, **options}
-        return LayerwisePreconditioned(name=name, **opts)
+def _dataclass_factory(cls: type, name: str, **fixed) -> Callable[..., Any]:
+    """The factory of ``name``: ``cls(name=name, **fixed, **options)``, its options checked first
+    (:func:`simulate._validate.optimizer_options`: an unknown or fixed option, or a missing ``lr``, is a
+    ValueError naming it; each value is checked by ``cls``)."""
+    from dataclasses import fields
 
-    factory.__doc__ = f"Factory for {name!r}: eq. (5) with {fixed}."
+    allowed = [fl.name for fl in fields(cls) if fl.init and fl.name != "name" and fl.name not in fixed]
+
+    def factory(**options):
+        V.optimizer_options(name, options, allowed, fixed)
+        return cls(name=name, **fixed, **options)
+
+    factory.__doc__ = f"Factory for {name!r}: {cls.__name__}(**options){' with ' + repr(fixed) if fixed else ''}."
+    factory.options = tuple(sorted(allowed))  # the options it takes (lr among them)
     return factory
 
+
+def _layerwise(name: str, **fixed) -> Callable[..., LayerwisePreconditioned]:
+    return _dataclass_factory(LayerwisePreconditioned, name, **fixed)
 
 REGISTRY: dict[str, Callable[..., Optimizer]] = {}
 
@@ -225,27 +315,29 @@ def register(name: str, factory: Callable[..., Optimizer], *, replace: bool = Fa
     with callable ``init(F, G)`` and ``step(F, G, batch, state)``.
     """
     f = "register"
-    if not isinstance(name, str) or not name:
-        raise V.fail(f, "name", "a non-empty string", repr(name))
-    if not isinstance(replace, (bool, np.bool_)):
-        raise V.fail(f, "replace", "True or False", repr(replace))
-    if name in REGISTRY and not replace:
-        raise V.fail(f, "name", "a name not registered yet (pass replace=True to replace the optimizer)",
-                     repr(name))
-    if not callable(factory):
-        raise V.fail(f, "factory", "a callable returning an optimizer", type(factory).__name__)
+    V.check(isinstance(name, str) and bool(name), f, "name", "a non-empty string", V.describe(name))
+    V.flag(f, "replace", replace)
+    V.check(name not in REGISTRY or bool(replace), f, "name",
+            "a name not registered yet (pass replace=True to replace the optimizer)", repr(name))
+    V.check(callable(factory), f, "factory", "a callable returning an optimizer", V.describe(factory))
     try:
         probe = factory(**_PROBE_OPTIONS)
     except Exception as e:  # noqa: BLE001 - any failure to build is the factory's defect, reported as such
         raise V.fail(f, "factory", "callable as factory(lr=0.01) (options other than lr need defaults)",
                      f"{type(e).__name__}: {e}") from e
-    expected = "register: argument 'factory' must return an object with init(F, G) and step(F, G, batch, state)"
-    if probe is None:
-        raise ValueError(f"{expected}; got None.")
-    for method in ("init", "step"):
-        if not callable(getattr(probe, method, None)):
-            raise ValueError(f"{expected}; got an object without {method!r}.")
+    _check_built(f, "factory", probe, "a callable returning an object with init(F, G) and step(F, G, batch, state)")
     REGISTRY[name] = factory
+
+
+def _check_built(func: str, name: str, opt: Any, expected: str) -> Any:
+    """``opt`` if it has callable ``init`` and ``step`` (what a factory must build)."""
+    if opt is None:
+        raise V.fail(func, name, expected, "None")
+    if isinstance(opt, type):
+        raise V.fail(func, name, expected, f"the class {opt.__name__} (not an instance)")
+    for method in ("init", "step"):
+        V.check(callable(getattr(opt, method, None)), func, name, expected, f"an object without {method!r}")
+    return opt
 
 
 def make(name: str, /, **options) -> Optimizer:
@@ -253,10 +345,11 @@ def make(name: str, /, **options) -> Optimizer:
 
     A factory's TypeError for an unknown, missing or fixed option becomes a ValueError naming it.
     """
-    if name not in REGISTRY:
-        raise V.fail("make", "name", f"a registered optimizer, one of {sorted(REGISTRY)}", repr(name))
+    expected = f"a registered optimizer, one of {sorted(REGISTRY)}"
+    V.check(isinstance(name, str), "make", "name", expected, V.describe(name))
+    V.check(name in REGISTRY, "make", "name", expected, repr(name))
     try:
-        return REGISTRY[name](**options)
+        opt = REGISTRY[name](**options)
     except TypeError as e:
         msg = str(e)
         for pattern, kind in _OPTION_ERRORS:
@@ -272,9 +365,17 @@ def make(name: str, /, **options) -> Optimizer:
                              f"nothing (missing: {', '.join(missing) or hit.group(1)})") from None
             raise V.fail(f, hit.group(1), f"left out (fixed for {name!r})", "a value") from None
         raise
+    V.check(_is_built(opt), "make", "name", "a registered optimizer whose factory returns an object with "
+            "init(F, G) and step(F, G, batch, state)", f"{name!r}, whose factory returned {V.describe(opt)}")
+    return opt
 
 
-register("sgd", lambda **o: SGD(**o))
+def _is_built(opt: Any) -> bool:
+    """An optimizer object (not a class): callable ``init`` and ``step``."""
+    return opt is not None and not isinstance(opt, type) and callable(getattr(opt, "init", None)) and callable(getattr(opt, "step", None))
+
+
+register("sgd", _dataclass_factory(SGD, "sgd"))
 register("amgd", _layerwise("amgd", left="identity", right="identity", eta_F=1.0))
 register("kfac", _layerwise("kfac", left="FtF", right="Sigma_x"))
 register("kfac_ls", _layerwise("kfac_ls", left="FtF", right="Sigma_x", eta_F=1.0))
@@ -295,10 +396,20 @@ def kfac_head_step(F: np.ndarray, G: np.ndarray, X: np.ndarray, Y: np.ndarray, *
 
     F: (d_y, k). G: (k, d_x) (the already-updated first layer). X: (n, d_x). Y: (n, d_y).
     """
-    V.choice("kfac_head_step", "activation", activation, tuple(ACTIVATIONS))
-    n = X.shape[0]
-    Z = ACTIVATIONS[activation](X @ G.T)
+    f = "kfac_head_step"
+    X = V.matrix(f, "X", X, labels=("n", "d_x"))
+    n, d_x = X.shape
+    Y = V.matrix(f, "Y", Y, shape=(n, None), labels=("n", "d_y"))
+    F = V.matrix(f, "F", F, shape=(Y.shape[1], None), labels=("d_y", "k"))
+    G = V.matrix(f, "G", G, shape=(F.shape[1], d_x), labels=("k", "d_x"))
+    eta_F = V.scalar(f, "eta_F", eta_F, low=0.0, high=1.0, low_open=True)
+    Z = ACTIVATIONS[V.choice(f, "activation", activation, tuple(ACTIVATIONS))](X @ G.T)
     Sz = Z.T @ Z / n
+    Sz = 0.5 * (Sz + Sz.T)
+    lam = np.linalg.eigvalsh(Sz)
+    V.check(lam[-1] > 0 and lam[0] > Sz.shape[0] * V.EPS * lam[-1], f, "X",
+            "samples whose features sigma(X G^T) have a positive-definite second moment Sigma_z "
+            "(smallest eigenvalue > k * eps * largest)", f"eigenvalues of Sigma_z from {lam[0]:.3e} to {lam[-1]:.3e}")
     Syz = Y.T @ Z / n
     return F - eta_F * _spd_solve_right(F @ Sz - Syz, Sz)
 
@@ -313,8 +424,6 @@ def kfac_head_step(F: np.ndarray, G: np.ndarray, X: np.ndarray, Y: np.ndarray, *
 # and ``eval_map(F, G, state) -> (W, c)`` (the evaluation-mode network x -> W x + c).
 
 
-def _positive_lr(func: str, lr) -> float:
-    return V.scalar(func, "lr", lr, low=0.0, low_open=True)
 
 
 _potrf, _potrs = sla.lapack.get_lapack_funcs(("potrf", "potrs"), (np.empty((1, 1)),))
@@ -369,7 +478,7 @@ class Adam:
     name: str = "adam"
 
     def __post_init__(self):
-        f = f"optimizer {self.name!r}"
+        f = _label(self)
         _positive_lr(f, self.lr)
         V.scalar(f, "beta1", self.beta1, low=0.0, high=1.0, high_open=True)
         V.scalar(f, "beta2", self.beta2, low=0.0, high=1.0, high_open=True)
@@ -380,8 +489,8 @@ class Adam:
         return AdamState(0, z(F), z(F), z(G), z(G))
 
     def step(self, F, G, batch, state):
-        gG = grad_G(F, G, batch)
-        gF, _, _ = grad_F(F, G, batch)
+        gG = _grad_G(F, G, batch)
+        gF, _, _ = _grad_F(F, G, batch)
         return self.update(F, G, gF, gG, state, self.lr)
 
     def update(self, F, G, gF, gG, state, lr):
@@ -463,10 +572,11 @@ class AMGDBatchNorm:
     needs_means: ClassVar[bool] = True
 
     def __post_init__(self):
-        f = f"optimizer {self.name!r}"
+        f = _label(self)
         _positive_lr(f, self.lr)
         V.scalar(f, "momentum", self.momentum, low=0.0, high=1.0, low_open=True)
         V.scalar(f, "eps", self.eps, low=0.0, low_open=True)
+        V.flag(f, "affine", self.affine)
 
     def init(self, F, G):
         k = G.shape[0]
@@ -552,6 +662,13 @@ class AMGDBatchNorm:
         return F @ (D[:, None] * G), F @ (state.beta - D * state.running_mean)
 
 
+def _gauss_newton_blocks(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    Szx = G @ batch.Sigma_x
+    Sz = Szx @ G.T
+    Sz = 0.5 * (Sz + Sz.T)
+    return np.kron(Sz, np.eye(F.shape[0])), np.kron(batch.Sigma_x, F.T @ F), np.kron(Szx, F)
+
+
 def gauss_newton_blocks(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""The explicit Kronecker blocks of the Gauss-Newton matrix (docs/theory.md section 2), column-major vec,
     :math:`\theta = (\mathrm{vec}F, \mathrm{vec}G)`, :math:`z = Gx`:
@@ -563,10 +680,16 @@ def gauss_newton_blocks(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.
 
     F: (d_y, k). G: (k, d_x). batch: moments. Returns (H_FF, H_GG, H_FG).
     """
-    Szx = G @ batch.Sigma_x
-    Sz = Szx @ G.T
-    Sz = 0.5 * (Sz + Sz.T)
-    return np.kron(Sz, np.eye(F.shape[0])), np.kron(batch.Sigma_x, F.T @ F), np.kron(Szx, F)
+    return _gauss_newton_blocks(*_check_fgb("gauss_newton_blocks", F, G, batch))
+
+
+def _exact_hessian(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
+    Hff, Hgg, Hfg = _gauss_newton_blocks(F, G, batch)
+    d_y, k = F.shape
+    E = F @ (G @ batch.Sigma_x) - batch.Sigma_yx
+    C = np.einsum("il,jm->jilm", E, np.eye(k)).reshape(k * d_y, G.shape[1] * k)
+    off = Hfg + C
+    return np.block([[Hff, off], [off.T, Hgg]])
 
 
 def exact_hessian(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
@@ -581,12 +704,7 @@ def exact_hessian(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
     for :math:`a = \mathrm{vec}A`, :math:`b = \mathrm{vec}B` (from :math:`\hat L(F+A, G+B)`'s quadratic term
     :math:`\langle AB, E\rangle`). The residual term makes :math:`\hat H` indefinite away from a minimum.
     """
-    Hff, Hgg, Hfg = gauss_newton_blocks(F, G, batch)
-    d_y, k = F.shape
-    E = F @ (G @ batch.Sigma_x) - batch.Sigma_yx
-    C = np.einsum("il,jm->jilm", E, np.eye(k)).reshape(k * d_y, G.shape[1] * k)
-    off = Hfg + C
-    return np.block([[Hff, off], [off.T, Hgg]])
+    return _exact_hessian(*_check_fgb("exact_hessian", F, G, batch))
 
 
 def _gn_mean_diag(F: np.ndarray, Sz: np.ndarray, Sigma_x: np.ndarray) -> float:
@@ -681,7 +799,7 @@ class SecondOrder:
     name: str = "ngd"
 
     def __post_init__(self):
-        f = f"optimizer {self.name!r}"
+        f = _label(self)
         _positive_lr(f, self.lr)
         V.scalar(f, "damping", self.damping, low=0.0)
         V.choice(f, "curvature", self.curvature, ("gauss_newton", "hessian"))
@@ -694,8 +812,8 @@ class SecondOrder:
         r"""The step direction :math:`(\hat H + \delta I)^{-1}\nabla\hat L`, as (dF, dG)."""
         d_y, k = F.shape
         d_x = G.shape[1]
-        gG = grad_G(F, G, batch)
-        gF, Sz, _ = grad_F(F, G, batch)
+        gG = _grad_G(F, G, batch)
+        gF, Sz, _ = _grad_F(F, G, batch)
         delta = self.damping * _gn_mean_diag(F, Sz, batch.Sigma_x)
         if self.solver == "structured" and delta > 0:
             gn = _DampedGaussNewton(F, G, batch.Sigma_x, Sz, delta)
@@ -703,10 +821,10 @@ class SecondOrder:
                 return gn.solve(gF, gG)
             return self._woodbury(gn, F, G, batch, gF, gG)
         if self.curvature == "gauss_newton":
-            Hff, Hgg, Hfg = gauss_newton_blocks(F, G, batch)
+            Hff, Hgg, Hfg = _gauss_newton_blocks(F, G, batch)
             H = np.block([[Hff, Hfg], [Hfg.T, Hgg]])
         else:
-            H = exact_hessian(F, G, batch)
+            H = _exact_hessian(F, G, batch)
         g = np.concatenate([_vec(gF), _vec(gG)])
         if delta > 0:
             H[np.diag_indices_from(H)] += delta
@@ -755,21 +873,12 @@ class SecondOrder:
         return F - self.lr * dF, G - self.lr * dG, state
 
 
-def _second_order(name: str, curvature: str, **defaults) -> Callable[..., SecondOrder]:
-    def factory(**options) -> SecondOrder:
-        if "curvature" in options:
-            raise V.fail(f"optimizer {name!r}", "curvature", f"left out (it is {curvature!r} for {name!r})",
-                         repr(options["curvature"]))
-        return SecondOrder(**{"name": name, **defaults, **options, "curvature": curvature})
-
-    factory.__doc__ = f"Factory for {name!r}: SecondOrder with curvature={curvature!r}."
-    return factory
+def _second_order(name: str, curvature: str) -> Callable[..., SecondOrder]:
+    return _dataclass_factory(SecondOrder, name, curvature=curvature)
 
 
 # --------------------------------------------------------------------------- several step sizes at once
-def grads_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(grad_F, grad_G, Sigma_z) of a stack of runs, F (L, d_y, k), G (L, k, d_x): :func:`grad_F`,
-    :func:`grad_G` with the same operations, batched."""
+def _grads_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     GS = G @ batch.Sigma_x
     Sz = GS @ _T(G)
     Sz = 0.5 * (Sz + _T(Sz))
@@ -778,11 +887,21 @@ def grads_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarra
     return gF, gG, Sz
 
 
-def batch_loss_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
-    """(L,) batch losses of a stack of runs (:func:`batch_loss`, batched)."""
+def grads_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(grad_F, grad_G, Sigma_z) of a stack of runs, F (L, d_y, k), G (L, k, d_x): :func:`grad_F`,
+    :func:`grad_G` with the same operations, batched."""
+    return _grads_stacked(*_check_fgb("grads_stacked", F, G, batch, stacked=True))
+
+
+def _batch_loss_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
     W = F @ G
     return (0.5 * batch.trace_yy - np.einsum("lij,ij->l", W, batch.Sigma_yx)
             + 0.5 * np.einsum("lij,lij->l", W @ batch.Sigma_x, W))
+
+
+def batch_loss_stacked(F: np.ndarray, G: np.ndarray, batch: Batch) -> np.ndarray:
+    """(L,) batch losses of a stack of runs (:func:`batch_loss`, batched)."""
+    return _batch_loss_stacked(*_check_fgb("batch_loss_stacked", F, G, batch, stacked=True))
 
 
 def _take(state: Any, idx) -> Any:
@@ -828,23 +947,23 @@ class Stacked:
     def batch_loss(self, F, G, batch, state) -> np.ndarray:
         if hasattr(self.opt, "batch_loss"):
             return np.asarray(self.opt.batch_loss(F, G, batch, state), dtype=float)
-        return batch_loss_stacked(F, G, batch)
+        return _batch_loss_stacked(F, G, batch)
 
     def step(self, F, G, batch, state):
         opt, lr = self.opt, self.lrs
         lr3 = lr[:, None, None]
         if isinstance(opt, SGD):
-            gF, gG, _ = grads_stacked(F, G, batch)
+            gF, gG, _ = _grads_stacked(F, G, batch)
             return F - lr3 * gF, G - lr3 * gG, state
         if isinstance(opt, Adam):
-            gF, gG, _ = grads_stacked(F, G, batch)
+            gF, gG, _ = _grads_stacked(F, G, batch)
             return opt.update(F, G, gF, gG, state, lr3)
         if isinstance(opt, AMGDBatchNorm):
             return opt.update(F, G, batch, state, lr)
         if isinstance(opt, LayerwisePreconditioned):
             return self._layerwise(F, G, batch, state)
         if isinstance(opt, SecondOrder):
-            gF, gG, Sz = grads_stacked(F, G, batch)
+            gF, gG, Sz = _grads_stacked(F, G, batch)
             d_y, k = F.shape[1:]
             d_x = G.shape[2]
             mean_diag = (d_y * np.trace(Sz, axis1=1, axis2=2) + np.trace(batch.Sigma_x) * np.einsum("lij,lij->l", F, F)
@@ -857,7 +976,7 @@ class Stacked:
         # eq. (5) as LayerwisePreconditioned.step, batched; Sigma_x + lam_G I is factored once
         opt, lr3 = self.opt, self.lrs[:, None, None]
         L, k, d = G.shape
-        _, D, _ = grads_stacked(F, G, batch)
+        _, D, _ = _grads_stacked(F, G, batch)
         if opt.left == "FtF":
             D = np.linalg.solve(_T(F) @ F, D)
         if opt.right == "Sigma_x":
@@ -868,7 +987,7 @@ class Stacked:
         elif opt.lam_G:
             D = D / (1.0 + opt.lam_G)
         G_new = G - lr3 * D
-        gF, _, Sz = grads_stacked(F, G_new, batch)
+        gF, _, Sz = _grads_stacked(F, G_new, batch)
         if opt.head_right == "Sigma_z":
             gF = _T(np.linalg.solve(Sz, _T(gF)))
         eta_F = lr3 if opt.eta_F is None else opt.eta_F
@@ -907,6 +1026,11 @@ def stacked(opts: "list[Any] | tuple[Any, ...]") -> Stacked | None:
     options apart from ``lr``."""
     from dataclasses import fields, is_dataclass
 
+    V.check(isinstance(opts, (list, tuple)) and len(opts) > 0, "stacked", "opts",
+            "a non-empty list of optimizers (objects with init(F, G) and step(F, G, batch, state))", V.describe(opts))
+    for o in opts:
+        V.check(_is_built(o), "stacked", "opts", "a non-empty list of optimizers (objects with init(F, G) and "
+                "step(F, G, batch, state))", f"an element {V.describe(o)}")
     first = opts[0]
     if type(first) not in (SGD, LayerwisePreconditioned, Adam, AMGDBatchNorm, SecondOrder) or not is_dataclass(first):
         return None
@@ -920,8 +1044,8 @@ def stacked(opts: "list[Any] | tuple[Any, ...]") -> Stacked | None:
     return Stacked(first, np.array([o.lr for o in opts], dtype=float))
 
 
-register("adam", lambda **o: Adam(**o))
-register("amgd_bn", lambda **o: AMGDBatchNorm(**o))
+register("adam", _dataclass_factory(Adam, "adam"))
+register("amgd_bn", _dataclass_factory(AMGDBatchNorm, "amgd_bn"))
 register("ngd", _second_order("ngd", "gauss_newton"))
 register("newton", _second_order("newton", "hessian"))
 

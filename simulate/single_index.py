@@ -58,7 +58,7 @@ from scipy import linalg as _la
 from scipy import special as _sp
 
 from simulate import _validate as V
-from simulate.matrix_optimizers import newton_schulz, polar_factor
+from simulate.matrix_optimizers import MAX_NS_STEPS, _newton_schulz, _polar_factor
 from simulate.trials import spawn_seeds
 
 __all__ = [
@@ -246,6 +246,8 @@ def concatenate(parts):
     """The trials of several :class:`OneStepResult` (or :class:`StepMSEResult`) of one setting, in order:
     a run cut into blocks of trials put back together (per-trial arrays stacked along the trial axis,
     seeds concatenated, setting fields from the first part)."""
+    if not isinstance(parts, (list, tuple)):
+        raise V.fail("concatenate", "parts", "a non-empty list of results of one class", V.describe(parts))
     parts = list(parts)
     if not parts or len({type(p) for p in parts}) != 1 or not dataclasses.is_dataclass(parts[0]):
         raise V.fail("concatenate", "parts", "a non-empty list of results of one class",
@@ -271,28 +273,19 @@ def _int(func: str, name: str, x, low: int = 1) -> int:
 
 
 def _problem(func: str, Sigma, beta_star) -> tuple[np.ndarray, np.ndarray]:
-    """(eigenvalues t, beta* in Sigma's eigenbasis)."""
-    S = np.asarray(Sigma, dtype=float) if not isinstance(Sigma, np.ndarray) else Sigma
+    """(eigenvalues t, beta* in Sigma's eigenbasis). Sigma: a (d, d) symmetric positive-definite matrix
+    (relative eigenvalue threshold of :mod:`simulate._validate`) or (d,) positive eigenvalues."""
+    S = V.array(func, "Sigma", Sigma, ndim=(1, 2), nonempty=True,
+                what="real numbers (a (d, d) symmetric positive-definite matrix or (d,) positive eigenvalues)")
     if S.ndim == 1:
-        t = V.array(func, "Sigma", S, ndim=1)
-        if t.size < 1 or np.any(t <= 0):
-            raise V.fail(func, "Sigma", "a (d, d) symmetric positive-definite matrix or a 1-D array of positive eigenvalues",
-                         "non-positive eigenvalues" if t.size else "an empty array")
-        beta = V.array(func, "beta_star", beta_star, ndim=1)
-        if beta.shape != t.shape:
-            raise V.fail(func, "beta_star", f"a 1-D array of length d = {t.size}", f"length {beta.size}")
-        bt = beta.copy()
+        t = V.spectrum(func, "Sigma", S)
+        V.memory(func, {"d": t.size}, 8.0 * 8 * t.size, "the problem's arrays, 64 d bytes,")
+        bt = V.vector(func, "beta_star", beta_star, size=t.size, nonzero=True).copy()
     else:
         S = V.spd(func, "Sigma", S)
-        beta = V.array(func, "beta_star", beta_star, ndim=1)
-        if beta.shape != (S.shape[0],):
-            raise V.fail(func, "beta_star", f"a 1-D array of length d = {S.shape[0]}", f"length {beta.size}")
+        bt_in = V.vector(func, "beta_star", beta_star, size=S.shape[0], nonzero=True)
         t, O = np.linalg.eigh(S)
-        if t[0] <= 0:
-            raise V.fail(func, "Sigma", "positive-definite", f"smallest eigenvalue {t[0]:.3e}")
-        bt = O.T @ beta
-    if not np.any(beta != 0):
-        raise V.fail(func, "beta_star", "nonzero", "the zero vector")
+        bt = O.T @ bt_in
     return t, bt
 
 
@@ -302,8 +295,21 @@ def _teacher(func: str, teacher) -> tuple[Callable, str]:
             raise V.fail(func, "teacher", f"one of {tuple(TEACHERS)} or a callable", repr(teacher))
         return TEACHERS[teacher], teacher
     if callable(teacher):
-        return teacher, getattr(teacher, "__name__", repr(teacher))
-    raise V.fail(func, "teacher", f"one of {tuple(TEACHERS)} or a callable", type(teacher).__name__)
+        return _CheckedTeacher(teacher, func), getattr(teacher, "__name__", type(teacher).__name__)
+    raise V.fail(func, "teacher", f"one of {tuple(TEACHERS)} or a callable", V.describe(teacher))
+
+
+@dataclass(frozen=True)
+class _CheckedTeacher:
+    """A user teacher whose every call is checked (:func:`simulate._validate.call_values`: an exception,
+    a non-real, non-finite or misshapen value is a ValueError naming ``teacher``); picklable when ``fn`` is."""
+
+    fn: Callable
+    func: str
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=float)
+        return V.call_values(self.func, "teacher", self.fn, z, label=getattr(self.fn, "__name__", None))
 
 
 def _student(func: str, student) -> tuple[Callable, str]:
@@ -312,8 +318,11 @@ def _student(func: str, student) -> tuple[Callable, str]:
             raise V.fail(func, "student", f"one of {tuple(STUDENTS)} or a (sigma, sigma_prime) pair", repr(student))
         return STUDENTS[student], student
     if isinstance(student, tuple) and len(student) == 2 and all(callable(f) for f in student):
-        return _PairStudent(*student), getattr(student[0], "__name__", "custom")
-    raise V.fail(func, "student", f"one of {tuple(STUDENTS)} or a (sigma, sigma_prime) pair", repr(student))
+        pair = _PairStudent(*student, func=func)
+        pair(np.linspace(-3.0, 3.0, 12).reshape(3, 4))  # raises a ValueError naming 'student' if it misbehaves
+        return pair, getattr(student[0], "__name__", "custom")
+    raise V.fail(func, "student", f"one of {tuple(STUDENTS)} or a (sigma, sigma_prime) pair of callables",
+                 V.describe(student))
 
 
 @lru_cache(maxsize=1)
@@ -328,17 +337,19 @@ class _PairStudent:
 
     f: Callable
     df: Callable
+    func: str = "one_step"
 
     def __call__(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.f(h), dtype=float), np.array(self.df(h), dtype=float)
+        exp = "a (sigma, sigma_prime) pair of callables mapping an array to finite real values of its shape"
+        act = V.call_values(self.func, "student", self.f, h, expected=exp, broadcast=False)
+        dact = V.call_values(self.func, "student", self.df, h, expected=exp, broadcast=False)
+        return act, np.array(dact, dtype=float)
 
 
 def _check_signal(func: str, fn: Callable, s: float) -> None:
     """Raise if the teacher's first Hermite coefficient vanishes (information exponent > 1)."""
     x, w = _gh200()
-    f = np.asarray(fn(s * x), dtype=float)
-    if f.shape != x.shape or not np.all(np.isfinite(f)):
-        raise V.fail(func, "teacher", "a callable mapping an array of floats to finite floats", "other output")
+    f = fn(s * x) if isinstance(fn, _CheckedTeacher) else V.call_values(func, "teacher", fn, s * x)
     rms = math.sqrt(max(float(w @ (f * f)), 0.0))
     c_s = abs(float(w @ (x * f)))  # = |c| s
     if not c_s > 1e-8 * rms:
@@ -349,11 +360,8 @@ def _check_signal(func: str, fn: Callable, s: float) -> None:
 
 
 def _lams(func: str, lam_G) -> np.ndarray:
-    lam = V.array(func, "lam_G", lam_G, ndim=(0, 1))
-    lam = np.atleast_1d(lam).astype(float)
-    if np.any(lam < 0):
-        raise V.fail(func, "lam_G", ">= 0", f"minimum {lam.min():.3e}")
-    return lam
+    lam = V.array(func, "lam_G", lam_G, ndim=(0, 1), nonempty=True, low=0.0, what="ridges (real numbers >= 0)")
+    return np.atleast_1d(lam).astype(float)
 
 
 def _powers(func: str, powers) -> np.ndarray:
@@ -376,6 +384,12 @@ def _seed(func: str, seed):
                      expected="a non-negative integer, a numpy.random.SeedSequence or a list of them (one per trial)")
 
 
+def _blas(func: str, blas_threads) -> int | None:
+    if blas_threads is None:
+        return None
+    return V.integer(func, "blas_threads", blas_threads, low=1, expected="an integer >= 1 or None")
+
+
 def _trial_seeds(func: str, seed, trials: int) -> list:
     """One SeedSequence per trial: the children of ``seed``, or ``seed`` itself when it is that list."""
     if isinstance(seed, list):
@@ -383,6 +397,22 @@ def _trial_seeds(func: str, seed, trials: int) -> list:
             raise V.fail(func, "seed", f"a list of trials = {trials} SeedSequences", f"{len(seed)} of them")
         return seed
     return spawn_seeds(seed, trials)
+
+
+def _sizes(func: str, *, d: int, n: int, N: int, trials: int, L: int, P: int = 0, max_steps: int = 60,
+           n_head: int = 0, n_test: int = 0) -> None:
+    """Refuse sizes whose arrays cannot be held at once: one trial's working set (``X`` (n, d), the
+    pre-activations (n, N) and their derivatives, ``G0`` and the update (N, d), the eigenvectors of the
+    sample covariance, the Lanczos basis) and the results of all trials (:data:`simulate.trials.SEED_BYTES`
+    per trial for its seed and ~2 KiB for its record, plus the per-trial arrays)."""
+    r = min(n, d)
+    work = 8.0 * (3 * n * d + 4 * n * N + 3 * N * d + d * d + n * r + (min(max_steps, N) + 2) * r * (L + 1)
+                  + (n_head + n_test) * (d + 2 * N))
+    sizes = {"n": n, "N": N, **({"n_head": n_head, "n_test": n_test} if n_head else {})}
+    V.memory(func, sizes, work, f"one trial's arrays, 8 (3 n d + 4 n N + 3 N d + d^2 + ...) bytes with d = {d},")
+    V.memory(func, {"trials": trials}, trials * (3072.0 + 8.0 * (24 + 12 * L + 6 * L * max(P, 0))),
+             f"the trials' seeds and results, about (3072 + 8 (24 + 12 L + 6 L P)) trials bytes with L = {L}"
+             f"{f', P = {P}' if P else ''},")
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +432,27 @@ def top_singular_pairs(apply: Callable[[np.ndarray], np.ndarray], start: np.ndar
     All columns advance together (one block product per step); the small tridiagonal eigenproblems
     are solved only for the columns not yet converged.
     """
-    start = np.asarray(start, dtype=float)
+    f = "top_singular_pairs"
+    if not callable(apply):
+        raise V.fail(f, "apply", "a callable mapping an (r, m) block to an (r, m) block", V.describe(apply))
+    start = V.matrix(f, "start", start)
+    nrm = np.linalg.norm(start, axis=0)
+    if np.any(nrm == 0):
+        raise V.fail(f, "start", "a matrix with nonzero columns", f"column {int(np.argmin(nrm))} zero")
+    tol = V.scalar(f, "tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
+    max_steps = V.integer(f, "max_steps", max_steps, low=1)
+    V.memory(f, {"max_steps": max_steps}, 8.0 * (min(max_steps, start.shape[0]) + 1) * start.size,
+             "the Lanczos basis, 8 (min(max_steps, r) + 1) r m bytes,")
+
+    def checked(Qb: np.ndarray) -> np.ndarray:
+        return np.array(V.call_values(f, "apply", apply, Qb, broadcast=False,
+                                      expected="a callable mapping an (r, m) block to a finite real (r, m) block"))
+
+    return _top_singular_pairs(checked, start, tol=tol, max_steps=max_steps)
+
+
+def _top_singular_pairs(apply: Callable[[np.ndarray], np.ndarray], start: np.ndarray, *,
+                        tol: float = 1e-10, max_steps: int = 60) -> tuple[np.ndarray, np.ndarray, int]:
     r, m = start.shape
     max_steps = max(1, min(int(max_steps), r))
     Q = np.zeros((max_steps + 1, r, m))
@@ -518,15 +568,12 @@ def orthogonalised_direction(update, *, steps: int = 5, exact_polar: bool = Fals
     U = V.matrix(func, "update", update)
     if not np.any(U != 0):
         raise V.fail(func, "update", "a nonzero matrix", "the zero matrix")
-    steps = V.integer(func, "steps", steps, low=1)
-    if not isinstance(exact_polar, (bool, np.bool_)):
-        raise V.fail(func, "exact_polar", "a bool (True or False)", repr(exact_polar))
+    steps = V.integer(func, "steps", steps, low=1, high=MAX_NS_STEPS)
+    exact_polar = V.flag(func, "exact_polar", exact_polar)
     ref = None
     if reference is not None:
-        ref = V.array(func, "reference", reference, ndim=1)
-        if ref.shape != (U.shape[1],):
-            raise V.fail(func, "reference", f"a 1-D array of length d = {U.shape[1]}", f"length {ref.size}")
-    O = polar_factor(U) if exact_polar else newton_schulz(U, steps)
+        ref = V.vector(func, "reference", reference, size=U.shape[1], nonzero=True)
+    O = _polar_factor(U) if exact_polar else _newton_schulz(U, steps)
     _, s_raw, Vt_raw = np.linalg.svd(U, full_matrices=False)
     _, s_orth, Vt_orth = np.linalg.svd(O, full_matrices=False)
     u, w = Vt_raw[0].copy(), Vt_orth[0].copy()
@@ -555,13 +602,15 @@ def _run(work: Callable, seeds: list, *, blas_threads: int | None) -> list:
         return [work(s) for s in seeds]
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=_int("one_step", "blas_threads", blas_threads)):
+    with threadpool_limits(limits=int(blas_threads)):
         return [work(s) for s in seeds]
 
 
 def trial_generator(seed_seq: np.random.SeedSequence) -> np.random.Generator:
     """The generator of one trial: SFC64 seeded by the trial's ``SeedSequence`` child (its normals are
-    ~20% cheaper than PCG64's, and drawing X is the largest cost outside BLAS/LAPACK)."""
+    ~20% cheaper than PCG64's, and drawing X is the largest cost outside BLAS/LAPACK).
+    seed_seq: a ``numpy.random.SeedSequence`` (not ``None``: the trial must be reproducible)."""
+    V.instance("trial_generator", "seed_seq", seed_seq, np.random.SeedSequence, "a numpy.random.SeedSequence")
     return np.random.Generator(np.random.SFC64(seed_seq))
 
 
@@ -685,7 +734,7 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
         def apply(Qb: np.ndarray) -> np.ndarray:
             return Dall * (K.T @ (K @ (Dall * Qb)))
 
-        theta, U, steps = top_singular_pairs(apply, start, tol=lanczos_tol, max_steps=max_steps)
+        theta, U, steps = _top_singular_pairs(apply, start, tol=lanczos_tol, max_steps=max_steps)
         cos_net = (bw @ U) / beta_norm
         size = np.sqrt(np.maximum(theta, 0.0)) / out["F0_norm"]
         out["sgd_network"], out["kfac_network"] = float(cos_net[0]), cos_net[1:]
@@ -738,11 +787,15 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     trials = _int(func, "trials", trials)
     seed = _seed(func, seed)
     sfn, sname = _student(func, student)
+    network = V.flag(func, "network", network)
+    population = V.flag(func, "population", population)
     V.choice(func, "method", method, ("auto", "eigh", "solve"))
-    lanczos_tol = V.scalar(func, "lanczos_tol", lanczos_tol, low=0.0, low_open=True)
+    blas_threads = _blas(func, blas_threads)
+    lanczos_tol = V.scalar(func, "lanczos_tol", lanczos_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+    max_steps = V.integer(func, "max_steps", max_steps, low=1)
     pw = _powers(func, powers)
-    if not isinstance(muon, (bool, np.bool_)):
-        raise V.fail(func, "muon", "a bool (True or False)", repr(muon))
+    muon = V.flag(func, "muon", muon)
+    _sizes(func, d=d, n=n, N=N, trials=trials, L=lam.size, P=pw.size, max_steps=max_steps)
     _check_signal(func, fn, math.sqrt(float((t * bt) @ bt)))
     solve_ok = (not network) and n >= d and bool(np.all(lam > 0))
     if method == "solve" and not solve_ok:
@@ -834,7 +887,7 @@ def _test_trial(seed_seq, *, t, bt, n, n_head, n_test, N, lam, lam_F, spike_norm
     K = Delta @ W
     Dall = np.concatenate([np.ones((om.size, 1)), 1.0 / (om[:, None] + lam[None, :])], axis=1)
     a = W.T @ (X.T @ y) / n
-    theta, _, _ = top_singular_pairs(lambda Qb: Dall * (K.T @ (K @ (Dall * Qb))), a[:, None] * Dall)
+    theta, _, _ = _top_singular_pairs(lambda Qb: Dall * (K.T @ (K @ (Dall * Qb))), a[:, None] * Dall)
     s1 = np.sqrt(theta)
     out = {"none": _ridge_head_mse(G0, X2, y2, X3, y3, student, lam_F)}
     steps = [(K * Dall[:, j][None, :]) @ W.T * (spike_norm / s1[j]) for j in range(Dall.shape[1])]
@@ -864,6 +917,8 @@ def one_step_test_error(Sigma, beta_star, *, n, n_head, n_test, N, lam_G, lam_F,
     trials = _int(func, "trials", trials)
     seed = _seed(func, seed)
     sfn, _ = _student(func, student)
+    blas_threads = _blas(func, blas_threads)
+    _sizes(func, d=t.size, n=n, N=N, trials=trials, L=lam.size, n_head=n_head, n_test=n_test)
     _check_signal(func, fn, math.sqrt(float((t * bt) @ bt)))
     work = partial(_test_trial, t=t, bt=bt, n=n, n_head=n_head, n_test=n_test, N=N, lam=lam, lam_F=lam_F,
                    spike_norm=spike_norm, teacher=fn, student=sfn, noise_std=noise_std)

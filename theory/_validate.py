@@ -118,7 +118,7 @@ def array(func: str, name: str, x, *, ndim: int | Iterable[int] | None = None, n
         raise fail(func, name, f"{shape_txt}{what}", describe(a) if isinstance(x, np.ndarray) else
                    f"{describe(x)} ({a.ndim}-D)")
     if nonempty and a.size == 0:
-        raise fail(func, name, f"a non-empty {shape_txt or 'array of '}{what}", "an empty array")
+        raise fail(func, name, f"a non-empty {shape_txt[2:] or 'array of '}{what}", "an empty array")
     if not np.all(np.isfinite(a)):
         bad = float(a[~np.isfinite(a)].ravel()[0])
         cnt = int(np.count_nonzero(~np.isfinite(a)))

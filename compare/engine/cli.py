@@ -4,6 +4,8 @@
 - ``check [IDS...]``: runs claims and prints a table.
 - ``report [IDS...] [--out DIR] [--figures NAMES]``: writes ``DIR/index.html`` (default ``report/``),
   every figure as PNG and SVG, and ``results.json``.
+- ``maps [IDS...] [--knob NAME=V1,V2,...]``: where each statement comparing methods holds over the
+  reconstructed settings (:mod:`compare.engine.maps`; ``report --maps`` adds the same section).
 - ``seeds [IDS...] --count K``: runs the claims for master seeds 0..K-1 and prints, per claim, how many
   seeds gave each verdict next to the number of false failures its alpha predicts.
 
@@ -347,12 +349,24 @@ def cmd_report(args) -> int:
     wanted = [sec for flag, sec in REPORT_SECTIONS.items() if getattr(args, flag.replace("-", "_"), False)]
     own = [n for sec in wanted for n in sec.figures if n not in fig_names]
     jobs = build_jobs(args, ids, fig_names + own, [args.seed])
+    maps_run = None
+    if args.maps:  # the section "Where the paper's statements hold" (compare.engine.maps)
+        from compare.engine import maps as M
+
+        try:
+            knobs = M.parse_knobs(args.knob)
+        except M.MapError as e:
+            raise UsageError(str(e)) from None
+        maps_run = M.from_args(args, [i for i in ids if M.mappable(claims()[i])], knobs=knobs)
 
     def done(job, res, from_cache):
         what = res.get("verdict", "error" if res.get("error") else "made")
         _say(f"{job.name}: {what} ({res['seconds']:.1f} s{', cached' if from_cache else ''})", args)
 
-    res, cache = _execute(args, jobs, plugin_specs, desc="report", on_result=done)
+    extra = [j for j in maps_run.all_jobs() if j not in set(jobs)] if maps_run else []
+    mine = set(jobs)
+    res, cache = _execute(args, jobs + extra, plugin_specs, desc="report",
+                          on_result=lambda j, r, c: done(j, r, c) if j in mine else None)
     records = [res.results[j] for j in jobs if j.kind == "claim"]
     cl, specs = claims(), figures()
     figs = []
@@ -375,6 +389,8 @@ def cmd_report(args) -> int:
     sections = [x for sec in wanted for x in sec.build(args, {j.name: res.results[j] for j in jobs if j.kind == "figure"},
                                                        [j for j in jobs if j.name in sec.figures], cache, plugin_specs)]
     try:
+        if maps_run:
+            sections.append(M.section(M.collect(maps_run, res.results), maps_run.settings))
         index = rp.write_report(records, figs, out_dir=out, prov=prov,
                                 from_cache={j.name for j in res.from_cache}, sections=sections)
     except OSError as e:
@@ -450,7 +466,7 @@ def cmd_seeds(args) -> int:
 
 # --------------------------------------------------------------------------- further commands
 #: modules whose import registers further commands with :func:`command` (imported when the parser is built).
-COMMAND_MODULES: tuple[str, ...] = ("compare.scorecard.command",)
+COMMAND_MODULES: tuple[str, ...] = ("compare.engine.maps", "compare.scorecard.command")
 _EXTRA: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]] = {}
 
 
@@ -522,6 +538,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     r.add_argument("--out", default="report", metavar="DIR")
     r.add_argument("--figures", default=None, metavar="NAMES",
                    help="comma-separated figure names, 'all' or 'none' (default: all, or those backing IDS)")
+    r.add_argument("--maps", action="store_true",
+                   help="add the section 'Where the paper's statements hold' (the maps of the selected claims that "
+                        "compare methods; see the maps command)")
+    r.add_argument("--knob", action="append", default=[], metavar="NAME[=V1,V2,...]",
+                   help="with --maps: map only the named knobs, with these values (as in maps)")
     for flag, sec in _command_modules().items():
         r.add_argument(f"--{flag}", action="store_true", help=sec.help)
     sd = sub.add_parser("seeds", parents=[common, run_opts],

@@ -303,7 +303,9 @@ def c17_etas(sw: ex.SweepResult) -> list[int]:
 
 def c17_outcome(sw: ex.SweepResult) -> Outcome:
     """C17 on Figure 5's sweep: for every KFAC eta of :func:`c17_etas`, KFAC's final distance is below the
-    best (smallest mean log10 distance) a first-order method reaches on the grid."""
+    best (smallest mean log10 distance) a first-order method reaches on the grid. Each row also records
+    ``KFAC_level``, the geometric mean over trials of R-LR-3's level at that eta (the floor KFAC's distance
+    sits on; the map of C17 draws it, :mod:`compare.linrep.maps`)."""
     etas = c17_etas(sw)
     kf = _sweep_final(sw, "KFAC")
     m = len(etas) * len(FIRST_ORDER)
@@ -316,7 +318,8 @@ def c17_outcome(sw: ex.SweepResult) -> Outcome:
                                   method_lr=float(sw.lrs[best]), KFAC_eta=float(sw.lrs[i]),
                                   statement=f"KFAC at eta = {sw.lrs[i]:.3g} below {meth}'s best "
                                             f"(lr {sw.lrs[best]:.3g}): log10({meth} / KFAC) > 0",
-                                  method_gmean=_gmean(dm[:, best]), KFAC_gmean=_gmean(kf[:, i])))
+                                  method_gmean=_gmean(dm[:, best]), KFAC_gmean=_gmean(kf[:, i]),
+                                  KFAC_level=_gmean(sw.kfac_level[:, i])))
     T = sw.settings.steps
     return Outcome.ordering(rows, alpha=ALPHA, source=_source(
         m, f"log10(best first-order distance / KFAC distance) > 0 for every KFAC eta in (0, 1] with eta T >= 10 "

@@ -29,7 +29,7 @@ _SGD = "#1f77b4"
 _KFAC = "#d62728"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Curve:
     """One panel: simulated points at ``x`` and theory on ``x_dense``.
 
@@ -55,7 +55,7 @@ class Curve:
     theory_kfac_points: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Figure3Data:
     """Everything Figure 3 shows. left / right / psi: :class:`Curve` panels (vs lam_G, eps, psi).
 

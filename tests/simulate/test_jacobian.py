@@ -88,11 +88,11 @@ def test_roundoff_level_is_measured(problem):
 
 
 def test_bad_arguments(problem):
-    with pytest.raises(ValueError, match=r"step_jacobian: argument 'h' must be in \(0.0, 0.1\]"):
+    with pytest.raises(ValueError, match=r"step_jacobian: argument 'h' must be in \(0, 0.1\]"):
         sj.step_jacobian(problem, "amgd", lr=0.1, h=0.0)
     with pytest.raises(ValueError, match=r"step_jacobian: argument 'lr' must be"):
         sj.step_jacobian(problem, "amgd", lr=-1.0)
-    with pytest.raises(ValueError, match=r"tangent_step: argument 'Z' must be of shape \(2, 10\)"):
+    with pytest.raises(ValueError, match=r"tangent_step: argument 'Z' must be a matrix of shape \(2, 10\)"):
         sj.tangent_step(problem, "amgd", np.zeros((3, 3)), lr=0.1)
     with pytest.raises(ValueError, match=r"step_jacobian: argument 'problem' must be a simulate.data.LinRepProblem"):
         sj.step_jacobian("nope", "amgd", lr=0.1)

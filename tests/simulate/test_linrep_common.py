@@ -98,7 +98,7 @@ def test_divergence_is_recorded_and_the_others_continue(small_problem):
         (dict(specs=(S("a", "sgd", 0.1), S("a", "adam", 0.1))), "distinct labels"),
         (dict(specs=()), "'specs'"),
         (dict(specs=(("a", "sgd", -0.1),)), "'lr'"),
-        (dict(specs=(S("a", "nope", 0.1),)), "registered optimizer"),
+        (dict(specs=(("a", "nope", 0.1),)), "registered optimizer"),
         (dict(specs=(S("a", "sgd", 0.1),), record_every=0), "'record_every'"),
         (dict(specs=(S("a", "sgd", 0.1),), blowup=1.0), "'blowup'"),
         (dict(specs=(S("a", "sgd", 0.1),), steps=-1), "'steps'"),

@@ -240,7 +240,7 @@ _KW = dict(n=6, N=2, lam_G=[0.1], teacher="tanh", noise_std=0.1, trials=1, seed=
     [
         ({"Sigma": np.array([[1.0, 0.3], [0.0, 1.0]]), "beta_star": [1.0, 1.0]}, "'Sigma' must be symmetric"),
         ({"Sigma": np.diag([1.0, -2.0]), "beta_star": [1.0, 1.0]}, "'Sigma' must be positive-definite"),
-        ({"Sigma": np.array([1.0, 0.0, 2.0])}, "'Sigma' must be a \\(d, d\\) symmetric positive-definite"),
+        ({"Sigma": np.array([1.0, 0.0, 2.0])}, "'Sigma' must be positive \\(a positive-definite spectrum\\)"),
         ({"beta_star": [1.0, 2.0]}, "'beta_star' must be a 1-D array of length d = 3"),
         ({"beta_star": np.zeros(3)}, "'beta_star' must be nonzero"),
         ({"beta_star": [1.0, np.inf, 0.0]}, "'beta_star' must be finite"),

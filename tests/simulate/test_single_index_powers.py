@@ -207,7 +207,7 @@ def test_one_step_bad_input(change, match):
     [
         (dict(update=np.zeros((3, 4))), r"^orthogonalised_direction: argument 'update' must be a nonzero matrix"),
         (dict(update=np.ones(4)), r"argument 'update' must be a 2-D array"),
-        (dict(update=np.ones((3, 4)), steps=0), r"argument 'steps' must be an integer >= 1"),
+        (dict(update=np.ones((3, 4)), steps=0), r"argument 'steps' must be an integer in \[1, 100\]"),
         (dict(update=np.ones((3, 4)), exact_polar="yes"), r"argument 'exact_polar' must be a bool"),
         (dict(update=np.ones((3, 4)), reference=np.ones(3)), r"argument 'reference' must be a 1-D array of length"),
     ],

@@ -34,7 +34,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import assert_close
-from tests.theory.conftest import DETERMINISTIC
+from tests.theory.conftest import DETERMINISTIC, examples
 from theory import linrep as tl
 from theory import rmt
 from theory import single_index as si
@@ -82,7 +82,7 @@ def sizes(p: int, low: float = 0.3) -> st.SearchStrategy:
 # kappa
 # --------------------------------------------------------------------------------------------
 
-@settings(DETERMINISTIC, max_examples=150)
+@settings(DETERMINISTIC, max_examples=examples(150))
 @given(data=st.data())
 def test_kappa_extremes_agree_with_mpmath(data):
     t = data.draw(spectra(7))
@@ -108,7 +108,7 @@ def test_kappa_reported_extremes():
     assert float(sym.kappa_mp(t, n=100, lam=1e300)) == 1e300
 
 
-@settings(DETERMINISTIC, max_examples=40)
+@settings(DETERMINISTIC, max_examples=examples(40))
 @given(psi=st.sampled_from([0.01, 0.5, 1.0, 2.0, 1e6]), lam=ridges, d=st.integers(1, 8))
 def test_isotropic_closed_form_at_extremes(psi, lam, d):
     """kappa_isotropic (hypot form) = the general solver at Sigma = I, over the whole ridge range."""
@@ -118,7 +118,7 @@ def test_isotropic_closed_form_at_extremes(psi, lam, d):
     assert_close(a, b, rtol=KAPPA_RTOL(1) + 8 * EPS, atol=0.0, what=f"kappa_isotropic(psi={psi}, lam={lam:.2e})")
 
 
-@settings(DETERMINISTIC, max_examples=40)
+@settings(DETERMINISTIC, max_examples=examples(40))
 @given(t=spectra(), z=st.floats(-300.0, 300.0).map(lambda e: -(10.0 ** e)))
 def test_companion_stieltjes_real_extremes(t, z):
     m = rmt.companion_stieltjes(t, n=2.0 * t.size, z=z)
@@ -130,7 +130,7 @@ def test_companion_stieltjes_real_extremes(t, z):
 # alignments
 # --------------------------------------------------------------------------------------------
 
-@settings(DETERMINISTIC, max_examples=60)
+@settings(DETERMINISTIC, max_examples=examples(60))
 @given(data=st.data())
 def test_kfac_alignment_extremes_agree_with_mpmath(data):
     t = data.draw(spectra(6))
@@ -154,7 +154,7 @@ def test_kfac_alignment_extremes_agree_with_mpmath(data):
 TEACHERS6 = ("tanh", "relu", "erf", "linear", "sigmoid", "softplus")
 
 
-@settings(DETERMINISTIC, max_examples=30)
+@settings(DETERMINISTIC, max_examples=examples(30))
 @given(t=spectra(), lam=st.floats(150.0, 300.0).map(lambda e: 10.0 ** e), teacher=st.sampled_from(TEACHERS6),
        psi=st.sampled_from([0.5, 1.0, 2.0, 50.0]))
 def test_huge_ridge_gives_the_sgd_alignment(t, lam, teacher, psi):
@@ -181,7 +181,7 @@ def test_reported_kfac_alignment_at_1e160():
     assert abs(b - 0.8031449096266844) < 1e-12
 
 
-@settings(DETERMINISTIC, max_examples=30)
+@settings(DETERMINISTIC, max_examples=examples(30))
 @given(t=spectra(), extra=st.sampled_from([1, 2, 10, 1000]), lam=st.floats(-300.0, -200.0).map(lambda e: 10.0 ** e))
 def test_small_ridge_gives_the_ridgeless_limit(t, extra, lam):
     """lam_G = 0 with psi > 1 is the ridgeless limit (documented); lam_G = 1e-200 is its continuation."""
@@ -202,7 +202,7 @@ def test_psi_one_ridgeless_is_the_documented_blow_up():
     assert sym.kfac_alignment_mp(t, np.ones(3), n=3, lam_G=0, teacher="linear", noise_std=0.3) == 0
 
 
-@settings(DETERMINISTIC, max_examples=40)
+@settings(DETERMINISTIC, max_examples=examples(40))
 @given(psi=st.sampled_from([0.01, 0.5, 1.0, 2.0, 1e6]), lam=ridges, c=st.sampled_from([-2.0, 0.3, 1.0, 1e-100]),
        sr2=st.sampled_from([0.0, 0.04, 1.0, 1e100]))
 def test_isotropic_alignment_is_finite_and_matches_the_general_formula(psi, lam, c, sr2):
@@ -227,7 +227,7 @@ def test_isotropic_sgd_alignment_extremes():
 # teachers: slowly decaying moments are integrated, divergent ones are rejected by name
 # --------------------------------------------------------------------------------------------
 
-@settings(DETERMINISTIC, max_examples=20)
+@settings(DETERMINISTIC, max_examples=examples(20))
 @given(a=st.floats(0.0, 0.2))
 def test_slowly_decaying_teacher_matches_the_closed_form(a):
     """sigma(z) = exp(a z^2) + z: c = 1, E[sigma^2] = (1 - 4a)^(-1/2) + 1, E[sigma] = (1 - 2a)^(-1/2)."""
@@ -238,7 +238,7 @@ def test_slowly_decaying_teacher_matches_the_closed_form(a):
     assert_close(tc.sigma_r2, 1.0 / math.sqrt(1.0 - 4.0 * a), rtol=1e-12, what=f"sigma_r^2 at a = {a}")
 
 
-@settings(DETERMINISTIC, max_examples=20)
+@settings(DETERMINISTIC, max_examples=examples(20))
 @given(a=st.floats(0.25, 50.0))
 def test_divergent_teacher_is_rejected_by_name(a):
     """E[exp(2 a z^2)] is infinite for a >= 1/4 (and E[exp(a z^2)] for a >= 1/2): a named ValueError."""
@@ -250,7 +250,7 @@ def test_divergent_teacher_is_rejected_by_name(a):
             si.student_coefficients(lambda z: np.exp(a * np.asarray(z) ** 2))
 
 
-@settings(DETERMINISTIC, max_examples=8)
+@settings(DETERMINISTIC, max_examples=examples(8))
 @given(a=st.floats(0.25, 4.0))
 def test_divergent_symbolic_teacher_is_rejected_by_name(a):
     z = sym.SYMBOLS.z
