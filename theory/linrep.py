@@ -490,7 +490,10 @@ def joint_modes(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.nd
     :math:`O(\delta)`, so the default :math:`10^{-3}` classifies the modes of a run's end point once its distance
     is well below :math:`10^{-3}`.
     """
-    f = "joint_modes"
+    return _joint_modes("joint_modes", F, G, Sigma_x, G_star, C_F=C_F, C_G=C_G, visible_tol=visible_tol, M=M)
+
+
+def _joint_modes(f: str, F, G, Sigma_x, G_star, *, C_F, C_G, visible_tol, M) -> JointModes:
     F = V.full_column_rank(f, "F", F)
     d_y, k = F.shape
     G = V.full_row_rank(f, "G", G)
@@ -529,5 +532,6 @@ def joint_local_rate(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: 
     r"""R-LR-4 [R]: local rate :math:`\max|1-\eta\mu_i|` of the subspace distance under simultaneous
     preconditioned steps on both layers, over the modes that move the subspace (:func:`joint_modes`).
     eta > 0; other arguments as :func:`joint_modes`."""
-    eta = V.scalar("joint_local_rate", "eta", eta, low=0.0, low_open=True)
-    return joint_modes(F, G, Sigma_x, G_star, C_F=C_F, C_G=C_G).rate(eta)
+    f = "joint_local_rate"
+    eta = V.scalar(f, "eta", eta, low=0.0, low_open=True)
+    return _joint_modes(f, F, G, Sigma_x, G_star, C_F=C_F, C_G=C_G, visible_tol=1e-3, M=None).rate(eta)
