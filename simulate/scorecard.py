@@ -241,7 +241,7 @@ def track(problem: LinRepProblem, opt: Any, *, steps: int, F0: np.ndarray, G0: n
     if transfer:
         try:
             tl = float(transfer_loss(G, problem))
-        except np.linalg.LinAlgError:  # a rank-deficient G carries no usable representation
-            pass
+        except (np.linalg.LinAlgError, ValueError):  # a G of numerically deficient rank (e.g. blowing up slowly,
+            pass                                     # entries far below BLOWUP) carries no usable representation
     return Track(distance=np.asarray(dist, dtype=float), status=status, at=at, message=message, F=F, G=G,
                  state=state, history=tuple(kept), transfer=tl)

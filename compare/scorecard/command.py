@@ -288,7 +288,11 @@ def cmd_scorecard(args) -> int:
         res = run(jobs, workers=args.jobs, scheduler=client, cache=cache, plugins=plugin_specs,
                   progress=cli._progress(args), desc="scorecard", on_result=done)
         fig_job = next(j for j in jobs if j.kind == "figure")
-        table = compute_table(fig_job.settings, seed=args.seed, cache=cache, plugin_specs=plugin_specs)
+        try:
+            table = compute_table(fig_job.settings, seed=args.seed, cache=cache, plugin_specs=plugin_specs)
+        except Exception as e:  # noqa: BLE001 - a defect of the scorecard itself: reported, exit 1
+            print(f"scorecard: error: the table could not be computed: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
     finally:
         if client is not None:
             client.close()

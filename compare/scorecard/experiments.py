@@ -61,16 +61,9 @@ def _pos_int(cls: str, obj: Any, *names: str) -> None:
 
 
 def check_optimizers(cls: str, names: Any) -> tuple[str, ...]:
-    """``names`` as a tuple of registered optimizer names (a ValueError naming the unknown ones)."""
-    if not isinstance(names, tuple) or not names or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"{cls}: argument 'optimizers' must be a non-empty tuple of registered optimizer names; "
-                         f"got {names!r}.")
-    unknown = [n for n in names if n not in so.REGISTRY]
-    if unknown:
-        raise ValueError(f"{cls}: argument 'optimizers' must name registered optimizers (one of "
-                         f"{', '.join(sorted(so.REGISTRY))}); got {', '.join(map(repr, unknown))}.")
-    if len(set(names)) != len(names):
-        raise ValueError(f"{cls}: argument 'optimizers' must not repeat a name; got {names!r}.")
+    """``names`` as a tuple of registered optimizer names (a ValueError naming the unknown ones; the check of
+    the linear-representation settings)."""
+    lx._check_optimizers(cls, names)
     return names
 
 

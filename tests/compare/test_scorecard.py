@@ -212,3 +212,19 @@ def test_misbehaving_plugin_optimizers_are_reported_and_the_rest_completes(tmp_p
     assert set(rows) == {*BAD, "sgd"}
     assert all(d["step"] == 3 for c in rows["nan_at_3"]["cells"] for d in c["diverged"])
     assert all(c["status"] == "ok" for c in rows["sgd"]["cells"]), rows["sgd"]["cells"]
+
+
+def test_a_slowly_blowing_up_run_reports_no_transfer_loss_instead_of_raising():
+    """Entries far above any sensible size but below BLOWUP: the transfer loss's rank check fails; the run is
+    still reported (transfer NaN), not an exception that stops the scorecard."""
+    p, F0, G0 = _problem()
+
+    class Grow:
+        def init(self, F, G):
+            return None
+
+        def step(self, F, G, batch, state):
+            return F, G * np.array([[1e12], [1.0]]), state   # rows drift apart: numerically rank-deficient
+
+    tr = sc.track(p, Grow(), steps=5, F0=F0, G0=G0, transfer=True)
+    assert tr.status == "ok" and math.isnan(tr.transfer), (tr.status, tr.transfer)
