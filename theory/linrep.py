@@ -198,16 +198,21 @@ def local_rate_factors(
     return _rate_factors("local_rate_factors", F, Sigma_x, G_star, left, right)
 
 
-def _rate_factors(f: str, F, Sigma_x, G_star, left, right) -> tuple[np.ndarray, np.ndarray]:
-    V.choice(f, "left", left, LEFT)
-    V.choice(f, "right", right, RIGHT)
+def _task(f: str, F, Sigma_x, G_star) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The validated task of R-LR-1 (F, Sigma_x, orthonormal G*, d, k), errors named for ``f``."""
     Sigma_x = V.spd(f, "Sigma_x", Sigma_x)
     d = Sigma_x.shape[0]
     Gs = _orthonormal_rows(f, "G_star", G_star, d)
     k = Gs.shape[0]
     if k >= d:
         raise V.fail(f, "G_star", f"a (k, d) matrix with k < d = {d} (G* needs a complement)", f"k = {k}")
-    F = V.full_column_rank(f, "F", F, cols=k)
+    return V.full_column_rank(f, "F", F, cols=k), Sigma_x, Gs, d, k
+
+
+def _rate_factors(f: str, F, Sigma_x, G_star, left, right) -> tuple[np.ndarray, np.ndarray]:
+    V.choice(f, "left", left, LEFT)
+    V.choice(f, "right", right, RIGHT)
+    F, Sigma_x, Gs, d, k = _task(f, F, Sigma_x, G_star)
     FtF = F.T @ F
     ell = np.ones(k) if left == "FtF" else np.linalg.eigvalsh(FtF)
     Gp, S221 = _schur_blocks(Sigma_x, Gs)
@@ -337,13 +342,7 @@ def kronecker_rate_factors(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarra
 
 
 def _kron_factors(f: str, F, Sigma_x, G_star, P, Q) -> tuple[np.ndarray, np.ndarray]:
-    Sigma_x = V.spd(f, "Sigma_x", Sigma_x)
-    d = Sigma_x.shape[0]
-    Gs = _orthonormal_rows(f, "G_star", G_star, d)
-    k = Gs.shape[0]
-    if k >= d:
-        raise V.fail(f, "G_star", f"a (k, d) matrix with k < d = {d} (G* needs a complement)", f"k = {k}")
-    F = V.full_column_rank(f, "F", F, cols=k)
+    F, Sigma_x, Gs, d, k = _task(f, F, Sigma_x, G_star)
     P = V.spd(f, "P", P, d=k)
     Q = V.spd(f, "Q", Q, d=d)
     Lp = np.linalg.cholesky(0.5 * (P + P.T))
