@@ -161,6 +161,9 @@ class OneStepResult:
         updates; the orthogonalised update's singular value along the raw top direction over its top
         singular value; the alignment of its top right singular vector with :math:`\\beta^*` (sign:
         :math:`\\langle\\cdot,X^\\top y\\rangle\\ge0`); the raw update's :math:`s_1/s_2`.
+    muon_spike_value, muon_top_value, muon_spike_residual: (T,) the orthogonalised update's singular value along
+        the raw top direction, its top singular value, and :attr:`OrthogonalisedDirection.spike_residual`
+        (``muon=True``). muon_raw_values: (T, min(N, d)) the raw update's singular values, descending.
     n, N, d, noise_std, teacher, student, seed: the settings.
     """
 
@@ -202,6 +205,10 @@ class OneStepResult:
     muon_spike_gain: np.ndarray | None = None
     muon_alignment: np.ndarray | None = None
     muon_raw_ratio: np.ndarray | None = None
+    muon_spike_value: np.ndarray | None = None
+    muon_top_value: np.ndarray | None = None
+    muon_spike_residual: np.ndarray | None = None
+    muon_raw_values: np.ndarray | None = None
 
     @property
     def trials(self) -> int:
@@ -683,6 +690,8 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
         od = orthogonalised_direction(Delta, steps=5, reference=b)
         out["muon_cos"], out["muon_spike_gain"], out["muon_raw_ratio"] = od.cos, od.spike_gain, od.raw_ratio
         out["muon_alignment"] = float(od.orth_top @ bt) / beta_norm
+        out["muon_spike_value"], out["muon_top_value"] = od.spike_value, float(od.orth_values[0])
+        out["muon_spike_residual"], out["muon_raw_values"] = od.spike_residual, od.raw_values
     if method == "solve":
         S = X.T @ X
         S *= 1.0 / n
@@ -825,7 +834,8 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
             i, q = stack(key + "_inner"), stack(key + "_sqnorm")
             more[key], more[key + "_inner"], more[key + "_sqnorm"] = cos(i, q), i, q
     if muon:
-        for key in ("muon_cos", "muon_spike_gain", "muon_alignment", "muon_raw_ratio"):
+        for key in ("muon_cos", "muon_spike_gain", "muon_alignment", "muon_raw_ratio", "muon_spike_value",
+                    "muon_top_value", "muon_spike_residual", "muon_raw_values"):
             more[key] = stack(key)
     return OneStepResult(
         lam_G=lam, sgd=cos(si, ss), kfac=cos(ki, ks), sgd_inner=si, sgd_sqnorm=ss, kfac_inner=ki, kfac_sqnorm=ks,

@@ -22,6 +22,13 @@ head): :math:`\rho = \max_{i,j}|1 - \eta\,\ell_i m_j|`, :math:`\ell = \mathrm{ei
 :math:`|1-\eta|`; AMGD's best rate is :math:`(\kappa_{\rm eff}-1)/(\kappa_{\rm eff}+1)` with
 :math:`\kappa_{\rm eff} = \kappa(F)^2\kappa(\Sigma_{22\cdot1})`.
 
+Any fixed SPD pair :math:`(P, Q)`: :func:`kronecker_rate_factors`, :func:`kronecker_local_rate`.
+
+**R-LR-4** [R] (simultaneous steps on both layers with a fixed, or settled, preconditioner :math:`C`):
+:math:`\partial\theta_+/\partial\theta = I - \eta\,CH` at a solution, :math:`H` the Gauss-Newton matrix; the
+subspace distance decays at :math:`\max|1-\eta\mu_i|` over the eigenvalues of :math:`CH` whose modes move the
+row space of :math:`G` (:func:`joint_modes`, :func:`joint_local_rate`).
+
 **R-LR-2** [R] (whitened KFAC recursion, any distance):
 :math:`\tan\tilde\theta \mapsto (1-\eta)\tan\tilde\theta / (1 + \eta\tan^2\tilde\theta)`.
 
@@ -34,6 +41,8 @@ head): :math:`\rho = \max_{i,j}|1 - \eta\,\ell_i m_j|`, :math:`\ell = \mathrm{ei
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
@@ -189,16 +198,21 @@ def local_rate_factors(
     return _rate_factors("local_rate_factors", F, Sigma_x, G_star, left, right)
 
 
-def _rate_factors(f: str, F, Sigma_x, G_star, left, right) -> tuple[np.ndarray, np.ndarray]:
-    V.choice(f, "left", left, LEFT)
-    V.choice(f, "right", right, RIGHT)
+def _task(f: str, F, Sigma_x, G_star) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """The validated task of R-LR-1 (F, Sigma_x, orthonormal G*, d, k), errors named for ``f``."""
     Sigma_x = V.spd(f, "Sigma_x", Sigma_x)
     d = Sigma_x.shape[0]
     Gs = _orthonormal_rows(f, "G_star", G_star, d)
     k = Gs.shape[0]
     if k >= d:
         raise V.fail(f, "G_star", f"a (k, d) matrix with k < d = {d} (G* needs a complement)", f"k = {k}")
-    F = V.full_column_rank(f, "F", F, cols=k)
+    return V.full_column_rank(f, "F", F, cols=k), Sigma_x, Gs, d, k
+
+
+def _rate_factors(f: str, F, Sigma_x, G_star, left, right) -> tuple[np.ndarray, np.ndarray]:
+    V.choice(f, "left", left, LEFT)
+    V.choice(f, "right", right, RIGHT)
+    F, Sigma_x, Gs, d, k = _task(f, F, Sigma_x, G_star)
     FtF = F.T @ F
     ell = np.ones(k) if left == "FtF" else np.linalg.eigvalsh(FtF)
     Gp, S221 = _schur_blocks(Sigma_x, Gs)
@@ -306,3 +320,217 @@ def kfac_noise_floor(
     W = sla.solve_triangular(L, Gp.T, lower=True)  # tr(Gp Sigma^{-1} Gp^T) = ||L^{-1} Gp^T||_F^2
     tr = float(np.sum(W**2))
     return eta / (2.0 - eta) * noise_std**2 * pinv_fro2 * tr / (n - d - 1)
+
+
+# --------------------------------------------------------------------------- R-LR-1 at any fixed Kronecker pair
+def kronecker_rate_factors(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, P: np.ndarray,
+                           Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""R-LR-1's factors for any fixed SPD pair :math:`(P, Q)` (both ascending):
+
+    .. math::
+
+        \ell = \mathrm{eig}(P^{-1}F^\top F),\qquad m = \mathrm{eig}\big(\Sigma_{22\cdot1}(Q^{-1})_{22}\big),
+        \quad (Q^{-1})_{22} = G^*_\perp Q^{-1}G^{*\top}_\perp,
+
+    of the step :math:`G_+ = G - \eta P^{-1}\nabla_GL\,Q^{-1}` with the least-squares head
+    (docs/theory.md, R-LR-1). :func:`local_rate_factors` is the case of the named pairs.
+
+    F: (d_y, k) head of full column rank. Sigma_x: (d, d) SPD. G_star: (k, d), k < d, row-orthonormal (any
+    basis is orthonormalised). P: (k, k) SPD. Q: (d, d) SPD.
+    """
+    return _kron_factors("kronecker_rate_factors", F, Sigma_x, G_star, P, Q)
+
+
+def _kron_factors(f: str, F, Sigma_x, G_star, P, Q) -> tuple[np.ndarray, np.ndarray]:
+    F, Sigma_x, Gs, d, k = _task(f, F, Sigma_x, G_star)
+    P = V.spd(f, "P", P, d=k)
+    Q = V.spd(f, "Q", Q, d=d)
+    Lp = np.linalg.cholesky(0.5 * (P + P.T))
+    W = sla.solve_triangular(Lp, F.T @ F, lower=True)            # L^{-1} F^T F
+    ell = np.linalg.eigvalsh(sla.solve_triangular(Lp, W.T, lower=True))  # L^{-1} F^T F L^{-T}, similar to P^{-1} F^T F
+    Gp, S221 = _schur_blocks(Sigma_x, Gs)
+    Qinv22 = Gp @ sla.cho_solve(sla.cho_factor(0.5 * (Q + Q.T), lower=True), Gp.T)
+    m = _spd_product_eigs(S221, 0.5 * (Qinv22 + Qinv22.T))
+    return ell, m
+
+
+def kronecker_local_rate(F: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, P: np.ndarray, Q: np.ndarray,
+                         eta: float) -> float:
+    r"""R-LR-1 [R] at any fixed SPD pair: :math:`\rho = \max_{i,j}|1 - \eta\,\ell_im_j|` with
+    :math:`\ell, m` from :func:`kronecker_rate_factors`. eta > 0; other arguments as there."""
+    f = "kronecker_local_rate"
+    eta = V.scalar(f, "eta", eta, low=0.0, low_open=True)
+    ell, m = _kron_factors(f, F, Sigma_x, G_star, P, Q)
+    return float(np.max(np.abs(1.0 - eta * np.outer(ell, m))))
+
+
+# --------------------------------------------------------------------------- R-LR-4: both layers, fixed preconditioner
+def kronecker_step_matrix(P_inv: np.ndarray, Q_inv: np.ndarray) -> np.ndarray:
+    r"""The matrix :math:`C = Q^{-1}\otimes P^{-1}` of the map :math:`g\mapsto P^{-1}gQ^{-1}` on
+    column-major :math:`\mathrm{vec}\,g` (:math:`\mathrm{vec}(AXB) = (B^\top\otimes A)\mathrm{vec}X`,
+    :math:`Q` symmetric). P_inv: (m, m) and Q_inv: (n, n) symmetric positive-definite."""
+    f = "kronecker_step_matrix"
+    P_inv = V.spd(f, "P_inv", P_inv)
+    Q_inv = V.spd(f, "Q_inv", Q_inv)
+    return np.kron(0.5 * (Q_inv + Q_inv.T), 0.5 * (P_inv + P_inv.T))
+
+
+@dataclass(frozen=True, kw_only=True)
+class JointModes:
+    r"""The linearised simultaneous step at a solution (R-LR-4, :func:`joint_modes`).
+
+    mu: ascending eigenvalues of :math:`CH` (real, >= 0; the step's Jacobian has eigenvalues
+    :math:`1 - \eta\mu`). subspace_weight: per eigenvalue, :math:`\lVert\delta Z\rVert_F/\lVert v\rVert` of its
+    eigenvector :math:`v = (\mathrm{vec}\,\delta F, \mathrm{vec}\,\delta G)`, :math:`\delta Z = A^{-1}\delta G\,
+    G^{*\top}_\perp`, :math:`A = GG^{*\top}` (how much the mode moves the row space of :math:`G`), over the largest
+    such weight. gauge: :math:`k^2`, the number of smallest eigenvalues that are the gauge directions
+    :math:`(-FS, SG)` (:math:`H` annihilates them at every point, so they are 0 to round-off). visible: not gauge
+    and ``subspace_weight > visible_tol``. vectors: (n, n) the eigenvectors of :math:`CH` (columns, in the order
+    of ``mu``); dual: (n, n) the dual basis (rows, ``dual @ vectors = I``): the coordinates of a deviation
+    :math:`\delta\theta` in the modes are ``dual @ delta``, and after ``t`` linearised steps they are multiplied
+    by :math:`(1-\eta\mu)^t`.
+    """
+
+    mu: np.ndarray
+    subspace_weight: np.ndarray
+    visible: np.ndarray
+    gauge: int
+    vectors: np.ndarray
+    dual: np.ndarray
+
+    def rate(self, eta: float) -> float:
+        r""":math:`\max|1 - \eta\mu_i|` over the visible modes: the local rate of the subspace distance."""
+        eta = V.scalar("JointModes.rate", "eta", eta, low=0.0, low_open=True)
+        return float(np.max(np.abs(1.0 - eta * self.mu[self.visible]))) if self.visible.any() else 0.0
+
+
+def gauss_newton_matrix(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray) -> np.ndarray:
+    r"""The Gauss-Newton matrix :math:`H = J^\top(\Sigma_x\otimes I_{d_y})J` of the population loss
+    :math:`\tfrac12\mathrm{tr}\big((FG - M)\Sigma_x(FG - M)^\top\big)` in
+    :math:`\theta = (\mathrm{vec}\,F, \mathrm{vec}\,G)` (column-major), :math:`J = [G^\top\otimes I_{d_y},\
+    I_d\otimes F]` the Jacobian of :math:`\theta\mapsto\mathrm{vec}(FG)`. At a solution (:math:`FG = M`, no
+    residual) it is the Hessian. F: (d_y, k). G: (k, d). Sigma_x: (d, d) SPD."""
+    f = "gauss_newton_matrix"
+    F = V.matrix(f, "F", F)
+    G = V.matrix(f, "G", G, shape=(F.shape[1], None))
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x, d=G.shape[1])
+    return _gauss_newton(F, G, Sigma_x)
+
+
+def _gauss_newton(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray) -> np.ndarray:
+    d_y, k = F.shape
+    d = G.shape[1]
+    J = np.hstack([np.kron(G.T, np.eye(d_y)), np.kron(np.eye(d), F)])   # (d_y d, d_y k + k d)
+    S = np.linalg.cholesky(0.5 * (Sigma_x + Sigma_x.T))
+    WJ = np.kron(S.T, np.eye(d_y)) @ J                                   # (S^T (x) I) J: H = (WJ)^T WJ
+    H = WJ.T @ WJ
+    return 0.5 * (H + H.T)
+
+
+def hessian_matrix(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    r"""The exact Hessian of :math:`L = \tfrac12\mathrm{tr}\big((FG - M)\Sigma_x(FG - M)^\top\big)` in
+    :math:`\theta = (\mathrm{vec}\,F, \mathrm{vec}\,G)` (column-major): the Gauss-Newton matrix
+    (:func:`gauss_newton_matrix`) plus the residual term of the second-order expansion
+    :math:`\langle (FG - M)\Sigma_x, \delta F\,\delta G\rangle`, an off-diagonal block coupling
+    :math:`\delta F_{ij}` with :math:`\delta G_{jl}` by :math:`((FG - M)\Sigma_x)_{il}` (zero at a solution).
+    F: (d_y, k). G: (k, d). Sigma_x: (d, d) SPD. M: (d_y, d) the target :math:`F^*G^*`."""
+    f = "hessian_matrix"
+    F = V.matrix(f, "F", F)
+    G = V.matrix(f, "G", G, shape=(F.shape[1], None))
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x, d=G.shape[1])
+    M = V.matrix(f, "M", M, shape=(F.shape[0], G.shape[1]))
+    return _hessian(F, G, Sigma_x, M)
+
+
+def _hessian(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    d_y, k = F.shape
+    d = G.shape[1]
+    H = _gauss_newton(F, G, Sigma_x)
+    R = (F @ G - M) @ Sigma_x                                            # (d_y, d)
+    # B[i + j d_y, jj + l k] = R[i, l] delta(j, jj) (column-major vec of F and of G)
+    B = np.zeros((d_y * k, k * d))
+    for j in range(k):
+        B[j * d_y:(j + 1) * d_y, j::k] = R
+    nF = d_y * k
+    H[:nF, nF:] += B
+    H[nF:, :nF] += B.T
+    return H
+
+
+def joint_modes(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *,
+                C_F: np.ndarray | None = None, C_G: np.ndarray | None = None,
+                visible_tol: float = 1e-3, M: np.ndarray | None = None) -> JointModes:
+    r"""R-LR-4 [R]: the linearisation, at a solution :math:`(F, G)` (:math:`FG = M`), of simultaneous steps on
+    both layers with a fixed preconditioner,
+
+    .. math::
+
+        \theta_+ = \theta - \eta\,C\,\nabla L(\theta),\qquad C = \mathrm{blockdiag}(C_F, C_G)\ \text{SPD},
+        \qquad \frac{\partial\theta_+}{\partial\theta} = I - \eta\,CH,
+
+    :math:`H` the Gauss-Newton matrix (:func:`gauss_newton_matrix`, the Hessian at a solution). :math:`CH` is
+    similar to :math:`C^{1/2}HC^{1/2}`: real eigenvalues :math:`\mu\ge0`, :math:`k^2` of them zero (the gauge
+    directions, which leave :math:`FG` and the row space of :math:`G` unchanged). The subspace distance
+    decays at :math:`\max|1-\eta\mu_i|` over the modes whose eigenvector moves the row space of :math:`G`
+    (:attr:`JointModes.visible`). A Kronecker step :math:`W_+ = W - \eta P^{-1}gQ^{-1}` has
+    :math:`C = Q^{-1}\otimes P^{-1}` (:func:`kronecker_step_matrix`); an entry-wise one
+    :math:`W_+ = W - \eta\,g/D` has :math:`C = \mathrm{diag}(\mathrm{vec}\,1/D)`; plain gradient steps have
+    :math:`C = I`. The linearisation is the same when :math:`C` depends on :math:`\theta` or settles to a limit
+    (it multiplies :math:`\nabla L = O(\theta - \theta^*)`), so a settled preconditioner's rate is this one at
+    its limit.
+
+    F: (d_y, k), G: (k, d) a solution (the limit point of a run). Sigma_x: (d, d) SPD. G_star: (k, d) the
+    target row space (any basis). C_F: (d_y k, d_y k), C_G: (k d, k d) SPD, column-major vec (``None``: the
+    identity). M: (d_y, d) the target :math:`F^*G^*`: given, the exact Hessian at ``(F, G)``
+    (:func:`hessian_matrix`) replaces the Gauss-Newton matrix, i.e. the linearisation of the step at a point that
+    is not a solution (its eigenvalues may then be negative). visible_tol: the subspace weight (relative to the
+    largest) above which a mode moves the subspace;
+    at a solution the others have weight 0 exactly, at a point at distance :math:`\delta` from one they have
+    :math:`O(\delta)`, so the default :math:`10^{-3}` classifies the modes of a run's end point once its distance
+    is well below :math:`10^{-3}`.
+    """
+    return _joint_modes("joint_modes", F, G, Sigma_x, G_star, C_F=C_F, C_G=C_G, visible_tol=visible_tol, M=M)
+
+
+def _joint_modes(f: str, F, G, Sigma_x, G_star, *, C_F, C_G, visible_tol, M) -> JointModes:
+    F = V.full_column_rank(f, "F", F)
+    d_y, k = F.shape
+    G = V.full_row_rank(f, "G", G)
+    if G.shape[0] != k:
+        raise V.fail(f, "G", f"a (k, d) matrix with k = {k} rows like F's columns", f"{G.shape[0]} rows")
+    d = G.shape[1]
+    Sigma_x = V.spd(f, "Sigma_x", Sigma_x, d=d)
+    Gs = _orthonormal_rows(f, "G_star", G_star, d)
+    if Gs.shape[0] != k:
+        raise V.fail(f, "G_star", f"with k = {k} rows", f"{Gs.shape[0]} rows")
+    visible_tol = V.scalar(f, "visible_tol", visible_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+    nF, nG = d_y * k, k * d
+    C_F = np.eye(nF) if C_F is None else V.spd(f, "C_F", C_F, d=nF)
+    C_G = np.eye(nG) if C_G is None else V.spd(f, "C_G", C_G, d=nG)
+    H = _gauss_newton(F, G, Sigma_x) if M is None else _hessian(F, G, Sigma_x, V.matrix(f, "M", M, shape=(d_y, d)))
+    L = sla.block_diag(np.linalg.cholesky(0.5 * (C_F + C_F.T)), np.linalg.cholesky(0.5 * (C_G + C_G.T)))
+    mu, Wv = np.linalg.eigh(L.T @ H @ L)                 # C = L L^T: CH = L (L^T H L) L^{-1}
+    Vv = L @ Wv                                          # eigenvectors of CH
+    dual = sla.solve_triangular(L, Wv, lower=True, trans="T").T   # W^T L^{-1}: dual @ Vv = W^T W = I
+    A = G @ Gs.T
+    Gp = _complement(Gs)
+    dG = Vv[nF:].T.reshape(-1, d, k).transpose(0, 2, 1)  # column-major vec -> (modes, k, d)
+    dZ = np.linalg.solve(A[None], dG @ Gp.T)
+    weight = np.linalg.norm(dZ, axis=(1, 2)) / np.linalg.norm(Vv, axis=0)
+    weight = weight / weight.max()
+    if M is None:
+        mu = np.maximum(mu, 0.0)
+    gauge = k * k
+    visible = weight > visible_tol
+    visible[:gauge] = False
+    return JointModes(mu=mu, subspace_weight=weight, visible=visible, gauge=gauge, vectors=Vv, dual=dual)
+
+
+def joint_local_rate(F: np.ndarray, G: np.ndarray, Sigma_x: np.ndarray, G_star: np.ndarray, *, eta: float,
+                     C_F: np.ndarray | None = None, C_G: np.ndarray | None = None) -> float:
+    r"""R-LR-4 [R]: local rate :math:`\max|1-\eta\mu_i|` of the subspace distance under simultaneous
+    preconditioned steps on both layers, over the modes that move the subspace (:func:`joint_modes`).
+    eta > 0; other arguments as :func:`joint_modes`."""
+    f = "joint_local_rate"
+    eta = V.scalar(f, "eta", eta, low=0.0, low_open=True)
+    return _joint_modes(f, F, G, Sigma_x, G_star, C_F=C_F, C_G=C_G, visible_tol=1e-3, M=None).rate(eta)

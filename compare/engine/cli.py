@@ -36,6 +36,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from compare.engine.settings import SIZES
@@ -180,6 +181,8 @@ def select_figures(spec: str | None, ids: Sequence[str]) -> list[str]:
 
     valid = figures()
     if spec is None:
+        opt_in = {n for sec in REPORT_SECTIONS.values() for n in sec.figures}
+        valid = {n: f for n, f in valid.items() if n not in opt_in}  # drawn with their report flag only
         if not ids:
             return list(valid)
         chosen = set(ids)
@@ -343,7 +346,9 @@ def cmd_report(args) -> int:
     ids = select_claims(args.ids)
     fig_names = select_figures(args.figures, args.ids)
     out = check_out_dir(args.out)
-    jobs = build_jobs(args, ids, fig_names, [args.seed])
+    wanted = [sec for flag, sec in REPORT_SECTIONS.items() if getattr(args, flag.replace("-", "_"), False)]
+    own = [n for sec in wanted for n in sec.figures if n not in fig_names]
+    jobs = build_jobs(args, ids, fig_names + own, [args.seed])
     maps_run = None
     if args.maps:  # the section "Where the paper's statements hold" (compare.engine.maps)
         from compare.engine import maps as M
@@ -366,7 +371,7 @@ def cmd_report(args) -> int:
     cl, specs = claims(), figures()
     figs = []
     for j in jobs:
-        if j.kind != "figure":
+        if j.kind != "figure" or j.name in own:
             continue
         s, r = specs[j.name], res.results[j]
         backs = list(s.claims) + [i for i in ids if cl[i].figure == s.name and i not in s.claims]
@@ -381,8 +386,11 @@ def cmd_report(args) -> int:
     prov["settings"] = {r["id"]: r.get("settings") for r in records}
     prov["overrides"] = list(args.set or [])
     prov["plugins"] = list(plugin_specs)
+    sections = [x for sec in wanted for x in sec.build(args, {j.name: res.results[j] for j in jobs if j.kind == "figure"},
+                                                       [j for j in jobs if j.name in sec.figures], cache, plugin_specs)]
     try:
-        sections = [M.section(M.collect(maps_run, res.results), maps_run.settings)] if maps_run else []
+        if maps_run:
+            sections.append(M.section(M.collect(maps_run, res.results), maps_run.settings))
         index = rp.write_report(records, figs, out_dir=out, prov=prov,
                                 from_cache={j.name for j in res.from_cache}, sections=sections)
     except OSError as e:
@@ -458,7 +466,7 @@ def cmd_seeds(args) -> int:
 
 # --------------------------------------------------------------------------- further commands
 #: modules whose import registers further commands with :func:`command` (imported when the parser is built).
-COMMAND_MODULES: tuple[str, ...] = ("compare.engine.maps",)
+COMMAND_MODULES: tuple[str, ...] = ("compare.engine.maps", "compare.scorecard.command")
 _EXTRA: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]] = {}
 
 
@@ -472,6 +480,26 @@ def command(name: str, *, help: str, configure: Callable[[argparse.ArgumentParse
         return fn
 
     return deco
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A further section of ``report``, shown with ``--FLAG``: the figures it needs (drawn only with the flag) and
+    ``build(args, figure_results_by_name, figure_jobs, cache, plugin_specs) -> [report.Section]``."""
+
+    flag: str
+    help: str
+    figures: tuple[str, ...]
+    build: Callable[..., list]
+
+
+#: further report sections (flag -> :class:`ReportSection`), registered by :data:`COMMAND_MODULES`.
+REPORT_SECTIONS: dict[str, ReportSection] = {}
+
+
+def report_section(flag: str, *, help: str, figures: Sequence[str], build: Callable[..., list]) -> None:
+    """Register a ``report --FLAG`` section (see :class:`ReportSection`)."""
+    REPORT_SECTIONS[flag] = ReportSection(flag, help, tuple(figures), build)
 
 
 # --------------------------------------------------------------------------- parser
@@ -515,17 +543,24 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "compare methods; see the maps command)")
     r.add_argument("--knob", action="append", default=[], metavar="NAME[=V1,V2,...]",
                    help="with --maps: map only the named knobs, with these values (as in maps)")
+    for flag, sec in _command_modules().items():
+        r.add_argument(f"--{flag}", action="store_true", help=sec.help)
     sd = sub.add_parser("seeds", parents=[common, run_opts],
                         help="run claims for master seeds 0..K-1 and count the verdicts")
     sd.add_argument("--count", type=positive_int, required=True, metavar="K", help="number of master seeds")
     sd.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
+    for name, (help_text, configure, _) in _EXTRA.items():
+        configure(sub.add_parser(name, parents=[common, run_opts], help=help_text))
+    return p
+
+
+def _command_modules() -> dict[str, ReportSection]:
+    """Import :data:`COMMAND_MODULES` (registering their commands and report sections); the sections."""
     import importlib
 
     for mod in COMMAND_MODULES:
         importlib.import_module(mod)
-    for name, (help_text, configure, _) in _EXTRA.items():
-        configure(sub.add_parser(name, parents=[common, run_opts], help=help_text))
-    return p
+    return REPORT_SECTIONS
 
 
 COMMANDS = {"list": cmd_list, "check": cmd_check, "report": cmd_report, "seeds": cmd_seeds}

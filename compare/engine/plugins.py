@@ -20,7 +20,7 @@ from typing import Sequence
 from compare.engine import codec
 
 #: modules whose import registers the built-in experiments, claims and figures.
-BUILTIN: tuple[str, ...] = ("compare.linrep", "compare.single_index")
+BUILTIN: tuple[str, ...] = ("compare.linrep", "compare.single_index", "compare.scorecard")
 
 _LOADED: dict[str, object] = {}
 _FILES: dict[str, str] = {}

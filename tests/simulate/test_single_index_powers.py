@@ -26,7 +26,8 @@ from tests.conftest import assert_close
 
 NOISE = 0.1
 NEW_FIELDS = ("powers", "power", "power_inner", "power_sqnorm", "population_power", "population_power_inner",
-              "population_power_sqnorm", "muon_cos", "muon_spike_gain", "muon_alignment", "muon_raw_ratio")
+              "population_power_sqnorm", "muon_cos", "muon_spike_gain", "muon_alignment", "muon_raw_ratio",
+              "muon_spike_value", "muon_top_value", "muon_spike_residual", "muon_raw_values")
 
 
 def _problem(d, rng, eps=0.9):
@@ -61,8 +62,9 @@ def test_default_output_unchanged_and_new_fields(rng, n, lam):
     assert np.array_equal(more.powers, [0.0, 0.25, 0.5, 1.0])
     for key in NEW_FIELDS[1:7]:
         assert getattr(more, key).shape == (3, 4, L), key
-    for key in NEW_FIELDS[7:]:
+    for key in NEW_FIELDS[7:-1]:
         assert getattr(more, key).shape == (3,), key
+    assert more.muon_raw_values.shape == (3, min(N, d))
     # p = 1 is the KFAC spike, p = 0 SGD's (the spike lies in the row space of X, so also for n < d),
     # and p = 1 of the population powers the population field, to round-off
     for part in ("", "_inner", "_sqnorm"):

@@ -201,6 +201,26 @@ def _functions() -> list[Fn]:
     add("local_rate", tl.local_rate, dict(rate, eta=0.5, left="FtF", right="diag"),
         dict(rate_bad, eta=real_bad(0, low_open=True), left=left, right=right))
     structure(Sigma_x=spd_bad(Sx, structure_only=True), F=rank_F, G_star=rank_Gs)
+    # R-LR-1 at any fixed pair and R-LR-4 (the scorecard's theory)
+    shapes = ("F", "G", "Sigma_x", "G_star", "P", "Q", "M", "C_F", "C_G")
+    kron, kron_bad = dict(rate, P=Sz, Q=Sx), dict(rate_bad, P=spd_bad(Sz), Q=spd_bad(Sx))
+    add("kronecker_rate_factors", tl.kronecker_rate_factors, dict(kron), dict(kron_bad), shapes)
+    structure(Sigma_x=spd_bad(Sx, structure_only=True), F=rank_F, G_star=rank_Gs, P=spd_bad(Sz, structure_only=True))
+    add("kronecker_local_rate", tl.kronecker_local_rate, dict(kron, eta=0.5),
+        dict(kron_bad, eta=real_bad(0, low_open=True)), shapes)
+    add("kronecker_step_matrix", tl.kronecker_step_matrix, dict(P_inv=Sz, Q_inv=Sx),
+        dict(P_inv=spd_bad(Sz), Q_inv=spd_bad(Sx)))
+    gn = dict(F=F, G=G, Sigma_x=Sx)
+    gn_bad = dict(F=matrix_bad(F), G=matrix_bad(G), Sigma_x=spd_bad(Sx))
+    add("gauss_newton_matrix", tl.gauss_newton_matrix, dict(gn), dict(gn_bad), shapes)
+    add("hessian_matrix", tl.hessian_matrix, dict(gn, M=Syx), dict(gn_bad, M=matrix_bad(Syx)), shapes)
+    joint = dict(F=F, G=G, Sigma_x=Sx, G_star=Gs)
+    joint_bad = dict(F=fcol, G=grow(G), Sigma_x=spd_bad(Sx), G_star=grow(Gs), C_F=optional(spd_bad(np.eye(6))),
+                     C_G=optional(spd_bad(np.eye(8))))
+    add("joint_modes", tl.joint_modes, dict(joint, visible_tol=1e-3),
+        dict(joint_bad, visible_tol=real_bad(0, 1, low_open=True, high_open=True)), shapes)
+    add("joint_local_rate", tl.joint_local_rate, dict(joint, eta=0.5), dict(joint_bad, eta=real_bad(0, low_open=True)),
+        shapes)
     add("kfac_rate", tl.kfac_rate, dict(eta=0.5), dict(eta=real_bad(0, 2, low_open=True, high_open=True)))
     for name in ("amgd_effective_condition", "amgd_optimal_eta", "amgd_stability_limit", "amgd_optimal_rate"):
         add(name, getattr(tl, name), dict(rate), dict(rate_bad))
