@@ -6,7 +6,7 @@
   every figure as PNG and SVG, and ``results.json``.
 - ``maps [IDS...] [--knob NAME=V1,V2,...]``: where each statement comparing methods holds over the
   reconstructed settings (:mod:`compare.engine.maps`; ``report --maps`` adds the same section).
-- ``seeds [IDS...] --count K``: runs the claims for master seeds 0..K-1 and prints, per claim, how many
+- ``seeds [IDS...] --count K [--first S]``: runs the claims for master seeds S..S+K-1 (S = 0 by default) and prints, per claim, how many
   seeds gave each verdict next to the number of false failures its alpha predicts.
 
 Options of the commands that run claims: ``--size fast|paper`` (the preset), ``--seed S`` (an
@@ -450,7 +450,7 @@ def cmd_seeds(args) -> int:
     plugin_specs = load_plugins(args)
     ids = select_claims(args.ids)
     check_json_path(args.json)
-    jobs = build_jobs(args, ids, (), list(range(args.count)))
+    jobs = build_jobs(args, ids, (), list(range(args.first, args.first + args.count)))
     res, _ = _execute(args, jobs, plugin_specs, desc="seeds")
     by = {i: [res.results[j] for j in jobs if j.name == i] for i in ids}
     table = seeds_table(by)
@@ -546,8 +546,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     for flag, sec in _command_modules().items():
         r.add_argument(f"--{flag}", action="store_true", help=sec.help)
     sd = sub.add_parser("seeds", parents=[common, run_opts],
-                        help="run claims for master seeds 0..K-1 and count the verdicts")
+                        help="run claims for master seeds S..S+K-1 (--first S, default 0) and count the verdicts")
     sd.add_argument("--count", type=positive_int, required=True, metavar="K", help="number of master seeds")
+    sd.add_argument("--first", type=nonnegative_int, default=0, metavar="S",
+                    help="the first master seed (seeds S..S+K-1; default 0): fresh seeds check a rule out of sample")
     sd.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON")
     for name, (help_text, configure, _) in _EXTRA.items():
         configure(sub.add_parser(name, parents=[common, run_opts], help=help_text))

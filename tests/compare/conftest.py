@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-collect_ignore = ["fake_claims.py"]
+collect_ignore = ["fake_claims.py", "scorecard_bad_plugin.py"]  # plugins loaded by tests, not test modules
 
 
 @pytest.fixture

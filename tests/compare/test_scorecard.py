@@ -19,16 +19,21 @@ from simulate import linrep as sl
 from simulate import optimizers as so
 from simulate import scorecard as sc
 
-from tests.compare import scorecard_bad_plugin as bad  # noqa: F401  (registers nan_at_3, raises_at_2, wrong_shape)
 
 BAD = ("nan_at_3", "raises_at_2", "wrong_shape")
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _unregister_bad():
-    yield
-    for name in BAD:
-        so.REGISTRY.pop(name, None)
+def bad():
+    """The misbehaving optimizers of tests/compare/scorecard_bad_plugin.py, registered for this module's tests
+    only (other modules parametrise over the registry when they are collected) and removed afterwards."""
+    import importlib
+
+    before = set(so.REGISTRY)
+    mod = importlib.reload(importlib.import_module("tests.compare.scorecard_bad_plugin"))
+    yield mod
+    for name in set(so.REGISTRY) - before:
+        del so.REGISTRY[name]
 
 
 def _problem(seed: int = 0, d_x: int = 8, kappa_x: float = 1.0):
@@ -39,7 +44,7 @@ def _problem(seed: int = 0, d_x: int = 8, kappa_x: float = 1.0):
 
 
 # --------------------------------------------------------------------------- runs
-def test_track_reports_a_non_finite_iterate_as_divergence_at_that_step():
+def test_track_reports_a_non_finite_iterate_as_divergence_at_that_step(bad):
     p, F0, G0 = _problem()
     tr = sc.track(p, bad.NanAt(lr=0.1, at=3), steps=10, F0=F0, G0=G0)
     assert (tr.status, tr.at) == ("diverged", 3), (tr.status, tr.at, tr.message)
@@ -47,14 +52,14 @@ def test_track_reports_a_non_finite_iterate_as_divergence_at_that_step():
     assert "non-finite" in tr.message
 
 
-def test_track_reports_an_exception_with_its_message_not_as_divergence():
+def test_track_reports_an_exception_with_its_message_not_as_divergence(bad):
     p, F0, G0 = _problem()
     tr = sc.track(p, bad.RaisesAt(lr=0.1), steps=10, F0=F0, G0=G0)
     assert (tr.status, tr.at) == ("error", 2), (tr.status, tr.at)
     assert "boom: the user's optimizer failed" in tr.message and "RuntimeError" in tr.message, tr.message
 
 
-def test_track_names_the_optimizer_of_a_wrong_shaped_update():
+def test_track_names_the_optimizer_of_a_wrong_shaped_update(bad):
     p, F0, G0 = _problem()
     tr = sc.track(p, bad.WrongShape(lr=0.1), steps=5, F0=F0, G0=G0)
     assert tr.status == "error" and tr.at == 1, (tr.status, tr.at)

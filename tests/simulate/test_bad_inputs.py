@@ -377,7 +377,8 @@ FUNCTIONS = _functions()
 
 #: the built-in optimizers (a test may register more) and their options: each factory lists the options it
 #: takes (``factory.options``); the valid call gives each its default (``lr = 0.1``)
-BUILTIN = sorted(n for n in so.REGISTRY if not n.startswith(("test_", "hyp_", "tally_")))
+BUILTIN = sorted(n for n, f in so.REGISTRY.items()
+                 if getattr(f, "__module__", "").startswith("simulate.") and not n.startswith(("test_", "hyp_", "tally_")))
 
 
 def _defaults(name: str) -> dict:
