@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SIZE ?= fast
 JOBS ?= 2
 # sections beyond the claims and figures (make report EXTRA= for the claims and figures only)
-EXTRA ?= --maps
+EXTRA ?= --maps --scorecard
 
 .PHONY: all report test test-fast test-deep bench clean venv
 
