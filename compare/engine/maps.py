@@ -117,6 +117,8 @@ KNOBS: dict[str, Knob] = {k.name: k for k in (
 GRIDS: tuple[tuple[str, str], ...] = (("noise_std", "kappa_x"),)
 #: agreement claims that are mapped too (not orderings of methods, but statements of the paper about them).
 AGREEMENT_MAPS: tuple[str, ...] = ("C18",)
+#: ordering claims that compare no methods (a module registering one adds it with the reason): not mapped.
+NOT_MAPPED: dict[str, str] = {}
 #: cell colours: holds green, inconclusive amber, contradicted orange, fails red.
 COLORS: dict[str, str] = {"holds": "#2da44e", "inconclusive": "#f2c12e", "contradicted": "#f0883e",
                           "fails": "#cf222e"}
@@ -154,8 +156,9 @@ class Overlay:
 
 # --------------------------------------------------------------------------- which claims, which knobs
 def mappable(spec: Any) -> bool:
-    """Whether a claim spec is a statement a map covers (kind ``ordering``, or listed in :data:`AGREEMENT_MAPS`)."""
-    return spec.kind == "ordering" or spec.id in AGREEMENT_MAPS
+    """Whether a claim spec is a statement a map covers (kind ``ordering`` and not in :data:`NOT_MAPPED`, or listed
+    in :data:`AGREEMENT_MAPS`)."""
+    return (spec.kind == "ordering" and spec.id not in NOT_MAPPED) or spec.id in AGREEMENT_MAPS
 
 
 def parse_knobs(items: Sequence[str]) -> dict[str, tuple] | None:
@@ -188,7 +191,11 @@ def parse_knobs(items: Sequence[str]) -> dict[str, tuple] | None:
 def _leaf_values(settings: Any, name: str) -> list:
     from compare.engine import settings as S
 
-    return [v for p, v, _ in S.leaves(settings) if p.rsplit(".", 1)[-1] == name]
+    out: list = []
+    for p, v, _ in S.leaves(settings):
+        if p.rsplit(".", 1)[-1] == name:  # a tuple of values: the claim compares them itself (fixed by design)
+            out.extend(v if isinstance(v, tuple) else (v,))
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -662,7 +669,8 @@ def prepare(ids: Sequence[str], *, size: str, seed: int, sets: Mapping[str, Any]
     bad = [i for i in ids if i not in R.CLAIMS or not mappable(R.CLAIMS[i])]
     if bad:
         valid = [i for i, c in R.claims().items() if mappable(c)]
-        kinds = ", ".join(f"{i} ({R.CLAIMS[i].kind})" if i in R.CLAIMS else f"{i} (unknown)" for i in bad)
+        kinds = ", ".join(f"{i} ({NOT_MAPPED.get(i) or R.CLAIMS[i].kind})" if i in R.CLAIMS else f"{i} (unknown)"
+                          for i in bad)
         raise MapError(f"not a statement that compares methods: {kinds}; maps cover {', '.join(valid)}")
     plans: dict[str, Plan] = {}
     base: dict[str, Any] = {}

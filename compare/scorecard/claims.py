@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from compare import stats
+from compare.engine import maps as _maps
 from compare.engine.registry import Outcome, claim, ref
 from compare.engine.settings import Settings, check_size
 from compare.scorecard import experiments as E
@@ -189,6 +190,11 @@ def c22_right_only(s: RightOnlySettings, *, seed: int, **cells: E.JacobianResult
                  "changes by less than 2x, over kappa_x 1..1e4 it grows at least ten-fold.")
 def c23_left_only(s: LeftOnlySettings, *, seed: int, **cells: E.JacobianResult) -> Outcome:
     return one_sided_outcome(s, cells, removes="kappa_F")
+
+
+# one optimizer's dependence on the conditioning it sweeps itself: no methods compared, nothing for a map to vary
+for _id in ("C22", "C23"):
+    _maps.NOT_MAPPED[_id] = "one optimizer across the conditionings it sweeps itself, no methods compared"
 
 
 # --------------------------------------------------------------------------- C24

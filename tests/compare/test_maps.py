@@ -308,6 +308,7 @@ def test_the_c18_overlay_reads_the_divergence_fractions():
     (["maps", "C17", "--knob", "steps=0"], "--knob steps"),
     (["maps", "C13", "--knob", "kappa_x=10"], "no selected claim varies kappa_x"),
     (["maps", "C17", "--set", "nonsense=1"], "unknown setting(s) nonsense"),
+    (["maps", "C22"], "C22 (one optimizer across the conditionings it sweeps itself"),
 ])
 def test_bad_input_exits_2_naming_it_before_any_work(tmp_path, capsys, monkeypatch, argv, word):
     from compare.engine import runner
@@ -317,6 +318,19 @@ def test_bad_input_exits_2_naming_it_before_any_work(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert word in err, err
     assert not (tmp_path / "c" / "claims").exists()
+
+
+def test_every_registered_statement_gets_its_map_planned():
+    """`maps` with no ids plans every mappable claim registered, the scorecard's included (a claim whose settings
+    hold a tuple of a knob's values sweeps it itself: that knob is fixed by design, not a crash)."""
+    plugins.load(())
+    import compare.scorecard.claims  # noqa: F401  (registers C22-C25)
+
+    ids = [i for i, c in R.claims().items() if M.mappable(c)]
+    assert ids == ["C13", "C14", "C15", "C16", "C17", "C18", "C19", "C20"], ids
+    mr = M.prepare(ids, size="fast", seed=0, sets={}, knobs=None)
+    assert sum(len(p.cells) for p in mr.plans.values()) == 113
+    assert M._leaf_values(compare.scorecard.claims.RightOnlySettings.preset("fast"), "kappa_x")[:2] == [1.0, 100.0]
 
 
 def test_small_maps_end_to_end_json_and_a_warm_rerun(tmp_path, capsys):
