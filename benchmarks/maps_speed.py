@@ -2,14 +2,13 @@
 
 Targets (issue "Step 8", 2 cores): every cell of the maps of C13-C20 (113 claim runs; one computation per
 experiment however many statements read it) in under 10 minutes with a cold cache, and seconds with a warm
-one. Measured on the shared 2-core development machine (load average 3.5-5.6 from other jobs during the cold
-run), master seed 0::
+one. Measured on an idle 2-core machine, master seed 0::
 
-    cold, --jobs 2                 750 s wall, 455 s CPU (user + system, workers included)
-    warm, --jobs 2                 2.3 s  (9.6 s with --out: 10 figures as PNG and SVG)
+    cold, --jobs 2                 203 s wall, 404 s CPU (user + system, workers included)
+    warm, --jobs 2                 1.4 s
 
-The cold run's CPU time over two cores, 228 s, is what an idle 2-core machine needs at best; the wall time
-above is inflated by the other jobs. Each configuration runs in a fresh subprocess with its own temporary
+(an earlier run on the same machine shared with other jobs, load 3.5-5.6: 750 s wall, 455 s CPU).
+Each configuration runs in a fresh subprocess with its own temporary
 cache directory.
 
     python benchmarks/maps_speed.py [--limit 600] [--warm-limit 30]
