@@ -164,7 +164,7 @@ class CellSettings(Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpikeSettings(Settings):
+class SpikeSettings(Settings, sx.OneStepSizes):
     """The single-index one-step runs: Figure 3's family (docs/theory.md 4.0) at dimension d, n = psi d,
     N = phi d, one ridge ``lam_G`` for KFAC and the powers, ``powers`` p of (Sigma_hat + lam)^{-p}."""
 
@@ -188,18 +188,6 @@ class SpikeSettings(Settings):
     @classmethod
     def preset(cls, size: str) -> "SpikeSettings":
         return cls(d=300 if check_size("SpikeSettings.preset", size) == "fast" else 1000)
-
-    @property
-    def n(self) -> int:
-        return max(1, int(round(self.psi * self.d)))
-
-    @property
-    def N(self) -> int:
-        return max(1, int(round(self.phi * self.d)))
-
-    @property
-    def instance(self) -> sx.InstanceSettings:
-        return sx.InstanceSettings(d=self.d, eps=self.eps)
 
 
 def cell(optimizer: str, kappa_x: float, kappa_F: float, common: LinrepCommon) -> CellSettings:

@@ -128,8 +128,25 @@ def instance_trial(s: InstanceSettings, ss_: np.random.SeedSequence, deps) -> In
 
 
 # --------------------------------------------------------------------------- one-step runs
+class OneStepSizes:
+    """The sizes every one-step setting derives from its fields ``d``, ``eps``, ``psi``, ``phi``: n = round(psi d)
+    samples, N = round(phi d) neurons, and the instance (d, eps)."""
+
+    @property
+    def n(self) -> int:
+        return max(1, int(round(self.psi * self.d)))
+
+    @property
+    def N(self) -> int:
+        return max(1, int(round(self.phi * self.d)))
+
+    @property
+    def instance(self) -> InstanceSettings:
+        return InstanceSettings(d=self.d, eps=self.eps)
+
+
 @dataclass(frozen=True, kw_only=True)
-class OneStepSettings(Settings):
+class OneStepSettings(Settings, OneStepSizes):
     """One-step runs on one instance: n = round(psi d), N = round(phi d), ridges ``lam_G``."""
 
     d: int = 1000
@@ -162,17 +179,6 @@ class OneStepSettings(Settings):
     def preset(cls, size: str) -> "OneStepSettings":
         return cls(d=300 if size == "fast" else 1000)
 
-    @property
-    def n(self) -> int:
-        return max(1, int(round(self.psi * self.d)))
-
-    @property
-    def N(self) -> int:
-        return max(1, int(round(self.phi * self.d)))
-
-    @property
-    def instance(self) -> InstanceSettings:
-        return InstanceSettings(d=self.d, eps=self.eps)
 
 
 def _teacher(name: str):
