@@ -747,6 +747,12 @@ def simulate_specs() -> list[Spec]:
                    ("dtype", "complex", (0.5j,)), ("type", "str", "abc"), ("dtype", "bool", True),
                    ("shape", "2-D", np.full((2, 2), 0.5))],
            muon=bad_flag()))
+    more = np.array([[0.5, 1.0], [1.0, 0.0], [0.0, -1.0], [1.0, 0.5]])
+    S(I, "one_step", dict(one, network=True, population=True, method="auto", more_teachers=more, network_teachers=2),
+      dict(more_teachers=optional(bad_matrix(more, shape_fixed=False)) + [
+          ("shape", "rows other than d", np.ones((3, 2))), ("range", "zero column", np.column_stack([more[:, 0], 0 * more[:, 0]])),
+          ("shape", "no column", np.zeros((4, 0)))],
+           network_teachers=optional(bad_integer(1, 3))))
     S(I, "one_step_test_error", dict(one, n_head=8, n_test=8, lam_F=0.1, spike_norm=5.0),
       dict(one_bad, n_head=bad_size(1), n_test=bad_size(1), lam_F=bad_real(0, None, True),
            spike_norm=bad_real(0, None, True, valid=5.0)))

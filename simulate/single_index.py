@@ -164,6 +164,14 @@ class OneStepResult:
     muon_spike_value, muon_top_value, muon_spike_residual: (T,) the orthogonalised update's singular value along
         the raw top direction, its top singular value, and :attr:`OrthogonalisedDirection.spike_residual`
         (``muon=True``). muon_raw_values: (T, min(N, d)) the raw update's singular values, descending.
+    teachers, network_teachers: how many teachers each trial averages over (``one_step(more_teachers=...)``):
+        every teacher-dependent field above is the mean over the ``teachers`` teachers (cosines averaged
+        per teacher), except the network's (``*_network``, ``*_spike_size``), which average over the first
+        ``network_teachers``. sgd_paired, kfac_paired: (T,), (T, L) the spike vectors' cosines averaged over
+        those same network teachers (to pair with ``*_network``; ``None`` without the network), and
+        sgd_inner_paired, sgd_sqnorm_paired, z_sq_paired, y_sq_paired, population_inner_paired,
+        population_sqnorm_paired the same statistics as their namesakes over the network's teachers (the
+        control variates of the network's values).
     n, N, d, noise_std, teacher, student, seed: the settings.
     """
 
@@ -209,6 +217,16 @@ class OneStepResult:
     muon_top_value: np.ndarray | None = None
     muon_spike_residual: np.ndarray | None = None
     muon_raw_values: np.ndarray | None = None
+    teachers: int = 1
+    network_teachers: int = 1
+    sgd_paired: np.ndarray | None = None
+    kfac_paired: np.ndarray | None = None
+    sgd_inner_paired: np.ndarray | None = None
+    sgd_sqnorm_paired: np.ndarray | None = None
+    z_sq_paired: np.ndarray | None = None
+    y_sq_paired: np.ndarray | None = None
+    population_inner_paired: np.ndarray | None = None
+    population_sqnorm_paired: np.ndarray | None = None
 
     @property
     def trials(self) -> int:
@@ -239,7 +257,7 @@ class StepMSEResult:
 
 #: fields of the result classes that describe the setting, not a trial (kept from the first part).
 _SETTING_FIELDS = frozenset({"lam_G", "lam_F", "spike_norm", "n", "n_head", "n_test", "N", "d", "noise_std", "teacher",
-                             "student", "powers"})
+                             "student", "powers", "teachers", "network_teachers"})
 
 
 def concatenate(parts):
@@ -630,6 +648,19 @@ def _draw(t: np.ndarray, bt: np.ndarray, n: int, N: int, teacher: Callable, nois
     return X, y, G0, F0
 
 
+def _more_labels(X: np.ndarray, more: np.ndarray, teacher: Callable, noise_std: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Labels (n, K - 1) of the further teachers ``more`` (d, K - 1) on the same inputs, drawn after the
+    initialisation (so the first teacher's draws, and every result for it, are those of a one-teacher run)."""
+    Z = X @ more
+    Y = np.empty_like(Z)
+    for k in range(Z.shape[1]):
+        Y[:, k] = np.asarray(teacher(Z[:, k]), dtype=float)
+    if noise_std > 0:
+        Y += noise_std * rng.standard_normal(Y.shape)
+    return Y
+
+
 def _neg_gradient(X: np.ndarray, y: np.ndarray, G0: np.ndarray, F0: np.ndarray, student: Callable) -> np.ndarray:
     """:math:`-\\nabla_G\\hat L(F_0,G_0)` for :math:`\\hat L=\\frac1{2n}\\sum_i(y_i-F_0\\sigma(G_0x_i))^2`, shape (N, d)."""
     n = X.shape[0]
@@ -659,7 +690,8 @@ def _eigen_sample_cov(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, population, method,
-           lanczos_tol, max_steps, powers: np.ndarray = np.empty(0), muon: bool = False) -> dict:
+           lanczos_tol, max_steps, powers: np.ndarray = np.empty(0), muon: bool = False,
+           more: np.ndarray | None = None, network_teachers: int = 1) -> dict:
     rng = trial_generator(seed_seq)
     X, y, G0, F0 = _draw(t, bt, n, N, teacher, noise_std, rng)
     d = t.size
@@ -673,12 +705,27 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
     out["z_sq"] = float(z @ z) / n
     out["y_sq"] = float(y @ y) / n
     out["x_sq"] = float(np.vdot(X, X)) / n        # tr Sigma_hat
+    ext: dict = {}                                # the further teachers' values, teacher axis first
+    if more is not None:
+        Ym = _more_labels(X, more, teacher, noise_std, rng)
+        Bm = X.T @ Ym
+        Bm *= 1.0 / n                             # (d, K - 1): their SGD spike vectors
+        Zm = X @ more
+        ext["sgd_inner"] = np.einsum("dk,dk->k", Bm, more)
+        ext["sgd_sqnorm"] = np.einsum("dk,dk->k", Bm, Bm)
+        ext["z_sq"] = np.einsum("nk,nk->k", Zm, Zm) / n
+        ext["y_sq"] = np.einsum("nk,nk->k", Ym, Ym) / n
+        more_norm = np.sqrt(np.einsum("dk,dk->k", more, more))
     L = lam.size
     if population:
         P = 1.0 / (t[None, :] + lam[:, None])       # (L, d): (Sigma + lam)^{-1} is diagonal here
         vp = P * b[None, :]
         out["population_inner"] = vp @ bt
         out["population_sqnorm"] = np.einsum("ld,ld->l", vp, vp)
+        if more is not None:
+            vpm = P[None, :, :] * Bm.T[:, None, :]  # (K - 1, L, d)
+            ext["population_inner"] = np.einsum("kld,dk->kl", vpm, more)
+            ext["population_sqnorm"] = np.einsum("kld,kld->kl", vpm, vpm)
     if powers.size:
         # (Sigma + lam)^{-p} is diagonal here: (P, L, d), no factorisation
         vpp = (t[None, None, :] + lam[None, :, None]) ** (-powers[:, None, None]) * b[None, None, :]
@@ -697,14 +744,22 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
         S *= 1.0 / n
         inner = np.empty(L)
         sq = np.empty(L)
+        if more is not None:
+            ext["kfac_inner"], ext["kfac_sqnorm"] = np.empty((more.shape[1], L)), np.empty((more.shape[1], L))
         for j, lj in enumerate(lam):
             C = S.copy()
             C[np.diag_indices(d)] += lj
-            v = _la.cho_solve(_la.cho_factor(C, lower=True, check_finite=False), b, check_finite=False)
+            cf = _la.cho_factor(C, lower=True, check_finite=False)
+            v = _la.cho_solve(cf, b, check_finite=False)
             inner[j] = v @ bt
             sq[j] = v @ v
+            if more is not None:
+                Vm = _la.cho_solve(cf, Bm, check_finite=False)
+                ext["kfac_inner"][:, j] = np.einsum("dk,dk->k", Vm, more)
+                ext["kfac_sqnorm"][:, j] = np.einsum("dk,dk->k", Vm, Vm)
         out["kfac_inner"], out["kfac_sqnorm"] = inner, sq
-        return out
+        return _average_teachers(out, ext, beta_norm=beta_norm, more_norm=more_norm if more is not None else None,
+                                 network_teachers=network_teachers)
     # one eigendecomposition of Sigma_hat serves every lam_G
     om, W = _eigen_sample_cov(X)
     a = W.T @ b
@@ -719,34 +774,134 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
     va = a[:, None] * Dm                            # spike vectors in the W basis
     out["kfac_inner"] = bw @ va
     out["kfac_sqnorm"] = np.einsum("rl,rl->l", va, va)
+    if more is not None:
+        Am = W.T @ Bm                               # (r, K - 1)
+        Bwm = W.T @ more
+        vam = Am[:, :, None] * Dm[:, None, :]       # (r, K - 1, L)
+        ext["kfac_inner"] = np.einsum("rk,rkl->kl", Bwm, vam)
+        ext["kfac_sqnorm"] = np.einsum("rkl,rkl->kl", vam, vam)
     if powers.size:
         # same-batch powers from the same eigendecomposition: (Sigma_hat + lam)^{-p} X'y/n = W diag((omega+lam)^{-p}) a
         vpw = a[None, :, None] * (om[None, :, None] + lam[None, None, :]) ** (-powers[:, None, None])  # (P, r, L)
         out["power_inner"] = np.einsum("r,prl->pl", bw, vpw)
         out["power_sqnorm"] = np.einsum("prl,prl->pl", vpw, vpw)
     if network:
-        if Delta is None:
-            Delta = _neg_gradient(X, y, G0, F0, student)  # (N, d)
-        K = Delta @ W                                    # (N, r)
         Dall = np.concatenate([np.ones((om.size, 1)), Dm], axis=1)   # column 0: SGD
-        start = np.concatenate([a[:, None], va], axis=1)
+        extra_net = network_teachers - 1
+        A = None
+        if Delta is None and extra_net == 0:
+            Delta = _neg_gradient(X, y, G0, F0, student)  # (N, d)
+        elif Delta is None:
+            # the pre-activations once for every network teacher; the first teacher's update by the operations
+            # of _neg_gradient (the same numbers), the others' applied without forming them (below)
+            act, dact = student(X @ G0.T)
+            if not dact.flags.writeable or dact is act:
+                dact = np.array(dact, copy=True)
+            fitted = act @ F0
+            A = dact * (F0 / n)[None, :]                    # (n, N): M_k = A' diag(y_k - fitted) X
+            dact *= (y - fitted)[:, None]
+            dact *= F0[None, :] / n
+            Delta = dact.T @ X
 
-        def apply(Qb: np.ndarray) -> np.ndarray:
-            return Dall * (K.T @ (K @ (Dall * Qb)))
+        def spikes(apply_K, a_: np.ndarray, va_: np.ndarray, bw_: np.ndarray, norm: float):
+            start = np.concatenate([a_[:, None], va_], axis=1)
 
-        theta, U, steps = _top_singular_pairs(apply, start, tol=lanczos_tol, max_steps=max_steps)
-        cos_net = (bw @ U) / beta_norm
-        size = np.sqrt(np.maximum(theta, 0.0)) / out["F0_norm"]
+            def apply(Qb: np.ndarray) -> np.ndarray:
+                return Dall * apply_K(Dall * Qb)
+
+            theta, U, steps = _top_singular_pairs(apply, start, tol=lanczos_tol, max_steps=max_steps)
+            return (bw_ @ U) / norm, np.sqrt(np.maximum(theta, 0.0)) / out["F0_norm"], steps
+
+        K = Delta @ W                                        # (N, r)
+        cos_net, size, steps = spikes(lambda P: K.T @ (K @ P), a, va, bw, beta_norm)
         out["sgd_network"], out["kfac_network"] = float(cos_net[0]), cos_net[1:]
         out["sgd_spike_size"], out["kfac_spike_size"] = float(size[0]), size[1:]
         out["lanczos_steps"] = steps
-    return out
+        if extra_net:
+            # the further network teachers in one block Lanczos (their (L + 1) operators side by side), applied in
+            # products with X, W and A without forming their updates: K_k = M_k W, M_k = A' diag(res_k) X, so
+            # each product reads X and A once for every column (O((nd + nN + dr) m) for m columns)
+            m1 = Dall.shape[1]
+            R = np.repeat(Ym[:, :extra_net] - fitted[:, None], m1, axis=1)   # (n, E (L + 1)): res_k per column
+            Dblk = np.tile(Dall, (1, extra_net))
+            start = np.concatenate([np.concatenate([Am[:, k:k + 1], vam[:, k, :]], axis=1) for k in range(extra_net)],
+                                   axis=1)
+
+            def apply_blk(Qb: np.ndarray) -> np.ndarray:
+                U = X @ (W @ (Dblk * Qb))
+                U *= R
+                U = A @ (A.T @ U)
+                U *= R
+                return Dblk * (W.T @ (X.T @ U))
+
+            theta_b, U_b, steps_b = _top_singular_pairs(apply_blk, start, tol=lanczos_tol, max_steps=max_steps)
+            got = []
+            for k in range(extra_net):
+                cols = slice(k * m1, (k + 1) * m1)
+                got.append(((Bwm[:, k] @ U_b[:, cols]) / float(more_norm[k]),
+                            np.sqrt(np.maximum(theta_b[cols], 0.0)) / out["F0_norm"], steps_b))
+            ext["sgd_network"] = np.array([g[0][0] for g in got])
+            ext["kfac_network"] = np.array([g[0][1:] for g in got])
+            ext["sgd_spike_size"] = np.array([g[1][0] for g in got])
+            ext["kfac_spike_size"] = np.array([g[1][1:] for g in got])
+            out["lanczos_steps"] = max([steps] + [g[2] for g in got])
+    return _average_teachers(out, ext, beta_norm=beta_norm, more_norm=more_norm if more is not None else None,
+                             network_teachers=network_teachers)
+
+
+#: per-trial values averaged over all teachers, and over the network's teachers (the first ``network_teachers``).
+_ALL_TEACHERS = ("sgd_inner", "sgd_sqnorm", "z_sq", "y_sq", "population_inner", "population_sqnorm", "kfac_inner",
+                 "kfac_sqnorm")
+_NETWORK_TEACHERS = ("sgd_network", "kfac_network", "sgd_spike_size", "kfac_spike_size")
+
+
+def _average_teachers(out: dict, ext: dict, *, beta_norm: float, more_norm: np.ndarray | None,
+                      network_teachers: int) -> dict:
+    """With further teachers, every teacher-dependent value of ``out`` (the first teacher's) becomes its mean over
+    the teachers, and the cosines are averaged per teacher (``*_cos``; ``*_paired``: over the network's teachers,
+    the set the network values average over). One teacher: ``out`` unchanged."""
+    if more_norm is None:
+        return out
+
+    def cos(inner, sq, norm):
+        return np.asarray(inner) / (np.asarray(norm) * np.sqrt(sq))
+
+    norms = more_norm[:, None]
+    cos0 = {"sgd": cos(out["sgd_inner"], out["sgd_sqnorm"], beta_norm),
+            "kfac": cos(out["kfac_inner"], out["kfac_sqnorm"], beta_norm)}
+    cosm = {"sgd": cos(ext["sgd_inner"], ext["sgd_sqnorm"], more_norm),
+            "kfac": cos(ext["kfac_inner"], ext["kfac_sqnorm"], norms)}
+    if "population_inner" in out:
+        cos0["population"] = cos(out["population_inner"], out["population_sqnorm"], beta_norm)
+        cosm["population"] = cos(ext["population_inner"], ext["population_sqnorm"], norms)
+    K = 1 + more_norm.size
+    res = dict(out)
+    for key in cos0:
+        res[key + "_cos"] = (cos0[key] + cosm[key].sum(axis=0)) / K
+    if "sgd_network" in out:
+        m = network_teachers - 1
+        for key in ("sgd", "kfac"):
+            res[key + "_paired"] = (cos0[key] + cosm[key][:m].sum(axis=0)) / network_teachers
+        for key in _NETWORK_TEACHERS:
+            res[key] = (out[key] + ext[key].sum(axis=0)) / network_teachers if m else out[key]
+    for key in _ALL_TEACHERS:
+        if key in out:
+            res[key] = (out[key] + ext[key].sum(axis=0)) / K
+            if "sgd_network" in out and key in _PAIRED:
+                m = network_teachers - 1
+                res[key + "_paired"] = (out[key] + ext[key][:m].sum(axis=0)) / network_teachers
+    return res
+
+
+#: the statistics also averaged over the network's teachers (``*_paired``: controls of the network's values).
+_PAIRED = ("sgd_inner", "sgd_sqnorm", "z_sq", "y_sq", "population_inner", "population_sqnorm")
 
 
 def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed, student="tanh",
              network: bool = True, population: bool = True, method: str = "auto",
              blas_threads: int | None = None, lanczos_tol: float = 1e-10,
-             max_steps: int = 60, powers=(), muon: bool = False) -> OneStepResult:
+             max_steps: int = 60, powers=(), muon: bool = False, more_teachers=None,
+             network_teachers: int | None = None) -> OneStepResult:
     """Run ``trials`` independent one-step experiments (docs/theory.md 4.0-4.1).
 
     Sigma: (d, d) symmetric positive-definite covariance, or (d,) eigenvalues (then ``beta_star``
@@ -775,10 +930,35 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
     muon: also measure Muon's orthogonalisation of the raw update (:func:`orthogonalised_direction`,
         5 Newton-Schulz steps, one SVD of the update and one of its orthogonalisation per trial).
         Neither option draws random numbers: every other field is the same with and without them.
+    more_teachers: (d, K - 1) further teacher directions (columns, nonzero, in the basis of ``beta_star``) on
+        the same inputs and initialisation: each trial also draws their labels (with their own label noise,
+        after everything the first teacher's trial draws, so its draws are those of a one-teacher run) and
+        reports every teacher-dependent value averaged over the K teachers (their spike vectors cost
+        :math:`O(nd)` each beside the :math:`O(d^3)` eigendecomposition they share; the per-teacher
+        fluctuations are nearly independent, so the average's variance is about 1/K of one teacher's).
+        Not with ``powers`` or ``muon``.
+    network_teachers: with ``more_teachers``, how many teachers (the first ones, ``beta_star`` first) get the
+        network's own spikes (an :math:`O(nNd)` update and a Lanczos run each); default all K.
     """
     func = "one_step"
     t, bt = _problem(func, Sigma, beta_star)
     d = t.size
+    more_t = None
+    if more_teachers is not None:
+        more_t = V.matrix(func, "more_teachers", more_teachers, shape=(d, None), labels=("d", None))
+        if more_t.shape[1] == 0 or np.any(np.einsum("dk,dk->k", more_t, more_t) == 0):
+            raise V.fail(func, "more_teachers", "a (d, K - 1) matrix of nonzero columns, K >= 2",
+                         f"shape {more_t.shape}" if more_t.shape[1] == 0 else "a zero column")
+        if np.ndim(Sigma) == 2:
+            more_t = np.linalg.eigh(np.asarray(Sigma, dtype=float))[1].T @ more_t
+        more_t = np.ascontiguousarray(more_t)
+    K = 1 if more_t is None else 1 + more_t.shape[1]
+    if network_teachers is None:
+        network_teachers = K
+    network_teachers = V.integer(func, "network_teachers", network_teachers, low=1, high=K)
+    if more_t is not None and (muon or (not isinstance(powers, (int, float)) and len(powers) > 0)):
+        raise V.fail(func, "more_teachers", "None when powers or muon are asked for (they follow the first teacher)",
+                     f"a (d, {K - 1}) matrix")
     n = _int(func, "n", n)
     N = _int(func, "N", N)
     lam = _lams(func, lam_G)
@@ -810,6 +990,8 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
         extra["powers"] = pw
     if muon:
         extra["muon"] = True
+    if more_t is not None:
+        extra["more"], extra["network_teachers"] = more_t, int(network_teachers)
     work = partial(_trial, t=t, bt=bt, n=n, N=N, lam=lam, teacher=fn, student=sfn, noise_std=noise_std,
                    network=bool(network), population=bool(population), method=method,
                    lanczos_tol=lanczos_tol, max_steps=int(max_steps), **extra)
@@ -837,15 +1019,27 @@ def one_step(Sigma, beta_star, *, n, N, lam_G, teacher, noise_std, trials, seed,
         for key in ("muon_cos", "muon_spike_gain", "muon_alignment", "muon_raw_ratio", "muon_spike_value",
                     "muon_top_value", "muon_spike_residual", "muon_raw_values"):
             more[key] = stack(key)
+    zs, ys = stack("z_sq"), stack("y_sq")
+    if more_t is None:
+        sgd_c, kfac_c, pop_c = cos(si, ss), cos(ki, ks), (cos(pi, ps) if population else None)
+        more_out = {"sgd_paired": sgd_c, "kfac_paired": kfac_c, "sgd_inner_paired": si, "sgd_sqnorm_paired": ss,
+                    "z_sq_paired": zs, "y_sq_paired": ys, "population_inner_paired": pi,
+                    "population_sqnorm_paired": ps} if net else {}
+    else:
+        sgd_c, kfac_c = stack("sgd_cos"), stack("kfac_cos")
+        pop_c = stack("population_cos") if population else None
+        more_out = {k + "_paired": stack(k + "_paired") for k in ("sgd", "kfac") + _PAIRED
+                    if population or not k.startswith("population")} if net else {}
     return OneStepResult(
-        lam_G=lam, sgd=cos(si, ss), kfac=cos(ki, ks), sgd_inner=si, sgd_sqnorm=ss, kfac_inner=ki, kfac_sqnorm=ks,
-        population=cos(pi, ps) if population else None, population_inner=pi, population_sqnorm=ps,
+        lam_G=lam, sgd=sgd_c, kfac=kfac_c, sgd_inner=si, sgd_sqnorm=ss, kfac_inner=ki, kfac_sqnorm=ks,
+        population=pop_c, population_inner=pi, population_sqnorm=ps, teachers=K, network_teachers=int(network_teachers),
+        **more_out,
         sgd_network=stack("sgd_network") if net else None, kfac_network=stack("kfac_network") if net else None,
         sgd_spike_size=stack("sgd_spike_size") if net else None,
         kfac_spike_size=stack("kfac_spike_size") if net else None,
         F0_norm=stack("F0_norm"), lanczos_steps=stack("lanczos_steps").astype(int) if net else None,
         n=n, N=N, d=d, noise_std=noise_std, teacher=tname, student=sname,
-        seed=seed, companion=comp, z_sq=stack("z_sq"), y_sq=stack("y_sq"), x_sq=stack("x_sq"), **more,
+        seed=seed, companion=comp, z_sq=zs, y_sq=ys, x_sq=stack("x_sq"), **more,
     )
 
 

@@ -51,7 +51,10 @@ class Outcome:
     verdict: ``holds`` / ``fails`` (agreement) or ``holds`` / ``inconclusive`` / ``contradicted``.
     tolerance_source: where the tolerance comes from. rows: the table behind the headline.
     test: the headline row's test (``"two-sided t, 29 df"``). detectable: agreement claims: the
-        smallest relative error of a prediction caught with probability >= 0.9 (largest over rows).
+        smallest relative error of a prediction caught with probability >= 0.9 (largest over the rows that
+        test a prediction; a one-sided row marked ``role="bound"`` checks a stated upper bound, not a
+        prediction, and states its own ``detectable``, the relative excess over the bound it catches, without
+        entering the claim's unless every row is a bound).
     direction: ``"two-sided"``, ``"measured <= prediction"`` or ``"measured > MARGIN"``.
     """
 
@@ -88,7 +91,8 @@ class Outcome:
         alpha = None if alpha is None else V.prob(f, "alpha", alpha)
         verdict = _stats.agreement_verdict(rows)
         head = _stats.deciding_row(rows, verdict)
-        det = [r["detectable"] for r in rows if r.get("detectable") is not None]
+        det = [r["detectable"] for r in rows if r.get("detectable") is not None and r.get("role") != "bound"] or \
+            [r["detectable"] for r in rows if r.get("detectable") is not None]
         return cls(prediction=head["prediction"], measured=head["measured"], stderr=head.get("stderr"),
                    tolerance=head["tolerance"], alpha=alpha, verdict=verdict, tolerance_source=source, rows=rows,
                    test=head.get("test"), alpha_bounds=_stats.FALSE_FAILURE if alpha is not None else None,

@@ -125,6 +125,8 @@ class AlignmentClaims(Settings):
     cap_trials_2d: int = 20
     psi_cap: float = PSI_CAP
     lam_cap: float = LAM_CAP
+    teachers: int = 4
+    network_teachers: int = 2
 
     def __post_init__(self):
         for which in (1, 2):  # the runs validate the shared fields
@@ -135,20 +137,22 @@ class AlignmentClaims(Settings):
     def preset(cls, size: str) -> "AlignmentClaims":
         if check_size("AlignmentClaims.preset", size) == "fast":
             return cls()
-        return cls(d=500, trials_d=300, trials_2d=160, cap_d=250, cap_trials_d=30, cap_trials_2d=15)
+        return cls(d=500, trials_d=300, trials_2d=160, cap_d=250, cap_trials_d=30, cap_trials_2d=15, teachers=12,
+                   network_teachers=3)
 
     def run(self, which: int) -> OneStepSettings:
         """The run at d (``which = 1``) or 2d (``which = 2``)."""
         return OneStepSettings(d=which * self.d, eps=self.eps, psi=self.psi, phi=self.phi, lam_G=tuple(self.lam_G),
                                trials=self.trials_d if which == 1 else self.trials_2d, teacher=self.teacher,
-                               student=self.student, noise_std=self.noise_std, network=True, population=True)
+                               student=self.student, noise_std=self.noise_std, network=True, population=True,
+                               teachers=self.teachers, network_teachers=self.network_teachers)
 
     def cap_run(self, which: int) -> OneStepSettings:
         """C8's run at psi = psi_cap on cap_d (``which = 1``) or 2 cap_d."""
         return OneStepSettings(d=which * self.cap_d, eps=self.eps, psi=self.psi_cap, phi=self.phi,
                                lam_G=(self.lam_cap,), trials=self.cap_trials_d if which == 1 else self.cap_trials_2d,
                                teacher=self.teacher, student=self.student, noise_std=self.noise_std, network=False,
-                               population=False)
+                               population=False, teachers=self.teachers, network_teachers=1)
 
 
 def _pair_reads(s: AlignmentClaims) -> dict:
@@ -176,26 +180,53 @@ def _pair(s: AlignmentClaims, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: In
 
 @dataclass(frozen=True, kw_only=True)
 class _Theory:
-    """The predictions for one run, computed when the claim runs (so a test can perturb them).
+    """The predictions for one run, computed when the claim runs (so a test can perturb them), each the mean of
+    the per-teacher predictions over the teachers the measurement averages over (the run's trials average every
+    value over the instance's teachers, the network's over the first ``network_teachers``).
 
     sgd: 4.2 (asymptotic). sgd_finite: 4.2 with the exact finite-n second moment. kfac: Theorem 3.9.
-    population: the population-preconditioner variant. mu1: the student's E sigma'.
+    population: the population-preconditioner variant. sgd_net, kfac_net: 4.2 and Theorem 3.9 over the network's
+    teachers. sgd_size, kfac_size: the spike size mu_1 |v| over the network's teachers. mu1: the student's E sigma'.
     """
 
     sgd: ts.SpikePrediction
     sgd_finite: ts.SpikePrediction
     kfac: ts.SpikePrediction
     population: ts.SpikePrediction
+    sgd_net: ts.SpikePrediction
+    kfac_net: ts.SpikePrediction
+    sgd_size: float
+    kfac_size: np.ndarray
     mu1: float
 
 
+def _mean_prediction(preds: list) -> ts.SpikePrediction:
+    """The field-wise mean of per-teacher predictions (one teacher: that prediction)."""
+    if len(preds) == 1:
+        return preds[0]
+
+    def mean(name):
+        return np.mean([np.asarray(getattr(p, name), dtype=float) for p in preds], axis=0)
+
+    return ts.SpikePrediction(inner=mean("inner"), sqnorm=mean("sqnorm"), cos=mean("cos"),
+                              kappa=preds[0].kappa)
+
+
 def _theory(run: AlignmentRun) -> _Theory:
-    t, b = run.inst.t, run.inst.beta
+    t, bs = run.inst.t, run.inst.teachers
+    m = int(getattr(run.sim, "network_teachers", 1) or 1)
     kw = dict(n=run.n, teacher=_teacher(run.teacher), noise_std=run.noise_std)
-    return _Theory(sgd=ts.sgd_spike(t, b, **kw), sgd_finite=ts.sgd_spike(t, b, finite_n=True, **kw),
-                   kfac=ts.kfac_spike(t, b, lam_G=run.lam_G, **kw),
-                   population=ts.population_spike(t, b, lam_G=run.lam_G, **kw),
-                   mu1=ts.student_coefficients(run.student, variance=float(t.mean())).mu1)
+    sgd = [ts.sgd_spike(t, b, **kw) for b in bs]
+    kfac = [ts.kfac_spike(t, b, lam_G=run.lam_G, **kw) for b in bs]
+    mu1 = ts.student_coefficients(run.student, variance=float(t.mean())).mu1
+    return _Theory(sgd=_mean_prediction(sgd), sgd_finite=_mean_prediction([ts.sgd_spike(t, b, finite_n=True, **kw)
+                                                                           for b in bs]),
+                   kfac=_mean_prediction(kfac),
+                   population=_mean_prediction([ts.population_spike(t, b, lam_G=run.lam_G, **kw) for b in bs]),
+                   sgd_net=_mean_prediction(sgd[:m]), kfac_net=_mean_prediction(kfac[:m]),
+                   sgd_size=float(np.mean([mu1 * math.sqrt(float(p.sqnorm)) for p in sgd[:m]])),
+                   kfac_size=np.mean([mu1 * np.sqrt(np.asarray(p.sqnorm, dtype=float)) for p in kfac[:m]], axis=0),
+                   mu1=mu1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,17 +260,35 @@ class _Controls:
                 (self.pop_sqnorm[0][:, j], float(self.pop_sqnorm[1][j]))]
 
 
-def _controls(run: AlignmentRun) -> _Controls:
-    """The control variates of ``run``; their means come from exact finite-n expectations only."""
-    t, b, sim = run.inst.t, run.inst.beta, run.sim
-    s2 = float((t * b) @ b)
-    tc = ts.teacher_coefficients(_teacher(run.teacher), s=math.sqrt(s2), noise_std=run.noise_std)
+def _controls(run: AlignmentRun, *, network: bool = False) -> _Controls:
+    """The control variates of ``run``; their means come from exact finite-n expectations only (per teacher,
+    averaged over the teachers as the trials average the statistics). ``network``: the statistics averaged over
+    the network's teachers (``*_paired``), the controls of the network's own values."""
+    t, sim = run.inst.t, run.sim
     kw = dict(n=run.n, teacher=_teacher(run.teacher), noise_std=run.noise_std, finite_n=True)
-    sq = ts.sgd_spike(t, b, **kw).sqnorm
-    pop = ts.population_spike(t, b, lam_G=run.lam_G, **kw)
-    return _Controls(inner=(sim.sgd_inner, tc.c * s2), sqnorm=(sim.sgd_sqnorm, float(sq)), z_sq=(sim.z_sq, s2),
-                     y_sq=(sim.y_sq, tc.Ey2), pop_inner=(sim.population_inner, np.asarray(pop.inner)),
-                     pop_sqnorm=(sim.population_sqnorm, np.asarray(pop.sqnorm)))
+    inner, sq, s2s, ey2, p_in, p_sq = [], [], [], [], [], []
+    teachers = run.inst.teachers[:int(sim.network_teachers)] if network else run.inst.teachers
+    for b in teachers:
+        s2 = float((t * b) @ b)
+        tc = ts.teacher_coefficients(_teacher(run.teacher), s=math.sqrt(s2), noise_std=run.noise_std)
+        pop = ts.population_spike(t, b, lam_G=run.lam_G, **kw)
+        inner.append(tc.c * s2)
+        sq.append(float(ts.sgd_spike(t, b, **kw).sqnorm))
+        s2s.append(s2)
+        ey2.append(tc.Ey2)
+        p_in.append(np.asarray(pop.inner, dtype=float))
+        p_sq.append(np.asarray(pop.sqnorm, dtype=float))
+
+    def mean(v):
+        return v[0] if len(v) == 1 else np.mean(v, axis=0)
+
+    def stat(name):
+        return getattr(sim, name + "_paired") if network else getattr(sim, name)
+
+    return _Controls(inner=(stat("sgd_inner"), float(mean(inner))), sqnorm=(stat("sgd_sqnorm"), float(mean(sq))),
+                     z_sq=(stat("z_sq"), float(mean(s2s))), y_sq=(stat("y_sq"), float(mean(ey2))),
+                     pop_inner=(stat("population_inner"), mean(p_in)),
+                     pop_sqnorm=(stat("population_sqnorm"), mean(p_sq)))
 
 
 # --------------------------------------------------------------------------- estimators and rows
@@ -295,16 +344,17 @@ def c8_sgd_alignment(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2:
     # Theorem 3.9 there, whose prediction is far above the cap (two-sided agreement, bias-corrected)
     PSI_CAP, LAM_CAP = s.psi_cap, s.lam_cap  # noqa: N806  (the settings' values)
     runs = []
-    for cs, sim, inst in ((s.cap_run(1), c1, ci1), (s.cap_run(2), c2, ci2)):
-        kf = ts.kfac_spike(inst.t, inst.beta, n=cs.n, lam_G=[LAM_CAP], teacher=_teacher(cs.teacher),
-                           noise_std=cs.noise_std)
-        runs.append((inst, cs.n, sim, float(np.asarray(kf.cos)[0])))
+    for cs, sim, inst in ((s.cap_run(1), c1, ci1), (s.cap_run(2), c2, ci2)):  # means over the teachers
+        kf = np.mean([np.asarray(ts.kfac_spike(inst.t, b, n=cs.n, lam_G=[LAM_CAP], teacher=_teacher(cs.teacher),
+                                               noise_std=cs.noise_std).cos)[0] for b in inst.teachers])
+        runs.append((inst, cs.n, sim, float(kf)))
     (inst, n, sim, kp), (_, _, sim2, kp2) = runs
     dc = s.cap_d
-    cap_c = ts.sgd_alignment_cap(inst.t, inst.beta)
-    th_sgd = ts.sgd_spike(inst.t, inst.beta, n=n, teacher=_teacher(s.teacher), noise_std=s.noise_std).cos
+    cap_c = float(np.mean([ts.sgd_alignment_cap(inst.t, b) for b in inst.teachers]))
+    th_sgd = float(np.mean([ts.sgd_spike(inst.t, b, n=n, teacher=_teacher(s.teacher), noise_std=s.noise_std).cos
+                            for b in inst.teachers]))
     rows.append(_samples(f"SGD at psi={PSI_CAP:g} not above its cap cos(Sigma beta*, beta*)", sim.sgd, cap_c,
-                         alpha=a, one_sided=True, d=dc, psi=PSI_CAP, theory_at_psi=float(th_sgd)))
+                         alpha=a, one_sided=True, d=dc, psi=PSI_CAP, theory_at_psi=float(th_sgd), role="bound"))
     rows.append(_richardson(f"KFAC (lam_G={LAM_CAP:g}) at psi={PSI_CAP:g}: Theorem 3.9, above SGD's cap", sim.kfac[:, 0],
                             kp, sim2.kfac[:, 0], kp2, alpha=a, d=dc, psi=PSI_CAP, lam_G=LAM_CAP, cap=float(cap_c),
                             prediction_above_cap_by=float(kp - cap_c)))
@@ -379,23 +429,23 @@ def c10_components(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: s
 def c11_network_spike(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance, i2: Instance) -> Outcome:
     r1, r2 = _pair(s, r1, r2, i1, i2)
     th1, th2 = _theory(r1), _theory(r2)
-    k1, k2 = _controls(r1), _controls(r2)
+    k1, k2 = _controls(r1, network=True), _controls(r2, network=True)
     L = len(s.lam_G)
     a = stats.bonferroni(ALPHA, 2 * (L + 1))
-    rows = [_richardson("SGD network cos(u, beta*)", r1.sim.sgd_network, th1.sgd.cos, r2.sim.sgd_network, th2.sgd.cos,
-                        alpha=a, controls_d=k1.sgd(), controls_2d=k2.sgd(), d=r1.inst.d)]
-    rows += [_richardson("KFAC network cos(u, beta*)", r1.sim.kfac_network[:, j], th1.kfac.cos[j],
-                         r2.sim.kfac_network[:, j], th2.kfac.cos[j], alpha=a, controls_d=k1.kfac(j),
+    rows = [_richardson("SGD network cos(u, beta*)", r1.sim.sgd_network, th1.sgd_net.cos, r2.sim.sgd_network,
+                        th2.sgd_net.cos, alpha=a, controls_d=k1.sgd(), controls_2d=k2.sgd(), d=r1.inst.d)]
+    rows += [_richardson("KFAC network cos(u, beta*)", r1.sim.kfac_network[:, j], th1.kfac_net.cos[j],
+                         r2.sim.kfac_network[:, j], th2.kfac_net.cos[j], alpha=a, controls_d=k1.kfac(j),
                          controls_2d=k2.kfac(j), lam_G=lam, d=r1.inst.d)
              for j, lam in enumerate(s.lam_G)]
     # the bulk bias at the larger size, paired per trial: mean(cos v - cos u) <= 0.01 * 1000 / d (a bound
     # the theory states: one-sided, alpha bounds false failure)
     d2 = r2.inst.d
     bound = BULK_BOUND_D1000 * 1000.0 / d2
-    bulks = [("SGD", r2.sim.sgd - r2.sim.sgd_network, None)] + [
-        ("KFAC", r2.sim.kfac[:, j] - r2.sim.kfac_network[:, j], lam) for j, lam in enumerate(s.lam_G)]
+    bulks = [("SGD", r2.sim.sgd_paired - r2.sim.sgd_network, None)] + [
+        ("KFAC", r2.sim.kfac_paired[:, j] - r2.sim.kfac_network[:, j], lam) for j, lam in enumerate(s.lam_G)]
     rows += [_samples(f"{name} bulk bias mean(cos(v) - cos(u)) <= 0.01 * 1000/d", diff, bound, alpha=a,
-                      one_sided=True, lam_G=lam, d=d2)
+                      one_sided=True, lam_G=lam, d=d2, role="bound")
              for name, diff, lam in bulks]
     return Outcome.agreement(rows, source=_RICH + "; bulk bias: one-sided paired t (T - 1 df) against the bound "
                              "0.01 * 1000/d of docs/theory.md C11", alpha=ALPHA)
@@ -410,13 +460,12 @@ def c11_network_spike(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2
 def c12_spike_size(s: AlignmentClaims, *, seed: int, r1: ss.OneStepResult, r2: ss.OneStepResult, i1: Instance, i2: Instance) -> Outcome:
     r1, r2 = _pair(s, r1, r2, i1, i2)
     th1, th2 = _theory(r1), _theory(r2)
-    k1, k2 = _controls(r1), _controls(r2)
+    k1, k2 = _controls(r1, network=True), _controls(r2, network=True)
     L = len(s.lam_G)
     a = stats.bonferroni(ALPHA, L + 1)
 
-    def pred(th: _Theory, j: int | None) -> float:
-        sq = th.sgd.sqnorm if j is None else np.asarray(th.kfac.sqnorm)[j]
-        return float(th.mu1 * math.sqrt(float(sq)))
+    def pred(th: _Theory, j: int | None) -> float:  # mu_1 |v| per teacher, averaged over the network's teachers
+        return float(th.sgd_size if j is None else np.asarray(th.kfac_size)[j])
 
     rows = [_richardson("SGD s_1 / |F_0| = mu_1 |v|", r1.sim.sgd_spike_size, pred(th1, None), r2.sim.sgd_spike_size,
                         pred(th2, None), alpha=a, controls_d=k1.sgd(), controls_2d=k2.sgd(), d=r1.inst.d, mu1=th1.mu1)]

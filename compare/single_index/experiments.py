@@ -83,13 +83,14 @@ def _check_eps(cls: str, eps: Any) -> None:
 # --------------------------------------------------------------------------- instances
 @dataclass(frozen=True, kw_only=True)
 class InstanceSettings(Settings):
-    """One problem of dimension ``d`` and anisotropy ``eps``."""
+    """One problem of dimension ``d`` and anisotropy ``eps``, with ``teachers`` teacher directions."""
 
     d: int = 1000
     eps: float = EPS
+    teachers: int = 1
 
     def __post_init__(self):
-        _check("InstanceSettings", self, ints=("d",))
+        _check("InstanceSettings", self, ints=("d", "teachers"))
         _check_eps("InstanceSettings", self.eps)
 
     @classmethod
@@ -99,38 +100,49 @@ class InstanceSettings(Settings):
 
 @dataclass(frozen=True, kw_only=True)
 class Instance:
-    """One problem: eigenvalues ``t`` of Sigma and beta* in its eigenbasis (``beta``), s = 1."""
+    """One problem: eigenvalues ``t`` of Sigma and beta* in its eigenbasis (``beta``), s = 1; ``more``: the
+    further teachers (d, K - 1) drawn the same way (``None`` for one teacher)."""
 
     t: np.ndarray
     beta: np.ndarray
     eps: float
+    more: np.ndarray | None = None
+
+    @property
+    def teachers(self) -> list[np.ndarray]:
+        """Every teacher direction, beta* first."""
+        return [self.beta] + ([] if self.more is None else list(self.more.T))
 
     @property
     def d(self) -> int:
         return int(self.t.size)
 
 
-def draw_instance(d: int, eps: float, rng: np.random.Generator) -> Instance:
+def draw_instance(d: int, eps: float, rng: np.random.Generator, *, teachers: int = 1) -> Instance:
     """Sigma (two-level, Haar basis) and beta* (Gaussian, :math:`\\beta^{*\\top}\\Sigma\\beta^*=1`)."""
     Sigma = sd.anisotropic_covariance(d, eps=eps, rng=rng)
     beta = rng.standard_normal(d)
     t, O = np.linalg.eigh(Sigma)
     bt = O.T @ beta
     bt /= math.sqrt(float((t * bt) @ bt))
-    return Instance(t=t, beta=bt, eps=float(eps))
+    more = None
+    if teachers > 1:  # drawn after beta*: the first teacher is that of a one-teacher instance
+        more = O.T @ rng.standard_normal((d, teachers - 1))
+        more /= np.sqrt(np.einsum("d,dk,dk->k", t, more, more))[None, :]
+    return Instance(t=t, beta=bt, eps=float(eps), more=more)
 
 
 @experiment("single_index.instance", settings=InstanceSettings, trials=lambda s: 1,
             combine=lambda s, values, deps: values[0], threads=lambda s: blas_threads_for(s.d),
             cost=lambda s: (s.d / 1000) ** 3)
 def instance_trial(s: InstanceSettings, ss_: np.random.SeedSequence, deps) -> Instance:
-    return draw_instance(s.d, s.eps, np.random.default_rng(ss_))
+    return draw_instance(s.d, s.eps, np.random.default_rng(ss_), teachers=s.teachers)
 
 
 # --------------------------------------------------------------------------- one-step runs
 class OneStepSizes:
-    """The sizes every one-step setting derives from its fields ``d``, ``eps``, ``psi``, ``phi``: n = round(psi d)
-    samples, N = round(phi d) neurons, and the instance (d, eps)."""
+    """The sizes every one-step setting derives from its fields ``d``, ``eps``, ``psi``, ``phi`` (and ``teachers``
+    when it has one): n = round(psi d) samples, N = round(phi d) neurons, and the instance (d, eps, teachers)."""
 
     @property
     def n(self) -> int:
@@ -142,12 +154,14 @@ class OneStepSizes:
 
     @property
     def instance(self) -> InstanceSettings:
-        return InstanceSettings(d=self.d, eps=self.eps)
+        return InstanceSettings(d=self.d, eps=self.eps, teachers=getattr(self, "teachers", 1))
 
 
 @dataclass(frozen=True, kw_only=True)
 class OneStepSettings(Settings, OneStepSizes):
-    """One-step runs on one instance: n = round(psi d), N = round(phi d), ridges ``lam_G``."""
+    """One-step runs on one instance: n = round(psi d), N = round(phi d), ridges ``lam_G``; every trial averages
+    over the instance's ``teachers`` teachers (the network's spikes over the first ``network_teachers``;
+    :func:`simulate.single_index.one_step` ``more_teachers``)."""
 
     d: int = 1000
     eps: float = EPS
@@ -160,9 +174,14 @@ class OneStepSettings(Settings, OneStepSizes):
     noise_std: float = NOISE
     network: bool = True
     population: bool = True
+    teachers: int = 1
+    network_teachers: int = 1
 
     def __post_init__(self):
-        _check("OneStepSettings", self, ints=("d", "trials"), positive=("psi", "phi"))
+        _check("OneStepSettings", self, ints=("d", "trials", "teachers", "network_teachers"), positive=("psi", "phi"))
+        if self.network_teachers > self.teachers:
+            raise ValueError(f"OneStepSettings: argument 'network_teachers' must be at most teachers = "
+                             f"{self.teachers}; got {self.network_teachers!r}.")
         _check_eps("OneStepSettings", self.eps)
         if not self.lam_G or any(isinstance(v, bool) or not 0.0 <= float(v) < math.inf for v in self.lam_G):
             raise ValueError(f"OneStepSettings: argument 'lam_G' must be ridges >= 0; got {self.lam_G!r}.")
@@ -193,12 +212,14 @@ def _one_step_stream(s: OneStepSettings) -> tuple:
 @experiment("single_index.one_step", settings=OneStepSettings, trials=lambda s: s.trials,
             requires=lambda s: {"inst": ref("single_index.instance", s.instance)}, stream=_one_step_stream,
             combine=lambda s, blocks, deps: ss.concatenate(blocks), block=BLOCK, batched=True,
-            threads=lambda s: blas_threads_for(s.d), cost=lambda s: (s.d / 1000) ** 3 * (1.5 if s.network else 1.0))
+            threads=lambda s: blas_threads_for(s.d), cost=lambda s: (s.d / 1000) ** 3 * (1 + (0.5 * s.network_teachers if s.network else 0.0)))
 def one_step_block(s: OneStepSettings, seeds: list, deps) -> ss.OneStepResult:
     inst: Instance = deps["inst"]
     return ss.one_step(inst.t, inst.beta, n=s.n, N=s.N, lam_G=np.asarray(s.lam_G, dtype=float),
                        teacher=_teacher(s.teacher), noise_std=s.noise_std, trials=len(seeds), seed=list(seeds),
-                       student=s.student, network=s.network, population=s.population)
+                       student=s.student, network=s.network, population=s.population,
+                       **({"more_teachers": inst.more, "network_teachers": s.network_teachers} if inst.more is not None
+                          else {}))
 
 
 @dataclass(frozen=True, kw_only=True)

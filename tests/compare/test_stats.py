@@ -120,6 +120,11 @@ def test_outcome_headline_is_the_deciding_row():
     out = Outcome.agreement([ok, bad], source="test", alpha=1e-3)
     assert out.verdict == "fails" and out.measured == 1.5 and out.test == "two-sided t, 29 df"
     assert out.detectable == max(ok["detectable"], bad["detectable"])
+    # a one-sided row checking a stated bound (role "bound") states its own detectable, outside the claim's
+    bound = stats.agreement(0.5, 0.2, 1.0, df=29, alpha=1e-3, one_sided=True).row(case="c", role="bound")
+    assert bound["detectable"] > ok["detectable"]
+    assert Outcome.agreement([ok, bound], source="test", alpha=1e-3).detectable == ok["detectable"]
+    assert Outcome.agreement([bound], source="test", alpha=1e-3).detectable == bound["detectable"]
     rng = np.random.default_rng(6)
     shown = stats.ordering(1 + 0.1 * rng.standard_normal(10), alpha=1e-3).row(what="shown")
     weak = stats.ordering(0.05 + rng.standard_normal(10), alpha=1e-3).row(what="weak")

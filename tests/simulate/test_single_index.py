@@ -260,3 +260,65 @@ def test_bad_input(change, match):
     kw = {"Sigma": _T, "beta_star": _B, **_KW, **change}
     with pytest.raises(ValueError, match=match):
         ss.one_step(kw.pop("Sigma"), kw.pop("beta_star"), **kw)
+
+
+# --------------------------------------------------------------------------- several teachers per trial
+_TEACHER_FIELDS = ("sgd", "kfac", "sgd_inner", "sgd_sqnorm", "kfac_inner", "kfac_sqnorm", "population",
+                   "population_inner", "population_sqnorm", "z_sq", "y_sq")
+_NETWORK_FIELDS = ("sgd_network", "kfac_network", "sgd_spike_size", "kfac_spike_size")
+
+
+@pytest.mark.parametrize("network_teachers", [None, 2])
+def test_more_teachers_average_the_one_teacher_runs(rng, network_teachers):
+    """Without label noise a teacher's labels are a function of the shared inputs, so a K-teacher trial must
+    average K one-teacher runs (same seeds: same X, G0, F0) field by field; the network's values average over
+    the first ``network_teachers`` (and ``*_paired`` over those same teachers). Round-off only."""
+    d = 24
+    t, b0 = _problem(d, rng)
+    B = rng.standard_normal((d, 2))
+    kw = dict(n=48, N=12, lam_G=[1e-3, 0.1, 1.0], teacher="tanh", noise_std=0.0, trials=3, seed=11)
+    many = ss.one_step(t, b0, more_teachers=B, network_teachers=network_teachers, **kw)
+    ones = [ss.one_step(t, b, **kw) for b in (b0, B[:, 0], B[:, 1])]
+    m = 3 if network_teachers is None else network_teachers
+    assert (many.teachers, many.network_teachers) == (3, m)
+    for f in _TEACHER_FIELDS:
+        assert_close(getattr(many, f), np.mean([getattr(r, f) for r in ones], axis=0), rtol=1e-12, atol=1e-15, what=f)
+    for f in _NETWORK_FIELDS:
+        assert_close(getattr(many, f), np.mean([getattr(r, f) for r in ones[:m]], axis=0), rtol=1e-8, atol=1e-10,
+                     what=f)
+    assert_close(many.kfac_paired, np.mean([r.kfac for r in ones[:m]], axis=0), rtol=1e-12, what="kfac_paired")
+    assert_close(many.sgd_sqnorm_paired, np.mean([r.sgd_sqnorm for r in ones[:m]], axis=0), rtol=1e-12,
+                 what="sgd_sqnorm_paired")
+    assert_close(many.companion, ones[0].companion, rtol=0, what="companion (inputs shared)")
+
+
+def test_more_teachers_keep_the_first_teachers_draws(rng):
+    """The further teachers' label noise is drawn after everything a one-teacher trial draws: the shared
+    inputs and initialisation are unchanged (companion trace, |F0|), one teacher gives the fields it always
+    did (``*_paired`` = the plain values), and the Cholesky path agrees with the eigendecomposition."""
+    d = 20
+    t, b0 = _problem(d, rng)
+    B = rng.standard_normal((d, 3))
+    kw = dict(n=40, N=10, lam_G=[0.1, 1.0], teacher="tanh", noise_std=NOISE, trials=2, seed=4)
+    one = ss.one_step(t, b0, **kw)
+    many = ss.one_step(t, b0, more_teachers=B, network_teachers=1, **kw)
+    assert np.array_equal(many.companion, one.companion) and np.array_equal(many.F0_norm, one.F0_norm)
+    assert np.array_equal(many.kfac_network, one.kfac_network) and np.array_equal(many.sgd_spike_size,
+                                                                                   one.sgd_spike_size)
+    assert one.teachers == 1 and np.array_equal(one.sgd_paired, one.sgd) and np.array_equal(one.z_sq_paired, one.z_sq)
+    solve = ss.one_step(t, b0, more_teachers=B, network=False, method="solve", **kw)
+    eigh = ss.one_step(t, b0, more_teachers=B, network=False, method="eigh", **kw)
+    for f in ("kfac", "kfac_inner", "kfac_sqnorm"):
+        assert_close(getattr(solve, f), getattr(eigh, f), rtol=1e-10, what=f)
+
+
+def test_more_teachers_rejected_with_powers_or_muon(rng):
+    t, b0 = _problem(8, rng)
+    kw = dict(n=16, N=4, lam_G=[0.1], teacher="tanh", noise_std=NOISE, trials=1, seed=0,
+              more_teachers=np.ones((8, 1)))
+    with pytest.raises(ValueError, match="argument 'more_teachers' must be None when powers or muon"):
+        ss.one_step(t, b0, powers=(0.5,), **kw)
+    with pytest.raises(ValueError, match="argument 'more_teachers' must be None when powers or muon"):
+        ss.one_step(t, b0, muon=True, **kw)
+    with pytest.raises(ValueError, match=r"argument 'network_teachers' must be an integer in \[1, 2\]"):
+        ss.one_step(t, b0, network_teachers=3, **{k: v for k, v in kw.items()})
