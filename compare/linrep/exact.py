@@ -750,13 +750,14 @@ def c7_control(F_star: np.ndarray, G_star: np.ndarray, M: np.ndarray, *, n: int)
     Gp_T = np.linalg.qr(G_star.T, mode="complete")[0][:, k:]            # (d, d - k) orthonormal columns
     Lf = np.linalg.cholesky(F_star.T @ F_star)
     F_pinv = sla.cho_solve((Lf, True), F_star.T)                         # F*^+ = (F*'F*)^{-1} F*'
+    PM = F_pinv @ M                                                      # F*^+ M (k, d)
 
     def on_batch(t: int, b) -> tuple[np.ndarray, float]:
         L = np.linalg.cholesky(b.Sigma_x)
         W = sla.solve_triangular(L, Gp_T, lower=True)                   # L^{-1} G_perp'
-        V = sla.solve_triangular(L.T, W, lower=False)                   # Sigma_hat^{-1} G_perp'
-        N = b.Sigma_yx - M @ b.Sigma_x
-        return F_pinv @ (N @ V), float(np.einsum("ij,ij->", W, W)) / n
+        PN = F_pinv @ b.Sigma_yx - PM @ b.Sigma_x                      # F*^+ N (k, d)
+        U = sla.solve_triangular(L, PN.T, lower=True)                   # L^{-1} N' F*^+'
+        return U.T @ W, float(np.einsum("ij,ij->", W, W)) / n           # F*^+ N Sigma_hat^{-1} G_perp
 
     on_batch.pinv_fro2 = float(np.einsum("ij,ij->", F_pinv, F_pinv))   # ||F*^+||_F^2
     return on_batch
