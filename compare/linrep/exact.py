@@ -40,6 +40,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.linalg as sla
 
 from compare import stats
 from compare.engine.registry import Outcome, claim
@@ -744,8 +745,6 @@ def c7_control(F_star: np.ndarray, G_star: np.ndarray, M: np.ndarray, *, n: int)
 
     :math:`\hat\Sigma_t = L_tL_t^\top` (Cholesky solves, no inverse), :math:`G_\perp` the orthonormal rows
     completing :math:`G^*` (F_star (d_y, k), G_star (k, d) row-orthonormal, M = F*G*: the problem's own)."""
-    import scipy.linalg as sla
-
     k = G_star.shape[0]
     Gp_T = np.linalg.qr(G_star.T, mode="complete")[0][:, k:]            # (d, d - k) orthonormal columns
     Lf = np.linalg.cholesky(F_star.T @ F_star)
