@@ -498,8 +498,9 @@ def extrapolate(m1: float, se1: float, df1: float | None, m2: float, se2: float,
     r = V.real(f, "ratio", ratio, low=1.0, low_open=True)
     p = V.real(f, "order", order)
     q = V.real(f, "next_order", next_order, low=p, low_open=True)
-    with np.errstate(all="ignore"):
-        rq, rp, gap = r ** q, r ** p, r ** (q - p) - 1.0
+    with np.errstate(all="ignore"):  # numpy powers: overflow gives inf (refused below), not OverflowError
+        rq, rp, gap = (float(np.power(np.float64(r), e)) for e in (q, p, q - p))
+        gap -= 1.0
     if not (math.isfinite(rq) and math.isfinite(rp) and math.isfinite(gap) and gap > 0):
         raise V.fail(f, "ratio", f"a number > 1 with ratio**next_order, ratio**order finite and ratio**(next_order "
                      f"- order) > 1 in floating point", f"{ratio!r} (order {p:g}, next_order {q:g})")

@@ -91,17 +91,31 @@ def test_c5_spans_two_decades_with_five_settings(seed):
     assert len({r["measured"] for r in kfac}) == 1, "KFAC counts should not depend on conditioning"
 
 
-def test_c7_uses_students_t_on_batch_means_with_one_control(seed):
+def test_c7_is_richardson_in_sigma_squared_with_no_allowance(seed):
+    """Two runs per eta (sigma and sigma/sqrt2, one control variate each, 18 df), combined as 4 m2 - m1 with
+    s.e. sqrt(se1^2 + 16 se2^2) and Welch-Satterthwaite df; no allowance; the second-order term recorded."""
     rec = base("C7", seed)
     assert rec["alpha"] == pytest.approx(1e-3) and rec["alpha_bounds"] == "false failure"
+    assert "no allowance" in rec["tolerance_source"] and "Richardson in sigma^2" in rec["tolerance_source"]
     for r in rec["rows"]:
-        assert r["test"] == "two-sided t, 18 df (20 batch means, 1 control variate)" and r["df"] == 18
+        assert r["allowance"] == 0.0, f"eta={r['eta']}: allowance {r['allowance']}"
+        assert r["test"] == (f"two-sided t (Richardson in sigma^2), {r['df']:.1f} df "
+                             "(20 batch means x 2, 1 control variate each)"), r["test"]
         assert r["alpha"] == pytest.approx(1e-3 / 3) and r["controls"] == 1
-        assert r["allowance"] == pytest.approx(r["prediction"] ** 2), "allowance: prediction^2 (second order)"
+        s1, s2 = r["se_sigma"], r["se_half"]
+        assert r["measured"] == pytest.approx(4 * r["mean_half"] - r["mean_sigma"], rel=1e-12, abs=1e-18)
+        assert r["stderr"] == pytest.approx(np.hypot(s1, 4 * s2), rel=1e-12)
+        welch = (s1**2 + 16 * s2**2) ** 2 / (s1**4 / 18 + (16 * s2**2) ** 2 / 18)
+        assert r["df"] == pytest.approx(welch, rel=1e-12) and 18 <= r["df"] <= 36
+        assert r["second_order"] == pytest.approx(2 * (r["mean_sigma"] - 2 * r["mean_half"]), rel=1e-9, abs=1e-18)
+        assert r["second_order_rel"] == pytest.approx(r["second_order"] / r["prediction"], rel=1e-12)
+        assert r["prediction_half"] == pytest.approx(r["prediction"] / 2, rel=1e-12), "R-LR-3 is proportional to sigma^2"
+        assert r["noise_std_half"] == pytest.approx(r["noise_std"] / np.sqrt(2), rel=1e-15)
         # the control must earn its degree of freedom: corr(a_b, c_b) near 1, s.e. several-fold below the raw one
-        assert r["cv_corr"] > 0.95 and r["raw_se"] > 4.0 * r["stderr"], (
-            f"eta={r['eta']}: corr {r['cv_corr']:.4f}, raw s.e. {r['raw_se']:.3e} vs controlled {r['stderr']:.3e}")
-        assert r["detectable"] is not None and r["detectable"] < 0.02, f"eta={r['eta']}: detectable {r['detectable']}"
+        assert r["cv_corr"] > 0.95 and r["cv_corr_half"] > 0.95 and r["raw_se"] > 4.0 * s1, (
+            f"eta={r['eta']}: corr {r['cv_corr']:.4f} / {r['cv_corr_half']:.4f}, raw s.e. {r['raw_se']:.3e} vs "
+            f"controlled {s1:.3e}")
+        assert r["detectable"] is not None and r["detectable"] < 0.01, f"eta={r['eta']}: detectable {r['detectable']}"
 
 
 def test_c7_control_has_mean_zero_at_every_step():
@@ -238,7 +252,8 @@ def test_c7_fails_when_the_floor_is_off_by_its_detectable(sign, seed, monkeypatc
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_c7_catches_a_one_percent_error_of_the_floor(sign, seed, monkeypatch):
-    """Issue 10's target: a floor off by 1% fails at fast size (recorded detectable < 1% for every eta)."""
+    """Issue 10's target: a floor off by 1% fails at fast size (recorded detectable < 1% for every eta, after
+    the Richardson extrapolation's ~sqrt(5) larger s.e.)."""
     monkeypatch.setattr(tl, "kfac_noise_floor", _scaled(tl.kfac_noise_floor, 1.0 + sign * 0.01))
     assert_fails("C7", seed, f"kfac_noise_floor x (1 {'+' if sign > 0 else '-'} 0.01)")
 
