@@ -40,7 +40,9 @@ statements are shown is an intersection-union test, whose false-holds rate is at
 
 Autocorrelated series use batch means: :math:`B` batch means give a t statistic on :math:`B-1`
 degrees of freedom. A mean corrected for its :math:`O(1/d)` bias from runs at :math:`d` and
-:math:`2d` (Richardson) has the Welch-Satterthwaite degrees of freedom of its two parts.
+:math:`2d` (Richardson) has the Welch-Satterthwaite degrees of freedom of its two parts; so has any two-run
+extrapolation :math:`m(h) = Ah^p + Bh^q` from :math:`h` and :math:`h/r` (:func:`extrapolate`, e.g. Richardson in the
+noise variance :math:`h = \sigma^2`).
 """
 
 from __future__ import annotations

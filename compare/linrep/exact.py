@@ -4,7 +4,8 @@ Each claim runs a literal simulation (:mod:`simulate`) and holds it to a closed 
 (:mod:`theory.linrep`). C1-C6 are deterministic: each row is :func:`compare.stats.exact` with a
 tolerance derived from the measurement's own error (round-off bounds, finite-difference error
 estimates, the linearisation error of a trajectory), stated in the row. C7 is a Student-t test on
-batch means with one control variate whose mean is exactly 0 (:func:`c7_noise_floor`).
+batch means with one control variate whose mean is exactly 0, from runs at noise :math:`\sigma` and
+:math:`\sigma/\sqrt2` combined by Richardson in :math:`\sigma^2` (:func:`c7_noise_floor`).
 
 **Rates as eigenvalues (C2, C4, C6).** A rate is measured as the spectral radius, and the whole
 spectrum, of the Jacobian :math:`J` of one literal population step at the solution, in the tangent
