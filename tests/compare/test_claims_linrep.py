@@ -258,6 +258,17 @@ def test_c7_catches_a_one_percent_error_of_the_floor(sign, seed, monkeypatch):
     assert_fails("C7", seed, f"kfac_noise_floor x (1 {'+' if sign > 0 else '-'} 0.01)")
 
 
+@pytest.mark.slow  # two paper-size runs of C7 (~20 s each)
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_c7_catches_a_one_percent_error_of_the_floor_at_paper_size(sign, seed, monkeypatch):
+    """At paper size (detectable 0.24-0.38% over seeds 0-2, after the Richardson extrapolation) a floor off by 1%
+    fails."""
+    monkeypatch.setattr(tl, "kfac_noise_floor", _scaled(tl.kfac_noise_floor, 1.0 + sign * 0.01))
+    rec = claims.check("C7", size="paper", seed=seed)
+    assert not rec["passed"], (f"C7 at paper size still holds with the floor x (1 {'+' if sign > 0 else '-'} 0.01): "
+                               f"predicted {rec['prediction']}, measured {rec['measured']}, tolerance {rec['tolerance']}")
+
+
 def test_c4_catches_an_error_of_the_slowest_gap_alone(seed, monkeypatch):
     """Only the smallest R-LR-1 product eta l_min m_min off, by three times the stated detectable."""
     r = 3.0 * max(x["detectable"] for x in rows_of(base("C4", seed), "rate gap"))
