@@ -271,6 +271,10 @@ def _raise_zde(z):
     return 1.0 / 0
 
 
+def _raise_zde_batch(t, b):
+    return 1.0 / 0
+
+
 def _divergent(z):
     return np.exp(np.asarray(z, dtype=float) ** 2)
 
@@ -685,12 +689,14 @@ def simulate_specs() -> list[Spec]:
     bad_batch = bad_object() + [("shape", "batch of another d_x", so.Batch.population(np.eye(3), np.ones((3, 3)), 0.1))]
     S(L, "least_squares_head", dict(G=G0, batch=pop), dict(G=bad_full_row_rank(G0), batch=bad_batch), alt=("G", "batch"))
     run_valid = dict(problem=p, algorithm="kfac", steps=3, lr=0.1, batch=None, rng=rng, options={"lam_G": 0.0},
-                     F0=F0, G0=G0, init_head=None)
+                     F0=F0, G0=G0, init_head=None, on_batch=None)
     S(L, "run", run_valid,
       dict(problem=bad_object(), algorithm=bad_algorithm(), steps=bad_size(0), lr=bad_real(0, None, True),
            batch=optional(bad_size(1)) + [("range", "batch < d_x for kfac", 3)], rng=bad_rng(), options=bad_options(),
            F0=optional(bad_matrix(F0)), G0=optional(bad_full_row_rank(G0)),
-           init_head=optional(bad_choice(("least_squares",)))),
+           init_head=optional(bad_choice(("least_squares",))),
+           on_batch=optional(bad_object()) + [("type", "a class", dict),
+                                              ("callable", "raises ZeroDivisionError", _raise_zde_batch)]),
       alt_names={"options": ("bogus", "lam_G")}, alt_funcs=("optimizer 'kfac'",))
     S(L, "transfer_data", dict(problem=p, n_t=5, rng=rng, n_eval=5, noise_std=0.1),
       dict(problem=bad_object(), n_t=bad_size(1), rng=bad_rng(), n_eval=optional(bad_size(1)),

@@ -171,6 +171,12 @@ def compare_specs() -> list[Spec]:
     S(M, "richardson", dict(a_d=x, p_d=1.0, a_2d=x, p_2d=1.0, alpha=0.05, controls_d=(), controls_2d=()),
       dict(a_d=bad_samples(x), p_d=bad_real(valid=1.0), a_2d=bad_samples(x), p_2d=bad_real(valid=1.0),
            alpha=bad_alpha(), controls_d=ctrl_bad, controls_2d=ctrl_bad))
+    S(M, "extrapolate", dict(m1=1.0, se1=0.1, df1=18, m2=0.5, se2=0.05, df2=18, ratio=2.0, order=1.0, next_order=2.0),
+      dict(m1=bad_real(valid=1.0), se1=bad_real(0, valid=0.1), df1=bad_df(), m2=bad_real(valid=0.5),
+           se2=bad_real(0, valid=0.05), df2=bad_df(), ratio=bad_real(1, None, True, valid=2.0) + [
+               ("range", "ratio**next_order overflows", 1e300)],
+           order=bad_real(valid=1.0), next_order=bad_real(valid=2.0) + [("range", "= order", 1.0),
+                                                                        ("range", "below order", 0.5)]))
     S(M, "exact", dict(measured=1.0, prediction=1.0, tolerance=1e-12, relative=False),
       dict(measured=bad_real(valid=1.0), prediction=bad_real(valid=1.0), tolerance=bad_real(0, valid=1e-12),
            relative=bad_flag()),

@@ -40,7 +40,9 @@ statements are shown is an intersection-union test, whose false-holds rate is at
 
 Autocorrelated series use batch means: :math:`B` batch means give a t statistic on :math:`B-1`
 degrees of freedom. A mean corrected for its :math:`O(1/d)` bias from runs at :math:`d` and
-:math:`2d` (Richardson) has the Welch-Satterthwaite degrees of freedom of its two parts.
+:math:`2d` (Richardson) has the Welch-Satterthwaite degrees of freedom of its two parts; so has any two-run
+extrapolation :math:`m(h) = Ah^p + Bh^q` from :math:`h` and :math:`h/r` (:func:`extrapolate`, e.g. Richardson in the
+noise variance :math:`h = \sigma^2`).
 """
 
 from __future__ import annotations
@@ -452,6 +454,69 @@ def richardson(a_d: Any, p_d: float, a_2d: Any, p_2d: float, *, alpha: float,
     out = _renamed(out, f"two-sided t (Richardson d, 2d{cv}), {_df_text(df)}")
     parts = {"mean_d": m1, "se_d": s1, "prediction_2d": float(p_2d), "mean_2d": m2, "se_2d": s2, "bias_d": bias}
     return out, parts
+
+
+@dataclass(frozen=True, kw_only=True)
+class Extrapolation:
+    """Two-run Richardson extrapolation (:func:`extrapolate`): the leading term at ``h`` and the next one.
+
+    estimate, stderr, df: :math:`A h^p` (its estimate, s.e., Welch-Satterthwaite df).
+    next_term, next_term_se, next_term_df: :math:`B h^q` (the term removed), likewise.
+    """
+
+    estimate: float
+    stderr: float
+    df: float
+    next_term: float
+    next_term_se: float
+    next_term_df: float
+
+
+def extrapolate(m1: float, se1: float, df1: float | None, m2: float, se2: float, df2: float | None, *,
+                ratio: float, order: float = 1.0, next_order: float = 2.0) -> Extrapolation:
+    r"""Richardson extrapolation from two independent runs at scales :math:`h` and :math:`h/r`.
+
+    m1, se1, df1: estimate of :math:`m(h)`, its s.e. and degrees of freedom (``None``/``inf``: known s.e.).
+    m2, se2, df2: the same at :math:`h/r`. ratio: :math:`r > 1`. order, next_order: :math:`p < q` in
+
+    .. math::
+
+        m(h) = A h^p + B h^q + o(h^q):\qquad
+        A h^p = rac{r^q m(h/r) - m(h)}{r^{q-p} - 1},\qquad
+        B h^q = rac{m(h) - r^p m(h/r)}{1 - r^{p-q}},
+
+    exact for the two terms; each is a fixed linear combination :math:`w_1 m_1 + w_2 m_2`, with s.e.
+    :math:`\sqrt{w_1^2\mathrm{se}_1^2 + w_2^2\mathrm{se}_2^2}` and the Welch-Satterthwaite df of its two parts
+    (:func:`welch_df`). Examples: :func:`richardson` is :math:`p = 0`, :math:`q = 1`, :math:`h = 1/d`, :math:`r = 2`
+    on the errors :math:`m - p_d` (:math:`2e_{2d} - e_d`); an even function of the noise level :math:`\sigma`
+    with no constant term is :math:`h = \sigma^2`, :math:`p = 1`, :math:`q = 2`; runs at :math:`\sigma` and
+    :math:`\sigma/\sqrt2` (:math:`r = 2`) give :math:`A\sigma^2 = 4m_2 - m_1` (s.e.
+    :math:`\sqrt{\mathrm{se}_1^2 + 16\,\mathrm{se}_2^2}`) and :math:`B\sigma^4 = 2(m_1 - 2m_2)`.
+    """
+    f = "extrapolate"
+    m1, m2 = V.real(f, "m1", m1), V.real(f, "m2", m2)
+    se1, se2 = V.real(f, "se1", se1, low=0.0), V.real(f, "se2", se2, low=0.0)
+    df1, df2 = V.dof(f, "df1", df1), V.dof(f, "df2", df2)
+    r = V.real(f, "ratio", ratio, low=1.0, low_open=True)
+    p = V.real(f, "order", order)
+    q = V.real(f, "next_order", next_order, low=p, low_open=True)
+    with np.errstate(all="ignore"):  # numpy powers: overflow gives inf (refused below), not OverflowError
+        rq, rp, gap = (float(np.power(np.float64(r), e)) for e in (q, p, q - p))
+        gap -= 1.0
+    if not (math.isfinite(rq) and math.isfinite(rp) and math.isfinite(gap) and gap > 0):
+        raise V.fail(f, "ratio", f"a number > 1 with ratio**next_order, ratio**order finite and ratio**(next_order "
+                     f"- order) > 1 in floating point", f"{ratio!r} (order {p:g}, next_order {q:g})")
+    w1, w2 = -1.0 / gap, rq / gap                      # A h^p = w1 m1 + w2 m2
+    u1, u2 = rq / (rp * gap), -rq / gap                # B h^q = u1 m1 + u2 m2 = (m1 - r^p m2) / (1 - r^(p-q))
+
+    def combine(a: float, b: float) -> tuple[float, float, float]:
+        v1, v2 = (a * se1) ** 2, (b * se2) ** 2
+        return a * m1 + b * m2, math.sqrt(v1 + v2), welch_df([(v1, df1), (v2, df2)])
+
+    est, se, df = combine(w1, w2)
+    nxt, nse, ndf = combine(u1, u2)
+    return Extrapolation(estimate=float(est), stderr=float(se), df=float(df), next_term=float(nxt),
+                         next_term_se=float(nse), next_term_df=float(ndf))
 
 
 def exact(measured: float, prediction: float, *, tolerance: float, relative: bool = False) -> Agreement:

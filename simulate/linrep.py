@@ -21,7 +21,7 @@ each of length ``steps + 1``. A non-finite iterate stops the run with :class:`Di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -111,7 +111,10 @@ def _transfer_loss(G: np.ndarray, problem: LinRepProblem, Sigma_test_sqrt: np.nd
 
 @dataclass(frozen=True)
 class Trajectory:
-    """Record of one run; arrays have length ``steps + 1`` (index t = after t steps)."""
+    """Record of one run; arrays have length ``steps + 1`` (index t = after t steps).
+
+    batch_records: ``None``, or (with :func:`run`'s ``on_batch``) the tuple of its ``steps + 1`` returns,
+    entry t from batch t (the batch of ``train_loss[t]``, on which step t -> t+1 is taken)."""
 
     algorithm: str
     lr: float
@@ -122,6 +125,7 @@ class Trajectory:
     F: np.ndarray
     G: np.ndarray
     options: dict[str, Any] = field(default_factory=dict)
+    batch_records: tuple[Any, ...] | None = None
 
 
 def initial_point(problem: LinRepProblem, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +175,7 @@ def run(
     F0: np.ndarray | None = None,
     G0: np.ndarray | None = None,
     init_head: str | None = None,
+    on_batch: Callable[[int, Batch], Any] | None = None,
 ) -> Trajectory:
     """Train ``algorithm`` on ``problem`` for ``steps`` iterations.
 
@@ -179,7 +184,10 @@ def run(
     batch (:func:`_batches`), or ``None`` for the population setting. rng: the run's generator
     (initialisation and batches). options: further optimizer options (``eta_F``, ``lam_G``, ...). F0, G0: start
     (default :func:`initial_point`). init_head: ``"least_squares"`` replaces F0 by the
-    least-squares head of G0 on the first batch.
+    least-squares head of G0 on the first batch. on_batch: ``None``, or a callable ``on_batch(t, batch)``
+    evaluated on every batch the run draws (t = 0, ..., steps; batch t is the one step t -> t+1 is taken on,
+    the population moments when ``batch=None``); its returns come back as ``Trajectory.batch_records``
+    (statistics of the very batches the run used, e.g. for a control variate). It must not modify the batch.
     """
     f = "run"
     problem = _check_problem(f, problem)
@@ -190,6 +198,8 @@ def run(
     rng = V.generator(f, "rng", rng)
     if init_head is not None:
         V.choice(f, "init_head", init_head, ("least_squares",))
+    V.check(on_batch is None or (callable(on_batch) and not isinstance(on_batch, type)), f, "on_batch",
+            _ON_BATCH, V.describe(on_batch))
     opt, name = _optimizer(f, algorithm, lr, options)
     options = V.options(f, "options", options)
     if batch is not None and batch < problem.d_x and getattr(opt, "right", None) == "Sigma_x" \
@@ -215,6 +225,7 @@ def run(
         tan2[t] = np.sum(s**2 / np.maximum(1.0 - s**2, np.finfo(float).tiny))
         trans[t] = _transfer_loss(G, problem, Sqrt_t)
 
+    records: list[Any] | None = None if on_batch is None else []
     state = opt.init(F, G)
     b = next_batch()
     if init_head == "least_squares":
@@ -225,6 +236,8 @@ def run(
                 record(t, b)
             except np.linalg.LinAlgError:
                 raise DivergenceError(name, t, _partial(loss, dist, trans, t)) from None
+            if records is not None:
+                records.append(_on_batch(f, on_batch, t, b))
             if t == steps:
                 break
             try:
@@ -238,7 +251,22 @@ def run(
             if not (np.all(np.isfinite(F)) and np.all(np.isfinite(G))):
                 raise DivergenceError(name, t + 1, _partial(loss, dist, trans, t + 1))
             b = next_batch()
-    return Trajectory(name, float(lr), loss, dist, tan2, trans, F, G, options)
+    return Trajectory(name, float(lr), loss, dist, tan2, trans, F, G, options,
+                      batch_records=None if records is None else tuple(records))
+
+
+_ON_BATCH = "None or a callable on_batch(t, batch) (t: the step index, batch: a simulate.optimizers.Batch)"
+
+
+def _on_batch(func: str, fn: Callable[[int, Batch], Any], t: int, b: Batch) -> Any:
+    """``fn(t, b)``; any exception it raises is a bad argument ``on_batch`` (named, with the step)."""
+    try:
+        with np.errstate(over="warn", invalid="warn", divide="warn"):  # numpy's defaults, not the loop's
+            return fn(t, b)
+    except Exception as exc:  # noqa: BLE001 - a failure of the user's callable is a bad argument
+        label = getattr(fn, "__name__", type(fn).__name__)
+        raise V.fail(func, "on_batch", _ON_BATCH, f"a callable ({label}) that raised {type(exc).__name__} "
+                     f"at step {t}: {exc}") from None
 
 
 def _batch_size(func: str, batch, problem: LinRepProblem) -> int | None:

@@ -260,6 +260,12 @@ def _functions() -> list[Fn]:
         dict(a_d=samples_bad(x), a_2d=samples_bad(x), p_d=real, p_2d=real, alpha=prob_bad(),
              controls_d=controls_bad(c), controls_2d=controls_bad(c)),
         alt=("a_d", "a_2d", "controls_d", "controls_2d"))
+    add("extrapolate", stats.extrapolate, dict(m1=1.0, se1=0.1, df1=18, m2=0.5, se2=0.05, df2=18, ratio=2.0,
+                                               order=1.0, next_order=2.0),
+        dict(m1=real, se1=nonneg, df1=df_bad(), m2=real, se2=nonneg, df2=df_bad(),
+             ratio=st.one_of(real_bad(1.0, low_open=True, valid=2.0),
+                             tag("range", st.floats(1e200, 1e300))),          # ratio**next_order overflows
+             order=real_bad(valid=1.0), next_order=st.one_of(real_bad(valid=2.0), tag("range", st.floats(-1e3, 1.0)))))
     add("exact", stats.exact, dict(measured=1.0, prediction=1.0, tolerance=1e-12),
         dict(measured=real, prediction=real, tolerance=real_bad(0.0, valid=1e-12), relative=flag_bad()))
     ordering_bad = dict(alpha=prob_bad(), margin=real_bad(valid=0.0), reverse_alpha=prob_bad(none_ok=True))

@@ -114,6 +114,14 @@ def algorithm_bad(*, objects: bool = True) -> st.SearchStrategy:
     return st.one_of(*options)
 
 
+def _batch_raiser(exc: type[BaseException]):
+    """An ``on_batch(t, batch)`` that raises ``exc``."""
+    def on_batch(t, b):
+        raise exc("boom")
+
+    return on_batch
+
+
 def seed_bad() -> st.SearchStrategy:
     return st.one_of(
         tag("integer", st.integers(-10**30, -1)),
@@ -223,11 +231,13 @@ def _functions() -> list[Fn]:  # noqa: PLR0915 - one entry per public function
     kfac_inner = dict(options=("*",))
     lam_bad = {"lam_G": real_bad(0)}
     add("run", sl.run, dict(problem=p, algorithm="kfac", steps=3, lr=0.1, batch=None, rng=rng,
-                            options={"lam_G": 0.0}, F0=F0, G0=G0, init_head=None),
+                            options={"lam_G": 0.0}, F0=F0, G0=G0, init_head=None, on_batch=None),
         dict(problem=OBJECT_BAD, algorithm=algorithm_bad(), steps=size_bad(0), lr=real_bad(0, low_open=True),
              batch=optional(st.one_of(size_bad(1), tag("range", st.integers(1, 5)))), rng=RNG_BAD,
              options=options_bad(out_of_range=lam_bad), F0=optional(matrix_bad(F0, F0.shape)),
-             G0=optional(grow(G0, G0.shape)), init_head=optional(choice_bad(("least_squares",)))),
+             G0=optional(grow(G0, G0.shape)), init_head=optional(choice_bad(("least_squares",))),
+             on_batch=st.one_of(optional(OBJECT_BAD), tag("type", st.sampled_from([dict, so.Batch])),
+                                tag("callable", st.sampled_from([ZeroDivisionError, Boom]).map(_batch_raiser)))),
         inner=kfac_inner, inner_funcs=("optimizer 'kfac'",))
     add("transfer_data", sl.transfer_data, dict(problem=p, n_t=5, rng=rng, n_eval=5, noise_std=0.1),
         dict(problem=OBJECT_BAD, n_t=size_bad(1), rng=RNG_BAD, n_eval=optional(size_bad(1)),

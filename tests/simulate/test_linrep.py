@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,45 @@ def test_run_rejects_bad_arguments(small_problem, kwargs, match):
 def test_data_rejects_bad_arguments(rng, call, match):
     with pytest.raises(ValueError, match=match):
         call(rng)
+
+
+def test_run_on_batch_unset_is_unchanged_and_set_records_every_batch(small_problem):
+    F0, G0 = sl.initial_point(small_problem, rng=np.random.default_rng(1))
+    kw = dict(steps=12, lr=0.5, batch=64, F0=F0, G0=G0)   # rng then draws the batches only
+    plain = sl.run(small_problem, "kfac", rng=np.random.default_rng(5), **kw)
+    seen = []
+
+    def on_batch(t, b):
+        seen.append((b.Sigma_x.copy(), b.Sigma_yx.copy()))
+        return t, float(np.trace(b.Sigma_x))
+
+    rec = sl.run(small_problem, "kfac", rng=np.random.default_rng(5), on_batch=on_batch, **kw)
+    assert plain.batch_records is None
+    for key in ("train_loss", "subspace_distance", "tangent_sq", "transfer_loss", "F", "G"):
+        assert np.array_equal(getattr(plain, key), getattr(rec, key)), f"{key} changed by on_batch"
+    assert len(rec.batch_records) == kw["steps"] + 1, f"{len(rec.batch_records)} records for 12 steps"
+    assert [r[0] for r in rec.batch_records] == list(range(13))
+    # the records come from the very batches the run drew (same generator, same order)
+    direct = sl._batches(small_problem, 64, [sl.make("kfac", lr=0.5)], np.random.default_rng(5))
+    for t, (Sx, Syx) in enumerate(seen):
+        b = direct()
+        assert np.array_equal(Sx, b.Sigma_x) and np.array_equal(Syx, b.Sigma_yx), f"batch {t} differs"
+        assert rec.batch_records[t][1] == float(np.trace(b.Sigma_x))
+
+
+@pytest.mark.parametrize("bad, got", [(3, "3"), ("f", "the string 'f'"), (dict, "the callable dict")])
+def test_run_rejects_a_bad_on_batch(small_problem, bad, got):
+    with pytest.raises(ValueError, match=r"run: argument 'on_batch' must be None or a callable on_batch\(t, batch\) "
+                                         r".*; got " + re.escape(got) + r"\.$"):
+        sl.run(small_problem, "kfac", steps=2, lr=0.5, batch=64, rng=np.random.default_rng(0), on_batch=bad)
+
+
+def test_run_reports_a_raising_on_batch_as_a_bad_argument(small_problem):
+    def broken(t, b):
+        if t == 2:
+            raise KeyError("boom")
+        return t
+
+    with pytest.raises(ValueError, match=r"run: argument 'on_batch' must be .*; got a callable \(broken\) that raised "
+                                         r"KeyError at step 2"):
+        sl.run(small_problem, "kfac", steps=5, lr=0.5, batch=64, rng=np.random.default_rng(0), on_batch=broken)
