@@ -15,7 +15,8 @@ paper's exact generators are unknown):
   of unit variance.
 
 Training batches of :math:`y = F^*G^*x + \\varepsilon` are drawn as their sufficient statistics by
-:class:`BatchSampler` (Rademacher signs from raw random bits, one float32 SYRK :math:`W^\\top W`, exact; no
+:class:`BatchSampler` (Rademacher signs from raw random bits, one float32 SYRK of
+:math:`[W\\,|\\,E\\,|\\,\\mathbf 1]`: :math:`W^\\top W` exact, the noise products within a derived bound; no
 :math:`X` formed); :func:`draw_batch_fast` materialises the same batch (same draws) and
 :func:`draw_batch` is the plain sample path (``rng.integers`` signs).
 """
@@ -442,36 +443,45 @@ class BatchSampler:
         \tfrac1n\lVert Y\rVert_F^2 = \langle M\hat\Sigma_x, M\rangle + \tfrac{2\sigma}{n}\langle E^\top W, MS\rangle
         + \tfrac{\sigma^2}{n}\lVert E\rVert_F^2,
 
-    :math:`\bar x = S\,W^\top\mathbf 1/n` and :math:`\bar y = M\bar x + \sigma E^\top\mathbf 1/n`. All the
-    products with W come from one SYRK :math:`B^\top B` of the work buffer :math:`B = [W\,|\,E\,|\,\mathbf 1]`
-    (n rows, its width rounded up to a multiple of 8; no E columns when :math:`\sigma = 0`, no ones column
-    without the means): its blocks are :math:`W^\top W`, :math:`E^\top W` and :math:`W^\top\mathbf 1`.
+    :math:`\bar x = S\,W^\top\mathbf 1/n` and :math:`\bar y = M\bar x + \sigma E^\top\mathbf 1/n`. Every
+    product of the draws comes from one SYRK :math:`G = B^\top B` of the work buffer
+    :math:`B = [W\,|\,E\,|\,\mathbf 1]` (n rows, width rounded up to a multiple of 8; no E columns when
+    :math:`\sigma = 0`, no ones column without the means): its blocks are :math:`W^\top W`, :math:`E^\top W`,
+    :math:`E^\top E`, :math:`W^\top\mathbf 1` and :math:`E^\top\mathbf 1`.
 
     Rademacher W (``n`` <= :data:`EXACT_FLOAT32_N`): B is float32 and the sign bits are written straight
     into it (:func:`rademacher_signs`' mapping). :math:`W^\top W` and :math:`W^\top\mathbf 1` are exact (integer
     entries and partial sums of modulus :math:`\le n \le 2^{24}`). The noise is drawn in float64 (as
-    :func:`draw_batch_fast` draws it) and rounded to float32 in B; the products are exact (:math:`\pm1`
-    factors) and any summation order adds at most :math:`n-1` roundings, so with :math:`u = 2^{-24}`
-    (Higham, Lemma 3.3: :math:`\gamma_{n-1} + u + u\gamma_{n-1} \le \gamma_n`)
+    :func:`draw_batch_fast` draws it) and rounded to float32 in B. In :math:`E^\top W` and :math:`E^\top\mathbf 1`
+    the products are then exact (factors :math:`\pm1`, 1) and any summation order adds at most :math:`n-1`
+    roundings, so with :math:`u = 2^{-24}` (:data:`U32`) and Higham's Lemma 3.3
+    (:math:`\gamma_{n-1} + u + u\gamma_{n-1} \le \gamma_n`)
 
     .. math::
 
-        \big|\mathrm{fl}(E^\top W)_{jk} - (E^\top W)_{jk}\big| \le \gamma_n \textstyle\sum_i |E_{ij}|,
-        \qquad \gamma_n = \frac{nu}{1-nu}\ (\approx 6.1\times10^{-5}\ \text{at}\ n = 1024),
+        \big|\mathrm{fl}(E^\top W)_{jk} - (E^\top W)_{jk}\big| \le \gamma_n \textstyle\sum_i |E_{ij}|,\qquad
+        \big|\mathrm{fl}(E^\top\mathbf 1)_j - (E^\top\mathbf 1)_j\big| \le \gamma_n \textstyle\sum_i |E_{ij}|,\qquad
+        \big|\mathrm{fl}(E^\top E)_{jj} - (E^\top E)_{jj}\big| \le \gamma_{n+2} \textstyle\sum_i E_{ij}^2,
 
-    with :data:`U32` = u. In :math:`\hat\Sigma_{yx}` this is at most :math:`\sigma\gamma_n(\sum_i|E_{ij}|)\,|S|/n`
-    entrywise, a relative :math:`\gamma_n\sqrt{\pi/2}\,\sqrt n` (about 0.2% worst case, :math:`\sim u` typically, the
-    rounding errors being of both signs) of the noise term :math:`\sigma E^\top WS/n`, itself :math:`O(\sigma/\sqrt n)`
-    against :math:`M\Sigma_x`; :math:`\langle E^\top W, MS\rangle` in trace_yy carries the same bound.
-    :math:`E^\top E` and :math:`E^\top\mathbf 1` are taken in float64 from the float64 noise. Other laws, or
-    :math:`n > 2^{24}`: B is float64 and every product is float64 (round-off :math:`\gamma_n` of float64).
+    :math:`\gamma_n = nu/(1-nu)` (:math:`6.1\times10^{-5}` at n = 1024; the squares are rounded once more).
+    Against a typical entry :math:`|E^\top W|_{jk}\approx\sqrt n` the first bound is a relative
+    :math:`\gamma_n\sqrt{2n/\pi}` (0.16% at n = 1024, worst case; the rounding errors having both signs, a
+    relative :math:`O(u\sqrt n)`, about :math:`10^{-6}`, is what the tests see); it enters
+    :math:`\hat\Sigma_{yx}` as at most :math:`\sigma\gamma_n(\sum_i|E_{ij}|)\,\mathbf 1^\top|S|/n` entrywise, a part
+    of the noise term :math:`\sigma E^\top WS/n`, itself :math:`O(\sigma/\sqrt n)` against :math:`M\Sigma_x`;
+    trace_yy gets :math:`\tfrac{2\sigma}{n}\langle|\Delta E^\top W|, |MS|\rangle + \tfrac{\sigma^2}{n}\sum_j
+    |\Delta(E^\top E)_{jj}|` and :math:`\bar y` gets :math:`\tfrac\sigma n|\Delta E^\top\mathbf 1|`.
+    Other laws, or :math:`n > 2^{24}`: B is float64 and so is every product (float64 round-off).
 
     Then, in float64: :math:`\hat\Sigma_x = T + T^\top` with :math:`T = (\tfrac{1}{2n}S)(W^\top W)S`, exactly
-    symmetric, within :math:`\gamma_{2d_x+1}\,|S|\,(|W|^\top|W|)\,|S|/n` (float64 u) of the exact value (the same
-    bound as the materialised :math:`X^\top X/n` up to :math:`\gamma_n`, :math:`|W|^\top|W| \le n\mathbf{1}\mathbf 1^\top`
-    for signs). Cost per batch: the sign draw, the noise draw, one SYRK of n x (d_x + d_y + 1, rounded up to
-    8) (:math:`\approx n(d_x+d_y+1)^2/2` multiply-adds, float32), then :math:`2d_x^3 + 2d_yd_x^2` float64
-    multiply-adds (the old path, X formed, took :math:`nd_x^2 + nd_x^2/2 + nd_xd_y` float64 multiply-adds).
+    symmetric, within :math:`\gamma_{2d_x+2}\,|S|\,(|W|^\top|W|)\,|S|/n` (float64 :math:`\gamma`) of the exact
+    value: the bound of the materialised :math:`X^\top X/n` but for :math:`\gamma_n` in place of
+    :math:`\gamma_{2d_x+2}`. :math:`K = [MS/n\,|\,\sigma I/n\,|\,e_{\mathbf 1}/n]` applied to the rows of G gives
+    :math:`(MSW^\top W + \sigma E^\top W)/n` (times S: :math:`\hat\Sigma_{yx}`), :math:`\bar y` (its ones column),
+    trace_yy (a Frobenius product) and :math:`W^\top\mathbf 1/n` (times S: :math:`\bar x`). Cost per batch: the
+    sign draw (:math:`nd_x/64` words), the noise draw, one float32 SYRK of :math:`n\times w`,
+    :math:`w = 8\lceil(d_x+d_y+1)/8\rceil` (:math:`nw^2/2` multiply-adds), then :math:`2d_x^3 +
+    (d_y+1)(w^2 + d_x^2)` float64 multiply-adds (the old path, X formed, took :math:`nd_x^2 + nd_x^2/2 + nd_xd_y`).
 
     The work buffers (B, the noise) are reused from draw to draw: one sampler per run, not shared between
     threads. problem: the task. n >= 1: batch size. means: also deliver :math:`\bar x, \bar y`.
@@ -518,7 +528,7 @@ class BatchSampler:
         self._Sh = S * (0.5 / n)                       # S/(2n): T = S_h (W'W) S, Sigma_x = T + T'
         # K = [M S / n | sigma I / n] applied to the rows [W'; E'] of the Gram gives (M S W'W + sigma E'W) / n
         # in the first d_x columns, (M S W'E + sigma E'E) / n in the next e and (M S W'1 + sigma E'1) / n
-        # = y_mean in the ones column; with the means, a last row e_ones' / n gives W'1 / n (exact for n = 2^j)
+        # = y_mean in the ones column; with the means, a last row e_ones' / n gives W'1 / n (times S: x_mean')
         rows = d_y + (1 if self.means else 0)
         self._K = np.zeros((rows, self._cols))
         self._K[:d_y, :d] = self._MS * (1.0 / n)
@@ -568,7 +578,6 @@ class BatchSampler:
         if self.means:
             return Sx, R[:d_y], trace_yy, R[d_y], V_[:d_y, self._ones_col]
         return Sx, R, trace_yy, None, None
-        return BatchMoments(Sx, Syx, trace_yy, n, x_mean, y_mean)
 
 
 def draw_batch_moments(problem: LinRepProblem, n: int, *, rng: np.random.Generator,
