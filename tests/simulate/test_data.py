@@ -48,9 +48,9 @@ def _noise_f32_bounds(p: data.LinRepProblem, n: int, E: np.ndarray) -> dict:
     """Entrywise bounds on what the sampler's float32 noise products E'W, E'1, E'E add to each statistic.
 
     The SYRK rounds E to float32 (u = 2**-24) and multiplies it by +-1 or 1 exactly; any summation order
-    adds at most n - 1 roundings, so |fl(E'W)_jk - (E'W)_jk| <= gamma_n a_j, a_j = sum_i |E_ij| (Higham,
-    Lemma 3.3: gamma_{n-1} + u + u gamma_{n-1} <= gamma_n), likewise E'1; the squares of E'E are rounded
-    once more: |fl(E'E)_jj - (E'E)_jj| <= gamma_{n+2} sum_i E_ij^2. Through the sampler's formulas
+    adds at most n - 1 roundings, so |fl(E'W)_jk - (E'W)_jk| <= gamma_n a_j, a_j = sum_i |E_ij|
+    (gamma_{n-1} + u + u gamma_{n-1} <= gamma_n: Higham 2002, Lemma 3.3), likewise E'1; the squares of E'E
+    are rounded once more: |fl(E'E)_jj - (E'E)_jj| <= gamma_{n+2} sum_i E_ij^2. Through the sampler's formulas
     (docstring of BatchSampler): Sigma_yx gets sigma/n |dE'W| |S|, trace_yy 2 sigma/n <|dE'W|, |M S|> +
     sigma^2/n sum_j |d(E'E)_jj|, y_mean sigma/n |dE'1|.
     """
