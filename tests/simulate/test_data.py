@@ -110,7 +110,8 @@ def test_statistics_equal_the_materialised_batch_to_round_off(law, n, noise):
         noise_term = noise * (E.T @ W) @ p.Sigma_x_sqrt / n
         i = np.unravel_index(np.argmax(np.abs(noise_term)), noise_term.shape)
         bound = (g * ay + f32["Sigma_yx"])[i]
-        assert 0.01 * abs(noise_term[i]) > bound, f"bound {bound:.3e} vs 1% of the noise term {abs(noise_term[i]):.3e}"
+        assert 0.01 * abs(noise_term[i]) > bound, \
+            f"bound {bound:.3e} vs 1% of the noise term {abs(noise_term[i]):.3e}"
 
 
 @pytest.mark.parametrize("dims", [(16, 4, 2), (21, 2, 1), (100, 10, 5), (9, 30, 3)])
