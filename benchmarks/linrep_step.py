@@ -15,8 +15,8 @@ median over interleaved repetitions measured in this run, in CPU time of this pr
    means; the same batch through the validating public API (``BatchSampler.draw`` +
    ``Batch.from_moments``, whose argument checks run_common does not repeat); the work (b) cannot go
    below, written bare (the signs and the rounded noise in one float32 buffer [W | E | 1], its SYRK,
-   which gives W'W, E'W and W'1 at once, its float64 copy, S (W'W) S and (M S W'W + sigma E'W) S); and the
-   old materialised path (X = W S, X'X / n, Y'X / n).
+   which gives W'W, E'W and W'1 at once, its float64 copy, the block upper triangle of S (W'W) S and
+   (M S W'W + sigma E'W) S); and the old materialised path (X = W S, X'X / n, Y'X / n).
 2. Figure 1 iteration (decisive, target ``--iter-limit``, 2): one iteration of ``run_common`` with the
    eight Figure 1 optimizers (SGD, AMGD, Adam, AMGD+BN, NGD, Newton, KFAC, KFAC LS head; per-iteration
    time = (T(steps) - T(0)) / steps) against (a) + the sum of the optimizers' own steps on a fixed,
@@ -82,32 +82,31 @@ class BareProducts:
     """The work the statistics cannot do without beyond the floor, written bare (what (b) cannot go below):
     the sign bits straight into the rows of a float32 buffer [W | E | 1 | pad] (width w = 112), the noise
     rounded into it, one float32 SYRK of the buffer (W'W, E'W, W'1 in one product: n w^2 / 2 multiply-adds
-    against the floor's n d^2 / 2), its float64 copy, then S C S (two float64 GEMMs, 2 d^3) and
-    (M S C + sigma E'W) S (no symmetrisation, no trace, no means, no scaling)."""
+    against the floor's n d^2 / 2), its float64 copy, then the block upper triangle of S C S (float64
+    GEMMs, 7 d^3 / 4, as the sampler multiplies it) and (M S C + sigma E'W) S (no mirror, no
+    symmetrisation, no trace, no means, no scaling)."""
 
     def __init__(self, n, d, d_y, S, M, sigma):
         self.n, self.d, self.d_y = n, d, d_y
-        self.nb = -(-d // 8)
-        self.words = -(-n * self.nb // 8)
-        w = -(-(d + d_y + 1) // 8) * 8
+        self.r = -(-(d + d_y + 1) // 8)                   # bytes of sign bits a row: the buffer's row
+        self.words = -(-n * self.r // 8)
         self.table = (np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2 - 1)
-        self.B = np.zeros((n, w), dtype=np.float32)
-        self.B8 = self.B.reshape(n, w // 8, 8)
-        self.idx = np.full((n, w // 8), 255, dtype=np.uint8)
+        self.B = np.zeros((n, 8 * self.r), dtype=np.float32)
+        self.B8 = self.B.reshape(n, self.r, 8)
         self.E = np.empty((n, d_y))
         self.S, self.MS, self.sigma = S, M @ S, sigma
 
     def __call__(self, rng):
-        n, d, d_y, nb = self.n, self.d, self.d_y, self.nb
-        raw = rng.bit_generator.random_raw(self.words).view(np.uint8)[: n * nb]
-        self.idx[:, :nb] = raw.reshape(n, nb)
-        np.take(self.table, self.idx, axis=0, out=self.B8, mode="clip")
+        n, d, d_y = self.n, self.d, self.d_y
+        raw = rng.bit_generator.random_raw(self.words).view(np.uint8)[: n * self.r]
+        np.take(self.table, raw.reshape(n, self.r), axis=0, out=self.B8, mode="clip")
         rng.standard_normal(out=self.E)
         self.B[:, d:d + d_y] = self.E
         G = (self.B.T @ self.B).astype(np.float64)
-        C = G[:d, :d]
-        Sx = (self.S @ C) @ self.S
-        return Sx, (self.MS @ C + self.sigma * G[d:d + d_y, :d]) @ self.S
+        C, S, h = G[:d, :d], self.S, d // 2
+        A = S @ C
+        top, corner = A[:h] @ S, A[h:] @ S[:, h:]
+        return top, corner, (self.MS @ C + self.sigma * G[d:d + d_y, :d]) @ S
 
 
 def bare_grads(F, G, Sx, Syx):

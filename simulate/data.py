@@ -23,7 +23,6 @@ Training batches of :math:`y = F^*G^*x + \\varepsilon` are drawn as their suffic
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -365,8 +364,8 @@ def rademacher_signs(n: int, d: int, *, rng: np.random.Generator, dtype=np.float
     coin) from a sixty-fourth of the draws; the stream is consumed differently, so the signs differ.
     Row ``i`` is read from the ``b = ceil(d / 8)`` bytes ``i b, ..., i b + b - 1`` of the little-endian
     words, most significant bit first: entry ``(i, j)`` is bit ``8 b i + j`` (the last ``8 b - d`` bits of a
-    row are drawn and unused), so that a row starts on a byte, as :class:`BatchSampler` needs to write the
-    signs straight into its work buffer. dtype: ``float64`` or ``float32`` (+-1 is exact in both).
+    row are drawn and unused, a row starts on a byte; :func:`draw_batch_fast` spaces the rows further,
+    as :class:`BatchSampler` writes them). dtype: ``float64`` or ``float32`` (+-1 is exact in both).
     """
     f = "rademacher_signs"
     n, d = _int(f, "n", n), _int(f, "d", d)
@@ -379,20 +378,31 @@ def rademacher_signs(n: int, d: int, *, rng: np.random.Generator, dtype=np.float
     return _rademacher(n, d, _rng(f, rng), dt)
 
 
-def _rademacher(n: int, d: int, rng: np.random.Generator, dt=np.dtype(np.float64)) -> np.ndarray:
-    b = -(-d // 8)
-    raw = _random_bits(8 * b * n, rng)[: b * n]
-    W = np.take(_SIGN_TABLE[dt], raw, axis=0).reshape(n, 8 * b)
-    return W if 8 * b == d else np.ascontiguousarray(W[:, :d])
+def _rademacher(n: int, d: int, rng: np.random.Generator, dt=np.dtype(np.float64),
+                row_bytes: int = 0) -> np.ndarray:
+    """Row i from bytes ``r i, ..., r i + ceil(d/8) - 1``, ``r = row_bytes`` (default and least ``ceil(d/8)``)."""
+    r = max(row_bytes, -(-d // 8))
+    raw = _random_bits(8 * r * n, rng)[: r * n]
+    W = np.take(_SIGN_TABLE[dt], raw, axis=0).reshape(n, 8 * r)
+    return W if 8 * r == d else np.ascontiguousarray(W[:, :d])
+
+
+def _sign_row_bytes(problem: LinRepProblem) -> int:
+    """Bytes of the raw stream per row of the signs W of a batch of ``problem`` (:class:`BatchSampler`'s
+    buffer row [W | E | 1], rounded up to whole bytes, so that the signs fill it with one contiguous take)."""
+    return -(-(problem.d_x + problem.d_y + 1) // 8)
 
 
 def draw_batch_fast(problem: LinRepProblem, n: int, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     r"""(X, Y) like :func:`draw_batch` (same law), materialised from the draws of :class:`BatchSampler`.
 
-    Consumes ``rng`` exactly as :meth:`BatchSampler.draw` does (the standard inputs W, Rademacher from
-    raw random bits as :func:`rademacher_signs` maps them, then the standard label noise E, float64, row
-    by row), so both give the same batch :math:`X = W\Sigma_x^{1/2}`, :math:`Y = XM^\top + \sigma E`:
-    this is the sampler's materialised reference.
+    Consumes ``rng`` exactly as :meth:`BatchSampler.draw` does (the standard inputs W, then the standard
+    label noise E, float64, row by row), so both give the same batch :math:`X = W\Sigma_x^{1/2}`,
+    :math:`Y = XM^\top + \sigma E`: this is the sampler's materialised reference. Rademacher W is read
+    from raw random bits as :func:`rademacher_signs` reads them but for the rows' spacing: row i is the
+    first d_x bits of bytes :math:`ri, \dots` of the stream, :math:`r = \lceil (d_x + d_y + 1)/8\rceil`
+    (the sampler's buffer row, the remaining bits drawn and unused), so :math:`\lceil n r/8\rceil` words a
+    batch.
     """
     f = "draw_batch_fast"
     problem = _check_problem(f, problem)
@@ -404,7 +414,7 @@ def draw_batch_fast(problem: LinRepProblem, n: int, *, rng: np.random.Generator)
 
 def _draw_batch_fast(problem: LinRepProblem, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     if problem.law == "rademacher":
-        W = _rademacher(n, problem.d_x, rng)
+        W = _rademacher(n, problem.d_x, rng, row_bytes=_sign_row_bytes(problem))
     else:
         W = _standard(n, problem.d_x, problem.law, rng)
     X = W @ problem.Sigma_x_sqrt
@@ -445,13 +455,14 @@ class BatchSampler:
 
     :math:`\bar x = S\,W^\top\mathbf 1/n` and :math:`\bar y = M\bar x + \sigma E^\top\mathbf 1/n`. Every
     product of the draws comes from one SYRK :math:`G = B^\top B` of the work buffer
-    :math:`B = [W\,|\,E\,|\,\mathbf 1]` (n rows, width rounded up to a multiple of 8; no E columns when
-    :math:`\sigma = 0`, no ones column without the means): its blocks are :math:`W^\top W`, :math:`E^\top W`,
-    :math:`E^\top E`, :math:`W^\top\mathbf 1` and :math:`E^\top\mathbf 1`.
+    :math:`B = [W\,|\,E\,|\,\mathbf 1\,|\,\text{padding}]` (n rows, :math:`w = 8\lceil(d_x+d_y+1)/8\rceil`
+    columns; E's unread when :math:`\sigma = 0`, the ones column without the means): its blocks are
+    :math:`W^\top W`, :math:`E^\top W`, :math:`E^\top E`, :math:`W^\top\mathbf 1` and :math:`E^\top\mathbf 1`.
 
     Rademacher W (``n`` <= :data:`EXACT_FLOAT32_N`): B is float32 and the sign bits are written straight
-    into it (:func:`rademacher_signs`' mapping). :math:`W^\top W` and :math:`W^\top\mathbf 1` are exact (integer
-    entries and partial sums of modulus :math:`\le n \le 2^{24}`). The noise is drawn in float64 (as
+    into it, :math:`w/8` bytes of the raw stream a row (:func:`draw_batch_fast` reads them alike).
+    :math:`W^\top W` and :math:`W^\top\mathbf 1` are exact (integer entries and partial sums of modulus
+    :math:`\le n \le 2^{24}`). The noise is drawn in float64 (as
     :func:`draw_batch_fast` draws it) and rounded to float32 in B. In :math:`E^\top W` and :math:`E^\top\mathbf 1`
     the products are then exact (factors :math:`\pm1`, 1) and any summation order adds at most :math:`n-1`
     roundings, so with :math:`u = 2^{-24}` (:data:`U32`) and Higham's Lemma 3.3
@@ -473,18 +484,20 @@ class BatchSampler:
     |\Delta(E^\top E)_{jj}|` and :math:`\bar y` gets :math:`\tfrac\sigma n|\Delta E^\top\mathbf 1|`.
     Other laws, or :math:`n > 2^{24}`: B is float64 and so is every product (float64 round-off).
 
-    Then, in float64: :math:`\hat\Sigma_x = T + T^\top` with :math:`T = (\tfrac{1}{2n}S)(W^\top W)S`, exactly
+    Then, in float64: :math:`\hat\Sigma_x = T + T^\top` with :math:`T = (\tfrac{1}{2n}S)(W^\top W)S`, of which
+    only the block upper triangle is multiplied out (2 x 2 blocks; T is symmetric but for round-off, its
+    lower-left block is the mirror of the upper-right one: 3/4 of the second product), exactly
     symmetric, within :math:`\gamma_{2d_x+2}\,|S|\,(|W|^\top|W|)\,|S|/n` (float64 :math:`\gamma`) of the exact
     value (the materialised :math:`X^\top X/n` obeys the same bound with :math:`\gamma_{n+d_x}`).
     :math:`K = [MS/n\,|\,\sigma I/n\,|\,e_{\mathbf 1}/n]` applied to the rows of G gives
     :math:`(MSW^\top W + \sigma E^\top W)/n` (times S: :math:`\hat\Sigma_{yx}`), :math:`\bar y` (its ones column),
     trace_yy (a Frobenius product) and :math:`W^\top\mathbf 1/n` (times S: :math:`\bar x`). Cost per batch: the
-    sign draw (:math:`n\lceil d_x/8\rceil/8` words), the noise draw, one float32 SYRK of :math:`n\times w`,
-    :math:`w = 8\lceil(d_x+d_y+1)/8\rceil` (:math:`nw^2/2` multiply-adds), then :math:`2d_x^3 +
+    sign draw (:math:`nw/64` words), the noise draw, one float32 SYRK of :math:`n\times w`
+    (:math:`nw^2/2` multiply-adds), then :math:`\tfrac74d_x^3 +
     (d_y+1)(w^2 + d_x^2)` float64 multiply-adds (the old path, X formed, took :math:`nd_x^2 + nd_x^2/2 + nd_xd_y`).
     Measured at d_x = 100, n = 1024, d_y = 10, one BLAS thread (``benchmarks/linrep_step.py``): about
-    405 us a batch, 1.5x the floor (sign draw + float32 SYRK :math:`W^\top W` + noise draw, 270 us), of
-    which the wider SYRK adds 25 us and :math:`S(W^\top W)S` with its symmetrisation 83 us.
+    401 us a batch, 1.49x the floor (sign draw + float32 SYRK :math:`W^\top W` + noise draw, 270 us), of
+    which the wider SYRK adds 25 us and :math:`S(W^\top W)S` with its symmetrisation 78 us.
 
     The work buffers (B, the noise) are reused from draw to draw: one sampler per run, not shared between
     threads. problem: the task. n >= 1: batch size. means: also deliver :math:`\bar x, \bar y`.
@@ -503,23 +516,22 @@ class BatchSampler:
         dt = np.dtype(np.float32 if self._bits and n <= EXACT_FLOAT32_N else np.float64)
         self._f32 = dt == np.float32
         e = d_y if sigma > 0 else 0
-        nb = -(-d // 8) if self._bits else 0                       # bytes of signs per row of W
-        ones = max(d + e, 8 * nb) if self.means else None          # the ones column: beyond the drawn bits
-        w = -(-(ones + 1 if self.means else max(8 * nb, d + e)) // 8) * 8
-        self._d, self._d_y, self._e, self._ones_col, self._nb = d, d_y, e, ones, nb
+        # B = [W | E | 1 | padding], w = 8 ceil((d_x + d_y + 1)/8) columns whatever sigma and the means (the
+        # signs' bits are spaced so: _sign_row_bytes); unused columns (E when sigma = 0, the ones column
+        # without the means, the padding) hold finite values that no statistic reads
+        r = -(-(d + d_y + 1) // 8)
+        w = 8 * r
+        ones = d + d_y if self.means else None
+        self._d, self._d_y, self._e, self._ones_col = d, d_y, e, ones
         self._cols = ones + 1 if self.means else d + e              # the columns of the Gram that V reads
         self._B = np.zeros((n, w), dtype=dt)
         if ones is not None:
             self._B[:, ones] = 1.0
         if self._bits:
             self._table = _SIGN_TABLE[dt]
-            # the take writes whole rows of B: the drawn bytes, then bytes 255 (+1 signs: the ones column)
-            idx = np.full((n, w // 8), 255, dtype=np.uint8)
-            row = np.dtype((np.void, nb))               # one row's bytes as one item: a fast strided copy
-            self._idx, self._idx_rows, self._row = idx, np.ndarray((n,), row, buffer=idx, strides=(w // 8,)), row
-            self._B8 = self._B.reshape(n, w // 8, 8)
-            self._words = -(-nb * n // 8)
-            self._whole = sys.byteorder == "little" and 8 * self._words == nb * n   # the words are the rows' bytes
+            self._B8 = self._B.reshape(n, r, 8)                     # the take fills whole rows of B
+            self._words = -(-r * n // 8)
+            self._nraw = r * n
         self._E = np.empty((n, d_y)) if e else None
         self._Ev, self._BT = self._B[:, d:d + e], self._B.T
         # the Gram B'B (its float64 copy), and the views of it that the statistics read
@@ -529,6 +541,7 @@ class BatchSampler:
         # scalings folded into the fixed factors (one rounding of each entry, inside the stated bounds)
         self._S, self._M, self._MS = S, M, M @ S
         self._Sh = S * (0.5 / n)                       # S/(2n): T = S_h (W'W) S, Sigma_x = T + T'
+        self._h, self._A, self._T = d // 2, np.empty((d, d)), np.empty((d, d))
         # K = [M S / n | sigma I / n] applied to the rows [W'; E'] of the Gram gives (M S W'W + sigma E'W) / n
         # in the first d_x columns, (M S W'E + sigma E'E) / n in the next e and (M S W'1 + sigma E'1) / n
         # = y_mean in the ones column; with the means, a last row e_ones' / n gives W'1 / n (times S: x_mean')
@@ -558,13 +571,13 @@ class BatchSampler:
         """(Sigma_x, Sigma_yx, trace_yy, x_mean, y_mean) of a fresh batch (the means None without ``means``)."""
         n, d, e, B = self.n, self._d, self._e, self._B
         if self._bits:
-            raw = rng.bit_generator.random_raw(self._words)           # as _random_bits(8 nb n, rng)
-            if self._whole:
-                raw = raw.view(np.uint8).view(self._row)
-            else:
-                raw = raw.astype("<u8", copy=False).view(np.uint8)[: self._nb * n].view(self._row)
-            np.copyto(self._idx_rows, raw)                            # row i's bytes, then the constant 255s
-            np.take(self._table, self._idx, axis=0, out=self._B8, mode="clip")  # bytes < 256: nothing clipped
+            raw = rng.bit_generator.random_raw(self._words)           # _random_bits(8 r n, rng) ...
+            raw = raw.view(np.uint8) if np.little_endian else raw.astype("<u8").view(np.uint8)
+            if raw.size > self._nraw:
+                raw = raw[: self._nraw]                               # ... row i: bytes r i, ..., r i + r - 1
+            np.take(self._table, raw.reshape(n, -1), axis=0, out=self._B8, mode="clip")  # bytes < 256: no clip
+            if self._ones_col is not None:
+                B[:, self._ones_col] = 1.0                            # (the take wrote signs there)
         else:
             B[:, :d] = _standard(n, d, self.problem.law, rng)
         if e:
@@ -573,8 +586,14 @@ class BatchSampler:
         np.matmul(self._BT, B, out=self._G)                           # one SYRK: W'W, E'W, W'1 (and more)
         if self._f32:
             np.copyto(self._G64, self._G)
-        T = (self._Sh @ self._C) @ self._S
-        Sx = np.add(T, T.T)                                           # exactly symmetric
+        # T = S_h (W'W) S in 2 x 2 blocks: its block upper triangle only (T is symmetric but for round-off),
+        # the lower-left block mirrored; Sigma_x = T + T' is exactly symmetric
+        h, T, S = self._h, self._T, self._S
+        A = np.matmul(self._Sh, self._C, out=self._A)
+        np.matmul(A[:h], S, out=T[:h])
+        np.matmul(A[h:], S[:, h:], out=T[h:, h:])
+        T[h:, :h] = T[:h, h:].T
+        Sx = np.add(T, T.T)
         V_ = self._K @ self._GV                                       # see __init__
         R = V_[:, :d] @ self._S                                       # Sigma_yx, then x_mean'
         trace_yy = float(np.vdot(V_, self._Q))

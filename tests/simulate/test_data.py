@@ -32,8 +32,10 @@ def _problem(law: str, noise: float, seed: int = 0, dims=(23, 5, 3)) -> data.Lin
 def _standard_draws(p: data.LinRepProblem, n: int, seed: int):
     """W and E as the sampler draws them from ``default_rng(seed)`` (stream order: inputs, then noise)."""
     rng = np.random.default_rng(seed)
-    W = data.rademacher_signs(n, p.d_x, rng=rng) if p.law == "rademacher" else \
-        data.standard_inputs(n, p.d_x, law=p.law, rng=rng)
+    if p.law == "rademacher":   # rademacher_signs' bits, rows spaced as the sampler's buffer (draw_batch_fast)
+        W = data._rademacher(n, p.d_x, rng, row_bytes=data._sign_row_bytes(p))
+    else:
+        W = data.standard_inputs(n, p.d_x, law=p.law, rng=rng)
     E = rng.standard_normal((n, p.d_y)) if p.noise_std > 0 else np.zeros((n, p.d_y))
     return W, E
 
