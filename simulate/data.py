@@ -496,8 +496,8 @@ class BatchSampler:
     (:math:`nw^2/2` multiply-adds), then :math:`\tfrac74d_x^3 +
     (d_y+1)(w^2 + d_x^2)` float64 multiply-adds (the old path, X formed, took :math:`nd_x^2 + nd_x^2/2 + nd_xd_y`).
     Measured at d_x = 100, n = 1024, d_y = 10, one BLAS thread (``benchmarks/linrep_step.py``): about
-    401 us a batch, 1.49x the floor (sign draw + float32 SYRK :math:`W^\top W` + noise draw, 270 us), of
-    which the wider SYRK adds 25 us and :math:`S(W^\top W)S` with its symmetrisation 78 us.
+    400 us a batch, 1.48-1.49x the floor (sign draw + float32 SYRK :math:`W^\top W` + noise draw, 270 us),
+    of which the wider SYRK adds 25 us and :math:`S(W^\top W)S` with its symmetrisation 79 us.
 
     The work buffers (B, the noise) are reused from draw to draw: one sampler per run, not shared between
     threads. problem: the task. n >= 1: batch size. means: also deliver :math:`\bar x, \bar y`.
