@@ -8,11 +8,15 @@ median over interleaved repetitions measured in this run, in CPU time of this pr
 
 1. Batch (decisive, target ``--batch-limit``, 1.5): (a) the bare floor = the sign draw (raw random
    bits -> +-1 float32 by a byte table), the float32 SYRK ``W'W`` and the label-noise draw; (b) the batch
-   as :func:`simulate.linrep.run_common` draws it for Figure 1 (:class:`simulate.data.BatchSampler` with
-   the means batch-norm reads, then :class:`simulate.optimizers.Batch`); ratio (b)/(a). Also printed:
-   the sampler without the means; the floor plus the float64 products the statistics need, written
-   bare (S (W'W) S, the float64 copy of W, E'W, (M S W'W + sigma E'W) S: what (b) cannot go below);
-   and the old materialised path (X = W S, X'X / n, Y'X / n).
+   as :func:`simulate.linrep.run_common` draws it for Figure 1 (its own ``next_batch``:
+   :class:`simulate.data.BatchSampler` with the means batch-norm reads, then
+   :class:`simulate.optimizers.Batch`); ratio (b)/(a). (b) delivers every statistic fully formed
+   (Sigma_x exactly symmetric, Sigma_yx, trace_yy, x_mean, y_mean). Also printed: the sampler without the
+   means; the same batch through the validating public API (``BatchSampler.draw`` +
+   ``Batch.from_moments``, whose argument checks run_common does not repeat); the work (b) cannot go
+   below, written bare (the signs and the rounded noise in one float32 buffer [W | E | 1], its SYRK,
+   which gives W'W, E'W and W'1 at once, its float64 copy, the block upper triangle of S (W'W) S and
+   (M S W'W + sigma E'W) S); and the old materialised path (X = W S, X'X / n, Y'X / n).
 2. Figure 1 iteration (decisive, target ``--iter-limit``, 2): one iteration of ``run_common`` with the
    eight Figure 1 optimizers (SGD, AMGD, Adam, AMGD+BN, NGD, Newton, KFAC, KFAC LS head; per-iteration
    time = (T(steps) - T(0)) / steps) against (a) + the sum of the optimizers' own steps on a fixed,
@@ -74,21 +78,35 @@ class BareFloor:
         return C
 
 
-class BareProducts(BareFloor):
-    """The floor plus the float64 products the statistics cannot do without, written bare:
-    S C S, the float64 copy of W, E'W and (MS C + sigma E'W) S (no means, no symmetrisation)."""
+class BareProducts:
+    """The work the statistics cannot do without beyond the floor, written bare (what (b) cannot go below):
+    the sign bits straight into the rows of a float32 buffer [W | E | 1 | pad] (width w = 112), the noise
+    rounded into it, one float32 SYRK of the buffer (W'W, E'W, W'1 in one product: n w^2 / 2 multiply-adds
+    against the floor's n d^2 / 2), its float64 copy, then the block upper triangle of S C S (float64
+    GEMMs, 7 d^3 / 4, as the sampler multiplies it) and (M S C + sigma E'W) S (no mirror, no
+    symmetrisation, no trace, no means, no scaling)."""
 
     def __init__(self, n, d, d_y, S, M, sigma):
-        super().__init__(n, d, d_y)
+        self.n, self.d, self.d_y = n, d, d_y
+        self.r = -(-(d + d_y + 1) // 8)                   # bytes of sign bits a row: the buffer's row
+        self.words = -(-n * self.r // 8)
+        self.table = (np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2 - 1)
+        self.B = np.zeros((n, 8 * self.r), dtype=np.float32)
+        self.B8 = self.B.reshape(n, self.r, 8)
+        self.E = np.empty((n, d_y))
         self.S, self.MS, self.sigma = S, M @ S, sigma
-        self.W64 = np.empty((n, d))
 
     def __call__(self, rng):
-        C = super().__call__(rng).astype(np.float64)
-        Sx = self.S @ C @ self.S
-        np.copyto(self.W64, self.signs.reshape(-1)[: self.n * self.d].reshape(self.n, self.d))
-        P = self.E.T @ self.W64
-        return Sx, (self.MS @ C + self.sigma * P) @ self.S
+        n, d, d_y = self.n, self.d, self.d_y
+        raw = rng.bit_generator.random_raw(self.words).view(np.uint8)[: n * self.r]
+        np.take(self.table, raw.reshape(n, self.r), axis=0, out=self.B8, mode="clip")
+        rng.standard_normal(out=self.E)
+        self.B[:, d:d + d_y] = self.E
+        G = (self.B.T @ self.B).astype(np.float64)
+        C, S, h = G[:d, :d], self.S, d // 2
+        A = S @ C
+        top, corner = A[:h] @ S, A[h:] @ S[:, h:]
+        return top, corner, (self.MS @ C + self.sigma * G[d:d + d_y, :d]) @ S
 
 
 def bare_grads(F, G, Sx, Syx):
@@ -288,13 +306,16 @@ def main(argv=None) -> int:
         # 1. the batch against its floor
         floor = BareFloor(n, p.d_x, p.d_y)
         products = BareProducts(n, p.d_x, p.d_y, p.Sigma_x_sqrt, p.M, p.noise_std)
-        fig1 = sd.BatchSampler(p, n, means=True)
-        bare = sd.BatchSampler(p, n, means=False)
-        r = {k: np.random.default_rng(1) for k in range(5)}
+        r = {k: np.random.default_rng(1) for k in range(6)}
+        fig1_opts = [sl.OptimizerSpec(m.label, m.name, 0.1, m.options).build() for m in FIG1_METHODS]
+        fig1 = sl._batches(p, n, fig1_opts, r[1])          # run_common's own next_batch (BatchSampler, means)
+        bare = sl._batches(p, n, [so.make("sgd", lr=0.1)], r[2])   # no rule needs the means
+        public = sd.BatchSampler(p, n, means=True)
         t = _interleaved({
             "floor": lambda: floor(r[0]),
-            "batch": lambda: so.Batch.from_moments(fig1.draw(r[1])),
-            "no means": lambda: so.Batch.from_moments(bare.draw(r[2])),
+            "batch": fig1,
+            "no means": bare,
+            "public": lambda: so.Batch.from_moments(public.draw(r[5])),
             "products": lambda: products(r[4]),
             "materialised": lambda: so.Batch.from_samples(*sd.draw_batch_fast(p, n, rng=r[3])),
         }, iters=args.iters, repeats=args.repeats)
@@ -305,7 +326,9 @@ def main(argv=None) -> int:
               f"(b)/(a) = {ratio_b:.2f}  (target <= {args.batch_limit:g})")
         print(f"       the same without the batch means             {1e6 * t['no means']:8.1f} us   "
               f"/(a) = {t['no means'] / t['floor']:.2f}")
-        print(f"       floor + the float64 products (S C S, E'W, ...) {1e6 * t['products']:8.1f} us   "
+        print(f"       the same through the validating public API   {1e6 * t['public']:8.1f} us   "
+              f"/(a) = {t['public'] / t['floor']:.2f}  (BatchSampler.draw + Batch.from_moments: argument checks)")
+        print(f"       bare: [W|E|1] SYRK + S C S + (MSC+sE'W) S    {1e6 * t['products']:8.1f} us   "
               f"/(a) = {t['products'] / t['floor']:.2f}; (b) / this = {t['batch'] / t['products']:.2f}")
         print(f"       old path, X = W S materialised               {1e6 * t['materialised']:8.1f} us   "
               f"/(a) = {t['materialised'] / t['floor']:.2f}, /(b) = {t['materialised'] / t['batch']:.2f}")

@@ -15,7 +15,8 @@ paper's exact generators are unknown):
   of unit variance.
 
 Training batches of :math:`y = F^*G^*x + \\varepsilon` are drawn as their sufficient statistics by
-:class:`BatchSampler` (Rademacher signs from raw random bits, one float32 SYRK :math:`W^\\top W`, exact; no
+:class:`BatchSampler` (Rademacher signs from raw random bits, one float32 SYRK of
+:math:`[W\\,|\\,E\\,|\\,\\mathbf 1]`: :math:`W^\\top W` exact, the noise products within a derived bound; no
 :math:`X` formed); :func:`draw_batch_fast` materialises the same batch (same draws) and
 :func:`draw_batch` is the plain sample path (``rng.integers`` signs).
 """
@@ -334,6 +335,8 @@ _SIGN_TABLE = {np.dtype(t): (np.unpackbits(np.arange(256, dtype=np.uint8)[:, Non
 #: Largest batch whose Rademacher Gram matrix W'W is formed in float32: its entries are integers of
 #: modulus <= n, and so is every partial sum, hence exact below 2**24 (the float32 significand).
 EXACT_FLOAT32_N = 2**24
+#: Unit round-off of float32 (the noise products E'W, E'1 of the float32 SYRK are rounded to it).
+U32 = float(np.finfo(np.float32).eps) / 2
 
 
 def random_bits(nbits: int, rng: np.random.Generator) -> np.ndarray:
@@ -350,8 +353,8 @@ def _random_bits(nbits: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _batch_mem(func: str, n: int, problem: LinRepProblem) -> None:
-    V.memory(func, {"n": n}, 8.0 * n * (3 * problem.d_x + 2 * problem.d_y),
-             f"the batch's arrays, 8 n (3 d_x + 2 d_y) bytes with d_x = {problem.d_x}, d_y = {problem.d_y},")
+    V.memory(func, {"n": n}, 8.0 * n * (3 * problem.d_x + 2 * problem.d_y + 8),
+             f"the batch's arrays, 8 n (3 d_x + 2 d_y + 8) bytes with d_x = {problem.d_x}, d_y = {problem.d_y},")
 
 
 def rademacher_signs(n: int, d: int, *, rng: np.random.Generator, dtype=np.float64) -> np.ndarray:
@@ -359,12 +362,14 @@ def rademacher_signs(n: int, d: int, *, rng: np.random.Generator, dtype=np.float
 
     The same law as ``standard_inputs(n, d, law="rademacher")`` (each bit of the raw stream is a fair
     coin) from a sixty-fourth of the draws; the stream is consumed differently, so the signs differ.
-    Bit ``j`` (byte ``j // 8`` of the little-endian words, most significant bit first) is entry
-    ``(j // d, j % d)``. dtype: ``float64`` or ``float32`` (+-1 is exact in both).
+    Row ``i`` is read from the ``b = ceil(d / 8)`` bytes ``i b, ..., i b + b - 1`` of the little-endian
+    words, most significant bit first: entry ``(i, j)`` is bit ``8 b i + j`` (the last ``8 b - d`` bits of a
+    row are drawn and unused, a row starts on a byte; :func:`draw_batch_fast` spaces the rows further,
+    as :class:`BatchSampler` writes them). dtype: ``float64`` or ``float32`` (+-1 is exact in both).
     """
     f = "rademacher_signs"
     n, d = _int(f, "n", n), _int(f, "d", d)
-    V.memory(f, {"n": n, "d": d}, 17.0 * n * d, "the (n, d) signs, 17 n d bytes,")
+    V.memory(f, {"n": n, "d": d}, 17.0 * n * (d + 7), "the (n, d) signs, 17 n (d + 7) bytes,")
     try:
         dt = np.dtype(dtype) if dtype is not None else None
     except TypeError:
@@ -373,17 +378,31 @@ def rademacher_signs(n: int, d: int, *, rng: np.random.Generator, dtype=np.float
     return _rademacher(n, d, _rng(f, rng), dt)
 
 
-def _rademacher(n: int, d: int, rng: np.random.Generator, dt=np.dtype(np.float64)) -> np.ndarray:
-    raw = _random_bits(n * d, rng)
-    return np.take(_SIGN_TABLE[dt], raw, axis=0).reshape(-1)[: n * d].reshape(n, d)
+def _rademacher(n: int, d: int, rng: np.random.Generator, dt=np.dtype(np.float64),
+                row_bytes: int = 0) -> np.ndarray:
+    """Row i from bytes ``r i, ..., r i + ceil(d/8) - 1``, ``r = row_bytes`` (default and least ``ceil(d/8)``)."""
+    r = max(row_bytes, -(-d // 8))
+    raw = _random_bits(8 * r * n, rng)[: r * n]
+    W = np.take(_SIGN_TABLE[dt], raw, axis=0).reshape(n, 8 * r)
+    return W if 8 * r == d else np.ascontiguousarray(W[:, :d])
+
+
+def _sign_row_bytes(problem: LinRepProblem) -> int:
+    """Bytes of the raw stream per row of the signs W of a batch of ``problem`` (:class:`BatchSampler`'s
+    buffer row [W | E | 1], rounded up to whole bytes, so that the signs fill it with one contiguous take)."""
+    return -(-(problem.d_x + problem.d_y + 1) // 8)
 
 
 def draw_batch_fast(problem: LinRepProblem, n: int, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     r"""(X, Y) like :func:`draw_batch` (same law), materialised from the draws of :class:`BatchSampler`.
 
-    Consumes ``rng`` exactly as :meth:`BatchSampler.draw` does (the standard inputs W, Rademacher from
-    raw random bits, then the standard label noise E), so both give the same batch
-    :math:`X = W\Sigma_x^{1/2}`, :math:`Y = XM^\top + \sigma E`: this is the sampler's materialised reference.
+    Consumes ``rng`` exactly as :meth:`BatchSampler.draw` does (the standard inputs W, then the standard
+    label noise E, float64, row by row), so both give the same batch :math:`X = W\Sigma_x^{1/2}`,
+    :math:`Y = XM^\top + \sigma E`: this is the sampler's materialised reference. Rademacher W is read
+    from raw random bits as :func:`rademacher_signs` reads them but for the rows' spacing: row i is the
+    first d_x bits of bytes :math:`ri, \dots` of the stream, :math:`r = \lceil (d_x + d_y + 1)/8\rceil`
+    (the sampler's buffer row, the remaining bits drawn and unused), so :math:`\lceil n r/8\rceil` words a
+    batch.
     """
     f = "draw_batch_fast"
     problem = _check_problem(f, problem)
@@ -395,7 +414,7 @@ def draw_batch_fast(problem: LinRepProblem, n: int, *, rng: np.random.Generator)
 
 def _draw_batch_fast(problem: LinRepProblem, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     if problem.law == "rademacher":
-        W = _rademacher(n, problem.d_x, rng)
+        W = _rademacher(n, problem.d_x, rng, row_bytes=_sign_row_bytes(problem))
     else:
         W = _standard(n, problem.d_x, problem.law, rng)
     X = W @ problem.Sigma_x_sqrt
@@ -434,17 +453,54 @@ class BatchSampler:
         \tfrac1n\lVert Y\rVert_F^2 = \langle M\hat\Sigma_x, M\rangle + \tfrac{2\sigma}{n}\langle E^\top W, MS\rangle
         + \tfrac{\sigma^2}{n}\lVert E\rVert_F^2,
 
-    :math:`\bar x = S\,W^\top\mathbf 1/n` and :math:`\bar y = M\bar x + \sigma E^\top\mathbf 1/n`. For
-    Rademacher W the Gram matrix :math:`W^\top W` is one float32 SYRK, exact: its entries and every
-    partial sum are integers of modulus :math:`\le n \le 2^{24}` (:data:`EXACT_FLOAT32_N`; above it, float64).
-    Everything else is float64, so the statistics equal those of :func:`draw_batch_fast` (the same draws,
-    X formed) to float64 round-off; :math:`\hat\Sigma_x` is symmetrised (exactly symmetric, as a SYRK
-    of X would be). Cost per batch: the sign draw, the SYRK (:math:`nd_x^2/2` multiply-adds, float32),
-    the noise draw, then :math:`2d_x^3 + nd_xd_y + 2d_yd_x^2` float64 multiply-adds and a float64 copy of
-    W (the old path, X formed, took :math:`nd_x^2 + nd_x^2/2 + nd_xd_y` float64 multiply-adds).
+    :math:`\bar x = S\,W^\top\mathbf 1/n` and :math:`\bar y = M\bar x + \sigma E^\top\mathbf 1/n`. Every
+    product of the draws comes from one SYRK :math:`G = B^\top B` of the work buffer
+    :math:`B = [W\,|\,E\,|\,\mathbf 1\,|\,\text{padding}]` (n rows, :math:`w = 8\lceil(d_x+d_y+1)/8\rceil`
+    columns; E's unread when :math:`\sigma = 0`, the ones column without the means): its blocks are
+    :math:`W^\top W`, :math:`E^\top W`, :math:`E^\top E`, :math:`W^\top\mathbf 1` and :math:`E^\top\mathbf 1`.
 
-    The work buffers (the signs and their float64 copy, the noise) are reused from draw to draw:
-    one sampler per run, not shared between threads. problem: the task. n >= 1: batch size.
+    Rademacher W (``n`` <= :data:`EXACT_FLOAT32_N`): B is float32 and the sign bits are written straight
+    into it, :math:`w/8` bytes of the raw stream a row (:func:`draw_batch_fast` reads them alike).
+    :math:`W^\top W` and :math:`W^\top\mathbf 1` are exact (integer entries and partial sums of modulus
+    :math:`\le n \le 2^{24}`). The noise is drawn in float64 (as
+    :func:`draw_batch_fast` draws it) and rounded to float32 in B. In :math:`E^\top W` and :math:`E^\top\mathbf 1`
+    the products are then exact (factors :math:`\pm1`, 1) and any summation order adds at most :math:`n-1`
+    roundings, so with :math:`u = 2^{-24}` (:data:`U32`) and Higham's Lemma 3.3
+    (:math:`\gamma_{n-1} + u + u\gamma_{n-1} \le \gamma_n`)
+
+    .. math::
+
+        \big|\mathrm{fl}(E^\top W)_{jk} - (E^\top W)_{jk}\big| \le \gamma_n \textstyle\sum_i |E_{ij}|,\qquad
+        \big|\mathrm{fl}(E^\top\mathbf 1)_j - (E^\top\mathbf 1)_j\big| \le \gamma_n \textstyle\sum_i |E_{ij}|,\qquad
+        \big|\mathrm{fl}(E^\top E)_{jj} - (E^\top E)_{jj}\big| \le \gamma_{n+2} \textstyle\sum_i E_{ij}^2,
+
+    :math:`\gamma_n = nu/(1-nu)` (:math:`6.1\times10^{-5}` at n = 1024; the squares are rounded once more).
+    Against a typical entry :math:`|E^\top W|_{jk}\approx\sqrt n` the first bound is a relative
+    :math:`\gamma_n\sqrt{2n/\pi}` (0.16% at n = 1024, worst case; the rounding errors having both signs, a
+    relative :math:`O(u\sqrt n)`, about :math:`10^{-6}`, is what the tests see); it enters
+    :math:`\hat\Sigma_{yx}` as at most :math:`\sigma\gamma_n(\sum_i|E_{ij}|)\,\mathbf 1^\top|S|/n` entrywise, a part
+    of the noise term :math:`\sigma E^\top WS/n`, itself :math:`O(\sigma/\sqrt n)` against :math:`M\Sigma_x`;
+    trace_yy gets :math:`\tfrac{2\sigma}{n}\langle|\Delta E^\top W|, |MS|\rangle + \tfrac{\sigma^2}{n}\sum_j
+    |\Delta(E^\top E)_{jj}|` and :math:`\bar y` gets :math:`\tfrac\sigma n|\Delta E^\top\mathbf 1|`.
+    Other laws, or :math:`n > 2^{24}`: B is float64 and so is every product (float64 round-off).
+
+    Then, in float64: :math:`\hat\Sigma_x = T + T^\top` with :math:`T = (\tfrac{1}{2n}S)(W^\top W)S`, of which
+    only the block upper triangle is multiplied out (2 x 2 blocks; T is symmetric but for round-off, its
+    lower-left block is the mirror of the upper-right one: 3/4 of the second product), exactly
+    symmetric, within :math:`\gamma_{2d_x+2}\,|S|\,(|W|^\top|W|)\,|S|/n` (float64 :math:`\gamma`) of the exact
+    value (the materialised :math:`X^\top X/n` obeys the same bound with :math:`\gamma_{n+d_x}`).
+    :math:`K = [MS/n\,|\,\sigma I/n\,|\,e_{\mathbf 1}/n]` applied to the rows of G gives
+    :math:`(MSW^\top W + \sigma E^\top W)/n` (times S: :math:`\hat\Sigma_{yx}`), :math:`\bar y` (its ones column),
+    trace_yy (a Frobenius product) and :math:`W^\top\mathbf 1/n` (times S: :math:`\bar x`). Cost per batch: the
+    sign draw (:math:`nw/64` words), the noise draw, one float32 SYRK of :math:`n\times w`
+    (:math:`nw^2/2` multiply-adds), then :math:`\tfrac74d_x^3 +
+    (d_y+1)(w^2 + d_x^2)` float64 multiply-adds (the old path, X formed, took :math:`nd_x^2 + nd_x^2/2 + nd_xd_y`).
+    Measured at d_x = 100, n = 1024, d_y = 10, one BLAS thread (``benchmarks/linrep_step.py``): about
+    400 us a batch, 1.48-1.49x the floor (sign draw + float32 SYRK :math:`W^\top W` + noise draw, 270 us),
+    of which the wider SYRK adds 25 us and :math:`S(W^\top W)S` with its symmetrisation 79 us.
+
+    The work buffers (B, the noise) are reused from draw to draw: one sampler per run, not shared between
+    threads. problem: the task. n >= 1: batch size. means: also deliver :math:`\bar x, \bar y`.
     """
 
     def __init__(self, problem: LinRepProblem, n: int, *, means: bool = True):
@@ -455,64 +511,96 @@ class BatchSampler:
         d, d_y = problem.d_x, problem.d_y
         self.problem, self.n, self.means = problem, n, V.flag(f, "means", means)
         S, M = problem.Sigma_x_sqrt, problem.M
-        self._S, self._M, self._MS = S, M, M @ S
-        self._sigma = float(problem.noise_std)
+        self._sigma = sigma = float(problem.noise_std)
         self._bits = problem.law == "rademacher"
-        self._W64 = None
+        dt = np.dtype(np.float32 if self._bits and n <= EXACT_FLOAT32_N else np.float64)
+        self._f32 = dt == np.float32
+        e = d_y if sigma > 0 else 0
+        # B = [W | E | 1 | padding], w = 8 ceil((d_x + d_y + 1)/8) columns whatever sigma and the means (the
+        # signs' bits are spaced so: _sign_row_bytes); unused columns (E when sigma = 0, the ones column
+        # without the means, the padding) hold finite values that no statistic reads
+        r = -(-(d + d_y + 1) // 8)
+        w = 8 * r
+        ones = d + d_y if self.means else None
+        self._d, self._d_y, self._e, self._ones_col = d, d_y, e, ones
+        self._cols = ones + 1 if self.means else d + e              # the columns of the Gram that V reads
+        self._B = np.zeros((n, w), dtype=dt)
+        if ones is not None:
+            self._B[:, ones] = 1.0
         if self._bits:
-            dt = np.float32 if n <= EXACT_FLOAT32_N else np.float64
-            self._table = _SIGN_TABLE[np.dtype(dt)]
-            self._signs = np.empty((8 * -(-n * d // 64), 8), dtype=dt)
-            self._ones_w = np.ones(n, dtype=dt)
-            self._W64 = np.empty((n, d)) if dt == np.float32 and self._sigma > 0 else None
-        self._E = np.empty((n, d_y)) if self._sigma > 0 else None
-        self._ones = np.ones(n)
-        self._block = n // 2 if n >= 1024 else n   # E'W in two row blocks for large n (faster here, OpenBLAS)
+            self._table = _SIGN_TABLE[dt]
+            self._B8 = self._B.reshape(n, r, 8)                     # the take fills whole rows of B
+            self._words = -(-r * n // 8)
+            self._nraw = r * n
+        self._E = np.empty((n, d_y)) if e else None
+        self._Ev, self._BT = self._B[:, d:d + e], self._B.T
+        # the Gram B'B (its float64 copy), and the views of it that the statistics read
+        self._G = np.empty((w, w), dtype=dt)
+        self._G64 = np.empty((w, w)) if self._f32 else self._G
+        self._C, self._GV = self._G64[:d, :d], self._G64[:self._cols, :self._cols]
+        # scalings folded into the fixed factors (one rounding of each entry, inside the stated bounds)
+        self._S, self._M, self._MS = S, M, M @ S
+        self._Sh = S * (0.5 / n)                       # S/(2n): T = S_h (W'W) S, Sigma_x = T + T'
+        self._h, self._A, self._T = d // 2, np.empty((d, d)), np.empty((d, d))
+        # K = [M S / n | sigma I / n] applied to the rows [W'; E'] of the Gram gives (M S W'W + sigma E'W) / n
+        # in the first d_x columns, (M S W'E + sigma E'E) / n in the next e and (M S W'1 + sigma E'1) / n
+        # = y_mean in the ones column; with the means, a last row e_ones' / n gives W'1 / n (times S: x_mean')
+        rows = d_y + (1 if self.means else 0)
+        self._K = np.zeros((rows, self._cols))
+        self._K[:d_y, :d] = self._MS * (1.0 / n)
+        if e:
+            self._K[:d_y, d:d + e] = np.eye(e) * (sigma / n)
+        if self.means:
+            self._K[d_y, ones] = 1.0 / n
+        # <V, Q> = <V[:d_y, :d], M S> + sigma tr V[:d_y, d:d+e]
+        #        = tr(M Sigma_x M') + (2 sigma <E'W, M S> + sigma^2 tr E'E) / n = trace_yy
+        self._Q = np.zeros((rows, self._cols))
+        self._Q[:d_y, :d] = self._MS
+        if e:
+            self._Q[:d_y, d:d + e] = sigma * np.eye(e)
 
     def draw(self, rng: np.random.Generator) -> BatchMoments:
         """The statistics of one fresh batch (consumes ``rng`` as :func:`draw_batch_fast`)."""
         return self._draw(_rng("BatchSampler.draw", rng))
 
     def _draw(self, rng: np.random.Generator) -> BatchMoments:
-        n, d = self.n, self.problem.d_x
-        S, MS, sigma = self._S, self._MS, self._sigma
+        Sx, Syx, trace_yy, x_mean, y_mean = self._stats(rng)
+        return BatchMoments(Sx, Syx, trace_yy, self.n, x_mean, y_mean)
+
+    def _stats(self, rng: np.random.Generator) -> tuple:
+        """(Sigma_x, Sigma_yx, trace_yy, x_mean, y_mean) of a fresh batch (the means None without ``means``)."""
+        n, d, e, B = self.n, self._d, self._e, self._B
         if self._bits:
-            raw = _random_bits(n * d, rng)
-            np.take(self._table, raw, axis=0, out=self._signs, mode="clip")  # raw < 256: nothing is clipped
-            W = self._signs.reshape(-1)[: n * d].reshape(n, d)
-            colsum = self._ones_w @ W if self.means else None            # exact integers
+            raw = rng.bit_generator.random_raw(self._words)           # _random_bits(8 r n, rng) ...
+            raw = raw.view(np.uint8) if np.little_endian else raw.astype("<u8").view(np.uint8)
+            if raw.size > self._nraw:
+                raw = raw[: self._nraw]                               # ... row i: bytes r i, ..., r i + r - 1
+            np.take(self._table, raw.reshape(n, -1), axis=0, out=self._B8, mode="clip")  # bytes < 256: no clip
+            if self._ones_col is not None:
+                B[:, self._ones_col] = 1.0                            # (the take wrote signs there)
         else:
-            W = _standard(n, d, self.problem.law, rng)
-            colsum = self._ones @ W if self.means else None
-        C = (W.T @ W).astype(np.float64, copy=False)                  # W'W: one SYRK (float32, exact, for signs)
-        Sx = (S @ C) @ S
-        Sx = np.add(Sx, Sx.T)                                         # exactly symmetric
-        Sx *= 0.5 / n
-        VM = MS @ C                                                   # M S W'W
-        trace_yy = float(np.vdot(VM, MS)) / n                          # tr(M Sigma_x M')
-        if self._E is not None:
-            E = self._E
-            rng.standard_normal(out=E)
-            W64 = W
-            if self._W64 is not None:
-                W64 = self._W64
-                np.copyto(W64, W)
-            h = self._block
-            P = E[:h].T @ W64[:h]                                     # E'W, float64
-            if h < n:
-                P += E[h:].T @ W64[h:]
-            P *= sigma
-            trace_yy += 2.0 * float(np.vdot(P, MS)) / n + sigma * sigma * float(np.vdot(E, E)) / n
-            VM += P
-        Syx = VM @ S
-        Syx *= 1.0 / n
-        x_mean = y_mean = None
+            B[:, :d] = _standard(n, d, self.problem.law, rng)
+        if e:
+            rng.standard_normal(out=self._E)
+            np.copyto(self._Ev, self._E)                              # float32: rounded (see the bound)
+        np.matmul(self._BT, B, out=self._G)                           # one SYRK: W'W, E'W, W'1 (and more)
+        if self._f32:
+            np.copyto(self._G64, self._G)
+        # T = S_h (W'W) S in 2 x 2 blocks: its block upper triangle only (T is symmetric but for round-off),
+        # the lower-left block mirrored; Sigma_x = T + T' is exactly symmetric
+        h, T, S = self._h, self._T, self._S
+        A = np.matmul(self._Sh, self._C, out=self._A)
+        np.matmul(A[:h], S, out=T[:h])
+        np.matmul(A[h:], S[:, h:], out=T[h:, h:])
+        T[h:, :h] = T[:h, h:].T
+        Sx = np.add(T, T.T)
+        V_ = self._K @ self._GV                                       # see __init__
+        R = V_[:, :d] @ self._S                                       # Sigma_yx, then x_mean'
+        trace_yy = float(np.vdot(V_, self._Q))
+        d_y = self._d_y
         if self.means:
-            x_mean = S @ (colsum.astype(np.float64) / n)
-            y_mean = self._M @ x_mean
-            if self._E is not None:
-                y_mean += (sigma / n) * (self._ones @ self._E)
-        return BatchMoments(Sx, Syx, trace_yy, n, x_mean, y_mean)
+            return Sx, R[:d_y], trace_yy, R[d_y], V_[:d_y, self._ones_col]
+        return Sx, R, trace_yy, None, None
 
 
 def draw_batch_moments(problem: LinRepProblem, n: int, *, rng: np.random.Generator,

@@ -318,7 +318,12 @@ def _batches(problem: LinRepProblem, batch: int | None, opts: list, rng: np.rand
     if any(getattr(o, "needs_samples", False) for o in opts):
         return lambda: Batch._from_samples(*_draw_batch_fast(problem, batch, rng))
     sampler = BatchSampler(problem, batch, means=any(getattr(o, "needs_means", False) for o in opts))
-    return lambda: Batch._from_moments(sampler._draw(rng))
+
+    def next_batch() -> Batch:
+        Sx, Syx, trace_yy, x_mean, y_mean = sampler._stats(rng)
+        return Batch(Sx, Syx, trace_yy, batch, x_mean=x_mean, y_mean=y_mean)
+
+    return next_batch
 
 
 def _stepped(func: str, name: str, out, F_shape, G_shape) -> tuple[np.ndarray, np.ndarray, Any]:
