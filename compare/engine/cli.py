@@ -347,6 +347,9 @@ def cmd_report(args) -> int:
     fig_names = select_figures(args.figures, args.ids)
     out = check_out_dir(args.out)
     wanted = [sec for flag, sec in REPORT_SECTIONS.items() if getattr(args, flag.replace("-", "_"), False)]
+    if not args.ids:  # a section's own claims come with its flag (e.g. the scorecard's C22-C25 with --scorecard)
+        left_out = {c for sec in REPORT_SECTIONS.values() if sec not in wanted for c in sec.claims}
+        ids = [i for i in ids if i not in left_out]
     own = [n for sec in wanted for n in sec.figures if n not in fig_names]
     jobs = build_jobs(args, ids, fig_names + own, [args.seed])
     maps_run = None
@@ -484,22 +487,26 @@ def command(name: str, *, help: str, configure: Callable[[argparse.ArgumentParse
 
 @dataclass(frozen=True)
 class ReportSection:
-    """A further section of ``report``, shown with ``--FLAG``: the figures it needs (drawn only with the flag) and
-    ``build(args, figure_results_by_name, figure_jobs, cache, plugin_specs) -> [report.Section]``."""
+    """A further section of ``report``, shown with ``--FLAG``: the figures it needs (drawn only with the flag),
+    ``build(args, figure_results_by_name, figure_jobs, cache, plugin_specs) -> [report.Section]``, and the claims
+    that belong to it (checked by a plain ``report`` only with the flag, or when named; ``check`` runs them as
+    any other)."""
 
     flag: str
     help: str
     figures: tuple[str, ...]
     build: Callable[..., list]
+    claims: tuple[str, ...] = ()
 
 
 #: further report sections (flag -> :class:`ReportSection`), registered by :data:`COMMAND_MODULES`.
 REPORT_SECTIONS: dict[str, ReportSection] = {}
 
 
-def report_section(flag: str, *, help: str, figures: Sequence[str], build: Callable[..., list]) -> None:
+def report_section(flag: str, *, help: str, figures: Sequence[str], build: Callable[..., list],
+                   claims: Sequence[str] = ()) -> None:
     """Register a ``report --FLAG`` section (see :class:`ReportSection`)."""
-    REPORT_SECTIONS[flag] = ReportSection(flag, help, tuple(figures), build)
+    REPORT_SECTIONS[flag] = ReportSection(flag, help, tuple(figures), build, tuple(claims))
 
 
 # --------------------------------------------------------------------------- parser

@@ -188,8 +188,11 @@ def _source(m: int, what: str) -> str:
             f"contradicted when a reverse is shown at 1e-3/{m}")
 
 
-def _lrs(res: ex.CurvesResult) -> dict[str, float]:
-    return {lb: float(lr) for lb, lr in zip(res.labels, res.lrs)}
+def _lrs(res: ex.CurvesResult) -> str:
+    """The step sizes the curves ran at, with the sweep's rule where it was not "no trial diverged"."""
+    rules = res.sweep.lr_rules()
+    notes = "".join(f" ({lb}: {rules[lb]})" for lb in res.labels if rules.get(lb, "no trial diverged") != "no trial diverged")
+    return str({lb: float(lr) for lb, lr in zip(res.labels, res.lrs)}) + notes
 
 
 def _below_kfac(res: ex.CurvesResult, methods: tuple[str, ...], metrics: tuple[str, ...], *, m: int,

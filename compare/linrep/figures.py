@@ -15,7 +15,8 @@ from compare.linrep import plots
 from compare.linrep.claims import Figure4Runs, figure4_result
 
 _LR_RULE = ("Each method's step size is the best (smallest mean log10 final distance, no divergence) of the grid "
-            "1e-3 ... 10 (ratio sqrt 10) on {sweep} trials of a separate seed stream. ")
+            "1e-3 ... 10 (ratio sqrt 10) on {sweep} trials of a separate seed stream (a method diverging in some "
+            "trial at every step size it ran gets the one with the fewest divergences). ")
 
 
 def _recon(p: ex.ProblemSettings, steps: int) -> str:

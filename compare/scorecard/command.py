@@ -259,8 +259,9 @@ def _report_build(args, figure_results: dict, figure_jobs: list, cache, plugin_s
     return sections(table, [], _figure_dict(job, figure_results[FIGURE]))
 
 
-cli.report_section("scorecard", help="add the optimizer scorecard (its figure, table and results.json key)",
-                   figures=(FIGURE,), build=_report_build)
+cli.report_section("scorecard", help="add the optimizer scorecard (its figure, table, claims C22-C25 and "
+                   "results.json key; without it a plain report checks C1-C21)", figures=(FIGURE,),
+                   build=_report_build, claims=CLAIM_IDS)
 
 
 # --------------------------------------------------------------------------- the command

@@ -363,3 +363,28 @@ def test_console_script_runs_the_same_program(tmp_path):
     exe = Path(sys.executable).with_name("concurrence")
     r = subprocess.run([str(exe), "list"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.splitlines()[0].startswith("C1 "), r.stderr
+
+
+def test_report_section_claims_come_with_their_flag(tmp_path, monkeypatch):
+    """A plain report checks the paper's claims C1-C21; the scorecard's own claims C22-C25 come with
+    --scorecard (make report passes it) or when named; the claims chosen are those handed to the runner."""
+    from compare.engine import cli
+
+    class Stop(Exception):
+        pass
+
+    seen: list = []
+
+    def capture(args, ids, figs, seeds):
+        seen.append(list(ids))
+        raise Stop
+
+    monkeypatch.setattr(cli, "build_jobs", capture)
+    scorecard = {"C22", "C23", "C24", "C25"}
+    for extra, name in (([], "plain"), (["--scorecard"], "with"), (["C24", "C1"], "named")):
+        with pytest.raises(Stop):
+            main(["report", *extra, "--quiet", "--out", str(tmp_path / name)])
+    plain, with_flag, named = seen
+    assert "C21" in plain and not scorecard & set(plain), plain
+    assert scorecard <= set(with_flag) and set(plain) <= set(with_flag), with_flag
+    assert named == ["C24", "C1"]

@@ -70,6 +70,34 @@ def test_sweep_rule_grids_and_subsets(tiny, curves, sweep):
     assert np.all(np.isfinite(sw.amgd_limit)) and np.all(sw.amgd_limit > 0)
 
 
+def test_sweep_rule_when_every_step_size_diverges_somewhere(sweep):
+    """A method that diverges in some trial at every step size it ran (damped Newton on the paper's task) gets
+    the step size with the fewest diverged trials, ties broken by the mean log10 distance with a diverged
+    trial counted as distance 1; the rule is reported. Other methods keep the no-divergence rule."""
+    from dataclasses import replace
+
+    sw = sweep
+    i = sw.labels.index("NGD")
+    div = sw.diverged.copy()
+    ran = np.flatnonzero(sw.ran[i])
+    div[:, i, ran] = False
+    div[0, i, ran] = True                      # one diverged trial at every step size it ran ...
+    div[1, i, ran[:-1]] = True                 # ... two everywhere but at its largest
+    bad = replace(sw, diverged=div)
+    assert bad.best_lrs()["NGD"] == sw.lrs[ran[-1]]
+    assert bad.lr_rules()["NGD"].startswith("fewest diverged trials (1 of 2)")
+    others = {lb: lr for lb, lr in sw.best_lrs().items() if lb != "NGD"}
+    assert {lb: bad.best_lrs()[lb] for lb in others} == others
+    assert all(bad.lr_rules()[lb] == "no trial diverged" for lb in others)
+    # ties in the count: the smaller mean log10 distance (diverged trials at distance 1) wins
+    div[1, i, ran] = False                     # one diverged trial (trial 0) everywhere
+    fd = sw.final_distance.copy()
+    fd[:, i, ran] = 0.5
+    fd[:, i, ran[1]] = 1e-3
+    tied = replace(sw, diverged=div, final_distance=fd)
+    assert tied.best_lrs()["NGD"] == sw.lrs[ran[1]]
+
+
 def test_settings_reject_bad_values():
     for kwargs, match in ((dict(d_x=0), "'d_x'"), (dict(kappa_F=0.5), "'kappa_F'"), (dict(law="cauchy"), "'law'"),
                           (dict(noise_std=-0.1), "'noise_std'"), (dict(transfer_samples=0), "'transfer_samples'")):
