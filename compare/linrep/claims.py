@@ -190,7 +190,7 @@ def _source(m: int, what: str) -> str:
 
 def _lrs(res: ex.CurvesResult) -> str:
     """The step sizes the curves ran at, with the sweep's rule where it was not "no trial diverged"."""
-    rules = res.sweep.lr_rules()
+    rules = res.sweep.lr_rules() if res.sweep is not None else {}
     notes = "".join(f" ({lb}: {rules[lb]})" for lb in res.labels if rules.get(lb, "no trial diverged") != "no trial diverged")
     return str({lb: float(lr) for lb, lr in zip(res.labels, res.lrs)}) + notes
 
