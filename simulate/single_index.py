@@ -649,16 +649,17 @@ def _draw(t: np.ndarray, bt: np.ndarray, n: int, N: int, teacher: Callable, nois
 
 
 def _more_labels(X: np.ndarray, more: np.ndarray, teacher: Callable, noise_std: float,
-                 rng: np.random.Generator) -> np.ndarray:
-    """Labels (n, K - 1) of the further teachers ``more`` (d, K - 1) on the same inputs, drawn after the
-    initialisation (so the first teacher's draws, and every result for it, are those of a one-teacher run)."""
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Projections Z = X more and labels Y, both (n, K - 1), of the further teachers ``more`` (d, K - 1) on the
+    same inputs, the label noise drawn after the initialisation (so the first teacher's draws, and every result
+    for it, are those of a one-teacher run)."""
     Z = X @ more
     Y = np.empty_like(Z)
     for k in range(Z.shape[1]):
         Y[:, k] = np.asarray(teacher(Z[:, k]), dtype=float)
     if noise_std > 0:
         Y += noise_std * rng.standard_normal(Y.shape)
-    return Y
+    return Z, Y
 
 
 def _neg_gradient(X: np.ndarray, y: np.ndarray, G0: np.ndarray, F0: np.ndarray, student: Callable) -> np.ndarray:
@@ -707,10 +708,9 @@ def _trial(seed_seq, *, t, bt, n, N, lam, teacher, student, noise_std, network, 
     out["x_sq"] = float(np.vdot(X, X)) / n        # tr Sigma_hat
     ext: dict = {}                                # the further teachers' values, teacher axis first
     if more is not None:
-        Ym = _more_labels(X, more, teacher, noise_std, rng)
+        Zm, Ym = _more_labels(X, more, teacher, noise_std, rng)
         Bm = X.T @ Ym
         Bm *= 1.0 / n                             # (d, K - 1): their SGD spike vectors
-        Zm = X @ more
         ext["sgd_inner"] = np.einsum("dk,dk->k", Bm, more)
         ext["sgd_sqnorm"] = np.einsum("dk,dk->k", Bm, Bm)
         ext["z_sq"] = np.einsum("nk,nk->k", Zm, Zm) / n
