@@ -283,6 +283,11 @@ def test_more_teachers_average_the_one_teacher_runs(rng, network_teachers):
     assert (many.teachers, many.network_teachers) == (3, m)
     for f in _TEACHER_FIELDS:
         assert_close(getattr(many, f), np.mean([getattr(r, f) for r in ones], axis=0), rtol=1e-12, atol=1e-15, what=f)
+    # the further network teachers' spikes come from a block Lanczos applied without forming their updates, so
+    # they agree with the one-teacher runs to the Lanczos stopping rule, not to round-off: a relative Ritz residual
+    # <= tol = 1e-10 moves a top singular value by <= tol and its vector by <= tol / (relative gap) (Davis-Kahan);
+    # the spikes here stand out by relative gaps (theta_1 - theta_2)/theta_1 >= 0.45 (measured over the draws of
+    # fixture seeds 0-4), so 1e-8 leaves a factor > 40 over tol / gap
     for f in _NETWORK_FIELDS:
         assert_close(getattr(many, f), np.mean([getattr(r, f) for r in ones[:m]], axis=0), rtol=1e-8, atol=1e-10,
                      what=f)
